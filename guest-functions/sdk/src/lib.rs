@@ -1,0 +1,129 @@
+//! `wasmgate-guest`: write a wasmgate function in a few lines of Rust.
+//!
+//! A function receives an event (any `serde` type), the invocation's
+//! [`Context`], and returns a result (any `serde` type) or an [`Error`] —
+//! Lambda's `errorType`/`errorMessage` pair:
+//!
+//! ```ignore
+//! use wasmgate_guest::{Context, Error};
+//!
+//! fn handle(event: serde_json::Value, _ctx: &Context) -> Result<serde_json::Value, Error> {
+//!     Ok(event)
+//! }
+//! wasmgate_guest::handler!(handle);
+//! ```
+//!
+//! Standard output and standard error become the invocation's log.
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../host/wit",
+        world: "handler",
+        pub_export_macro: true,
+        export_macro_name: "__export_handler",
+        default_bindings_module: "wasmgate_guest::bindings",
+    });
+}
+
+use bindings::wasmgate::function::types;
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use serde;
+pub use serde_json;
+
+/// What the runtime tells the function about this invocation.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Unique id of this invocation.
+    pub request_id: String,
+    /// The function's name.
+    pub function_name: String,
+    /// The version that runs: `$LATEST` or a number.
+    pub function_version: String,
+    /// What the caller asked for (`name`, `name:7`, `name:prod` …).
+    pub invoked_qualifier: String,
+    /// The memory limit in MiB.
+    pub memory_limit_mb: u32,
+    /// Milliseconds left when the invocation started.
+    pub remaining_time_ms: u64,
+    /// Unix time in milliseconds at which the invocation is killed.
+    pub deadline_ms: u64,
+}
+
+impl From<types::Context> for Context {
+    fn from(c: types::Context) -> Self {
+        Context {
+            request_id: c.request_id,
+            function_name: c.function_name,
+            function_version: c.function_version,
+            invoked_qualifier: c.invoked_qualifier,
+            memory_limit_mb: c.memory_limit_mb,
+            remaining_time_ms: c.remaining_time_ms,
+            deadline_ms: c.deadline_ms,
+        }
+    }
+}
+
+/// A handled error: reported to the caller as `{"errorType", "errorMessage"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub error_type: String,
+    pub error_message: String,
+}
+
+impl Error {
+    pub fn new(error_type: impl Into<String>, error_message: impl Into<String>) -> Self {
+        Error {
+            error_type: error_type.into(),
+            error_message: error_message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.error_message)
+    }
+}
+
+/// Decodes the event, runs `f`, encodes its result. Used by [`handler!`].
+#[doc(hidden)]
+pub fn run<E, R, F>(event: String, ctx: types::Context, f: F) -> Result<String, types::FunctionError>
+where
+    E: DeserializeOwned,
+    R: Serialize,
+    F: FnOnce(E, &Context) -> Result<R, Error>,
+{
+    let to_wit = |e: Error| types::FunctionError {
+        error_type: e.error_type,
+        error_message: e.error_message,
+    };
+    let event: E = serde_json::from_str(&event)
+        .map_err(|e| to_wit(Error::new("Runtime.UnmarshalError", format!("Unable to unmarshal input: {e}"))))?;
+    let ctx = Context::from(ctx);
+    let result = f(event, &ctx).map_err(to_wit)?;
+    serde_json::to_string(&result)
+        .map_err(|e| to_wit(Error::new("Runtime.MarshalError", format!("Unable to marshal response: {e}"))))
+}
+
+/// Exports `$handler` (a `fn(Event, &Context) -> Result<Response, Error>`) as
+/// the component's `handle` function.
+#[macro_export]
+macro_rules! handler {
+    ($handler:path) => {
+        struct __WasmgateHandler;
+        impl $crate::bindings::Guest for __WasmgateHandler {
+            fn handle(
+                event: ::std::string::String,
+                ctx: $crate::bindings::wasmgate::function::types::Context,
+            ) -> ::std::result::Result<
+                ::std::string::String,
+                $crate::bindings::wasmgate::function::types::FunctionError,
+            > {
+                $crate::run(event, ctx, $handler)
+            }
+        }
+        $crate::bindings::__export_handler!(__WasmgateHandler with_types_in $crate::bindings);
+    };
+}

@@ -1,0 +1,135 @@
+//! A small client of the admin API, used by the CLI and the tests.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// What went wrong talking to the admin API.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid admin URL {0:?}")]
+    Url(String),
+    #[error("could not reach the admin API at {url}: {message} (is `wasmgate serve` running?)")]
+    Connect { url: String, message: String },
+    #[error("{message}")]
+    Api { status: u16, kind: String, message: String },
+}
+
+/// A response of the admin API.
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl ApiResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The admin API's client: base URL and bearer token.
+#[derive(Clone)]
+pub struct AdminClient {
+    base: String,
+    token: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl AdminClient {
+    pub fn new(base: &str, token: &str) -> Self {
+        AdminClient {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// A client whose token comes from the data directory.
+    pub fn from_data_dir(base: &str, data_dir: &Path) -> std::io::Result<Self> {
+        let token = super::token::read(data_dir).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("could not read the admin token in {}: {e}", super::token::token_path(data_dir).display()),
+            )
+        })?;
+        Ok(AdminClient::new(base, &token))
+    }
+
+    /// Sends a request; any status is returned as is.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<ApiResponse, ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let req = builder.body(Full::new(body.into())).map_err(|_| ClientError::Url(url.clone()))?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .map_err(|e| ClientError::Connect { url: self.base.clone(), message: format!("{e}") })?;
+        let (parts, body) = resp.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| ClientError::Connect { url: self.base.clone(), message: e.to_string() })?
+            .to_bytes();
+        Ok(ApiResponse { status: parts.status, headers: parts.headers, body })
+    }
+
+    /// Sends a request and turns a non-2xx answer into [`ClientError::Api`].
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<ApiResponse, ClientError> {
+        let resp = self.send(method, path, headers, body).await?;
+        if resp.status.is_success() {
+            return Ok(resp);
+        }
+        let json = resp.json();
+        let message = json["message"].as_str().map(str::to_string).unwrap_or_else(|| {
+            format!("{} {}", resp.status, String::from_utf8_lossy(&resp.body))
+        });
+        let kind = json["type"].as_str().unwrap_or_default().to_string();
+        Err(ClientError::Api { status: resp.status.as_u16(), kind, message })
+    }
+
+    /// GET returning JSON.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, ClientError> {
+        Ok(self.call(Method::GET, path, &[], Bytes::new()).await?.json())
+    }
+
+    /// A method with a JSON body, returning JSON.
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, ClientError> {
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        Ok(self.call(method, path, &[("content-type", "application/json")], bytes).await?.json())
+    }
+}

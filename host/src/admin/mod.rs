@@ -1,0 +1,375 @@
+//! The admin API: the control plane's HTTP interface, on its own listener
+//! (loopback by default), behind a bearer token kept in the data directory.
+//! The CLI is its client ([`client`]).
+//!
+//! JSON in and out. Errors are `{"type": "...", "message": "..."}` with the
+//! Lambda error type also in `x-amzn-ErrorType`: 400 `InvalidParameterValueException`
+//! (bad input, malformed wasm — nothing is stored), 404 `ResourceNotFoundException`,
+//! 409 `ResourceConflictException`, 413 `RequestTooLargeException`, 429
+//! `TooManyRequestsException`, 401 for a missing or wrong token.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /v1/status` | runtime counters (compiles, artifact loads, loaded versions) |
+//! | `GET /v1/functions` | list functions |
+//! | `GET /v1/functions/{name}` | one function with its versions and aliases |
+//! | `DELETE /v1/functions/{name}` | delete it, its versions and aliases |
+//! | `PUT /v1/functions/{name}/code` | upload wasm (body) as `$LATEST`, creating the function if needed |
+//! | `GET /v1/functions/{name}/code[?version=N]` | download the code |
+//! | `GET`, `PATCH /v1/functions/{name}/configuration` | read, or merge into, `$LATEST`'s configuration |
+//! | `POST /v1/functions/{name}/versions` | publish `{description, code_sha256?}` |
+//! | `GET /v1/functions/{name}/versions` | list versions |
+//! | `DELETE /v1/functions/{name}/versions/{n}` | delete a version no alias uses |
+//! | `GET /v1/functions/{name}/aliases` | list aliases |
+//! | `GET`, `PUT`, `POST`, `PATCH`, `DELETE /v1/functions/{name}/aliases/{alias}` | read, upsert, create, update, delete `{version, additional_version_weights?, description?}` |
+//! | `POST /v1/functions/{qualifier}/invocations` | invoke with the body as event (see below) |
+//!
+//! An invocation answers 200 with the function's result as the body, or its
+//! error payload plus `X-Amz-Function-Error: Unhandled`, as Lambda's Invoke
+//! does, with `X-Amz-Executed-Version`, `X-Wasmgate-Start` (cold, warm, hot),
+//! `X-Wasmgate-Duration-Us`, and with `X-Amz-Log-Type: Tail` the last 4 KB of
+//! the log, base64, in `X-Amz-Log-Result`.
+
+pub mod client;
+pub mod token;
+
+use std::net::SocketAddr;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::functions::{Functions, FunctionsError};
+use crate::http::{self, Body, BodyError};
+use crate::registry::{AliasUpdate, FunctionRecord, RegistryError, VersionRef};
+use crate::runtime::{FunctionConfig, RuntimeError};
+
+/// Largest invocation payload (Lambda's synchronous limit).
+pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
+
+/// The admin API's settings.
+#[derive(Debug, Clone)]
+pub struct AdminOptions {
+    pub token: String,
+    /// Largest code upload, in bytes.
+    pub max_code_bytes: usize,
+}
+
+/// The admin API handler.
+pub struct AdminApi {
+    functions: Functions,
+    options: AdminOptions,
+}
+
+/// An admin API error: status, Lambda error type, message.
+struct ApiError(StatusCode, &'static str, String);
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, "InvalidParameterValueException", message.into())
+    }
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError(StatusCode::NOT_FOUND, "ResourceNotFoundException", message.into())
+    }
+    fn into_response(self) -> Response<Body> {
+        let mut resp = http::json(self.0, &json!({ "type": self.1, "message": self.2 }));
+        resp.headers_mut().insert("x-amzn-errortype", header::HeaderValue::from_static(self.1));
+        resp
+    }
+}
+
+impl From<FunctionsError> for ApiError {
+    fn from(e: FunctionsError) -> Self {
+        match e {
+            FunctionsError::Registry(RegistryError::NotFound(m)) => ApiError::not_found(m),
+            FunctionsError::Registry(RegistryError::Conflict(m)) => {
+                ApiError(StatusCode::CONFLICT, "ResourceConflictException", m)
+            }
+            FunctionsError::Registry(RegistryError::InvalidParameter(m)) => ApiError::bad_request(m),
+            FunctionsError::Runtime(RuntimeError::InvalidCode(m)) => ApiError::bad_request(format!("invalid function code: {m}")),
+            FunctionsError::Runtime(RuntimeError::Throttled { .. }) => {
+                ApiError(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.".into())
+            }
+            FunctionsError::InvalidConfig(m) => ApiError::bad_request(m),
+            other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", other.to_string()),
+        }
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(_) => ApiError(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", e.to_string()),
+            BodyError::Read(m) => ApiError::bad_request(m),
+        }
+    }
+}
+
+type ApiResult = Result<Response<Body>, ApiError>;
+
+fn ok(value: &impl serde::Serialize) -> ApiResult {
+    Ok(http::json(StatusCode::OK, value))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.is_empty() { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
+    let query = req.uri().query()?;
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// A function as the API shows it in lists.
+fn summary(f: &FunctionRecord) -> Value {
+    json!({
+        "name": f.name,
+        "description": f.description,
+        "code_sha256": f.code_sha256,
+        "code_size": f.code_size,
+        "last_modified": f.last_modified,
+        "versions": f.versions.len(),
+        "aliases": f.aliases.keys().collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    code_sha256: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasBody {
+    version: String,
+    #[serde(default)]
+    additional_version_weights: std::collections::BTreeMap<String, f64>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+impl AliasBody {
+    fn into_update(self) -> Result<AliasUpdate, ApiError> {
+        let version = VersionRef::parse(&self.version)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid version {:?}: use $LATEST or a number", self.version)))?;
+        if self.additional_version_weights.len() > 1 {
+            return Err(ApiError::bad_request("Number of items in AdditionalVersionWeights cannot be greater than 1"));
+        }
+        let additional_version = match self.additional_version_weights.into_iter().next() {
+            None => None,
+            Some((v, w)) => match VersionRef::parse(&v) {
+                Some(VersionRef::Number(n)) => Some((n, w)),
+                _ => return Err(ApiError::bad_request(format!("invalid additional version {v:?}: use a version number"))),
+            },
+        };
+        Ok(AliasUpdate { version, additional_version, description: self.description })
+    }
+}
+
+impl AdminApi {
+    pub fn new(functions: Functions, options: AdminOptions) -> Self {
+        AdminApi { functions, options }
+    }
+
+    fn authorized(&self, req: &Request<Incoming>) -> bool {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        given.is_some_and(|t| token::matches(&self.options.token, t.trim()))
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> ApiResult {
+        let path = req.uri().path().to_string();
+        let segments: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let method = req.method().clone();
+        let f = &self.functions;
+        match (&method, segs.as_slice()) {
+            (&Method::GET, ["v1", "status"]) => ok(&json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "runtime": f.runtime().stats(),
+                "functions": f.registry().snapshot().functions.len(),
+            })),
+            (&Method::GET, ["v1", "functions"]) => {
+                let state = f.registry().snapshot();
+                ok(&json!({ "functions": state.functions.values().map(summary).collect::<Vec<_>>() }))
+            }
+            (&Method::GET, ["v1", "functions", name]) => ok(f.registry().snapshot().function(name).map_err(FunctionsError::from)?),
+            (&Method::DELETE, ["v1", "functions", name]) => {
+                f.delete_function(name).await?;
+                Ok(http::response(StatusCode::NO_CONTENT, "application/json", Bytes::new()))
+            }
+            (&Method::PUT, ["v1", "functions", name, "code"]) => {
+                let description = query_param(&req, "description");
+                let body = http::read_body(req.into_body(), self.options.max_code_bytes).await?;
+                let record = f.put_code(name, body.to_vec(), None, description).await?;
+                ok(&record)
+            }
+            (&Method::GET, ["v1", "functions", name, "code"]) => {
+                let state = f.registry().snapshot();
+                let func = state.function(name).map_err(FunctionsError::from)?;
+                let sha = match query_param(&req, "version").as_deref().map(VersionRef::parse) {
+                    None | Some(Some(VersionRef::Latest)) => func.code_sha256.clone(),
+                    Some(Some(VersionRef::Number(n))) => func
+                        .versions
+                        .get(&n)
+                        .map(|v| v.code_sha256.clone())
+                        .ok_or_else(|| ApiError::not_found(format!("Function not found: {name}:{n}")))?,
+                    Some(None) => return Err(ApiError::bad_request("invalid version")),
+                };
+                let code = f.registry().code().get(&sha).ok_or_else(|| ApiError::not_found("code missing"))?;
+                Ok(http::response(StatusCode::OK, "application/wasm", code))
+            }
+            (&Method::GET, ["v1", "functions", name, "configuration"]) => {
+                ok(&f.registry().snapshot().function(name).map_err(FunctionsError::from)?.config)
+            }
+            (&Method::PATCH | &Method::PUT, ["v1", "functions", name, "configuration"]) => {
+                let body = http::read_body(req.into_body(), 1 << 20).await?;
+                let patch: Value = parse_json(&body)?;
+                let Value::Object(patch) = patch else {
+                    return Err(ApiError::bad_request("the configuration must be a JSON object"));
+                };
+                let current = f.registry().snapshot().function(name).map_err(FunctionsError::from)?.config.clone();
+                let mut merged = if method == Method::PUT {
+                    serde_json::Map::new()
+                } else {
+                    match serde_json::to_value(current) {
+                        Ok(Value::Object(m)) => m,
+                        _ => serde_json::Map::new(),
+                    }
+                };
+                merged.extend(patch);
+                let config: FunctionConfig = serde_json::from_value(Value::Object(merged))
+                    .map_err(|e| ApiError::bad_request(format!("invalid configuration: {e}")))?;
+                ok(&f.put_config(name, config).await?.config)
+            }
+            (&Method::POST, ["v1", "functions", name, "versions"]) => {
+                let body = http::read_body(req.into_body(), 1 << 20).await?;
+                let p: PublishBody = parse_json(&body)?;
+                let (version, created) = f.publish(name, p.description, p.code_sha256).await?;
+                let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+                Ok(http::json(status, &version))
+            }
+            (&Method::GET, ["v1", "functions", name, "versions"]) => {
+                let state = f.registry().snapshot();
+                let func = state.function(name).map_err(FunctionsError::from)?;
+                ok(&json!({ "versions": func.versions.values().collect::<Vec<_>>() }))
+            }
+            (&Method::DELETE, ["v1", "functions", name, "versions", version]) => {
+                f.delete_version(name, version).await?;
+                Ok(http::response(StatusCode::NO_CONTENT, "application/json", Bytes::new()))
+            }
+            (&Method::GET, ["v1", "functions", name, "aliases"]) => {
+                let state = f.registry().snapshot();
+                let func = state.function(name).map_err(FunctionsError::from)?;
+                ok(&json!({ "aliases": func.aliases.values().collect::<Vec<_>>() }))
+            }
+            (&Method::GET, ["v1", "functions", name, "aliases", alias]) => {
+                let state = f.registry().snapshot();
+                let func = state.function(name).map_err(FunctionsError::from)?;
+                let a = func
+                    .aliases
+                    .get(*alias)
+                    .ok_or_else(|| ApiError::not_found(format!("Cannot find alias: {name}:{alias}")))?;
+                ok(a)
+            }
+            (&Method::PUT | &Method::POST | &Method::PATCH, ["v1", "functions", name, "aliases", alias]) => {
+                let must_exist = match method {
+                    Method::POST => Some(false),
+                    Method::PATCH => Some(true),
+                    _ => None,
+                };
+                let body = http::read_body(req.into_body(), 1 << 20).await?;
+                let update = parse_json::<AliasBody>(&body)?.into_update()?;
+                ok(&f.put_alias(name, alias, update, must_exist).await?)
+            }
+            (&Method::DELETE, ["v1", "functions", name, "aliases", alias]) => {
+                f.delete_alias(name, alias).await?;
+                Ok(http::response(StatusCode::NO_CONTENT, "application/json", Bytes::new()))
+            }
+            (&Method::POST, ["v1", "functions", qualifier, "invocations"]) => self.invoke(qualifier, req).await,
+            (_, ["v1", ..]) => Err(ApiError(
+                StatusCode::NOT_FOUND,
+                "UnknownOperationException",
+                format!("no admin operation {method} {path}"),
+            )),
+            _ => Err(ApiError::not_found(format!("no admin operation {method} {path}"))),
+        }
+    }
+
+    async fn invoke(&self, qualifier: &str, req: Request<Incoming>) -> ApiResult {
+        let tail = req
+            .headers()
+            .get("x-amz-log-type")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tail"));
+        let body = http::read_body(req.into_body(), MAX_EVENT_BYTES).await?;
+        let event = if body.is_empty() { "{}" } else { std::str::from_utf8(&body).unwrap_or("") };
+        if serde_json::from_str::<serde::de::IgnoredAny>(event).is_err() {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                "Could not parse request body into json: the payload is not valid JSON".into(),
+            ));
+        }
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let outcome = self.functions.invoke(qualifier, event, &request_id).await?;
+        let (payload, failed) = match &outcome.result {
+            Ok(output) => (output.clone(), false),
+            Err(e) => (e.to_json(), true),
+        };
+        let mut resp = http::response(StatusCode::OK, "application/json", payload);
+        let h = resp.headers_mut();
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(v) = header::HeaderValue::from_str(value) {
+                h.insert(name, v);
+            }
+        };
+        set("x-amzn-requestid", &request_id);
+        set("x-amz-executed-version", &outcome.version);
+        set("x-wasmgate-start", outcome.start.as_str());
+        set("x-wasmgate-duration-us", &outcome.duration.as_micros().to_string());
+        if failed {
+            set("x-amz-function-error", "Unhandled");
+        }
+        if tail {
+            let logs = outcome.logs.as_bytes();
+            let mut start = logs.len().saturating_sub(4096);
+            while !outcome.logs.is_char_boundary(start) {
+                start += 1;
+            }
+            set("x-amz-log-result", &base64::engine::general_purpose::STANDARD.encode(&logs[start..]));
+        }
+        Ok(resp)
+    }
+}
+
+impl http::Handler for AdminApi {
+    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+        if !self.authorized(&req) {
+            return ApiError(
+                StatusCode::UNAUTHORIZED,
+                "UnauthorizedException",
+                "missing or wrong bearer token (see admin.token in the data directory)".into(),
+            )
+            .into_response();
+        }
+        let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        let resp = self.route(req).await.unwrap_or_else(ApiError::into_response);
+        tracing::debug!(%method, %path, status = resp.status().as_u16(), "admin request");
+        resp
+    }
+}

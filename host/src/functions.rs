@@ -1,0 +1,225 @@
+//! Functions as users see them: the registry and the runtime together.
+//!
+//! Every change goes in the same order — validate, store code, compile, load
+//! and warm what will serve, commit, swap — so that compilation never happens
+//! on the request path and a change causes no cold start: moving an alias (or
+//! replacing `$LATEST`) loads and warms the target before the switch. This is
+//! what the admin API, the bootstrap from `gateway.toml`, and the gateway's
+//! function integrations call.
+
+use std::sync::Arc;
+
+use crate::registry::{AliasRecord, AliasUpdate, FunctionRecord, Registry, RegistryError, VersionRecord, VersionRef};
+use crate::runtime::{FunctionConfig, InvokeOutcome, InvokeRequest, Runtime, RuntimeError, StartKind, VersionSpec};
+
+/// Errors of function operations.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionsError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+}
+
+/// The registry and the runtime, used together.
+#[derive(Clone)]
+pub struct Functions {
+    registry: Arc<Registry>,
+    runtime: Arc<Runtime>,
+}
+
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    tokio::task::spawn_blocking(f).await.expect("blocking registry task panicked")
+}
+
+impl Functions {
+    pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>) -> Self {
+        Functions { registry, runtime }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// Loads (and warms) a version; `code` is read from the store only if no
+    /// compiled artifact is cached.
+    async fn prepare(&self, spec: &VersionSpec) -> Result<(), FunctionsError> {
+        let registry = self.registry.clone();
+        let sha = spec.code_sha256.clone();
+        self.runtime.prepare(spec, &move || registry.code().get(&sha)).await?;
+        Ok(())
+    }
+
+    /// Creates a function or replaces its `$LATEST` code (and, if given, its
+    /// configuration). The code is validated and compiled first; malformed
+    /// code is rejected and nothing is stored in the registry.
+    pub async fn put_code(
+        &self,
+        name: &str,
+        wasm: Vec<u8>,
+        config: Option<FunctionConfig>,
+        description: Option<String>,
+    ) -> Result<FunctionRecord, FunctionsError> {
+        crate::registry::validate_function_name(name)?;
+        if let Some(c) = &config {
+            c.validate(self.runtime.max_memory_mb()).map_err(FunctionsError::InvalidConfig)?;
+        }
+        let size = wasm.len() as u64;
+        let sha = crate::registry::code::sha256_hex(&wasm);
+        let runtime = self.runtime.clone();
+        let (sha2, wasm) = (sha.clone(), Arc::new(wasm));
+        let compile_wasm = wasm.clone();
+        blocking(move || runtime.compile(&sha2, &compile_wasm)).await?;
+        let registry = self.registry.clone();
+        blocking(move || registry.code().put(&wasm)).await?;
+
+        let existing = self.registry.snapshot().functions.get(name).cloned();
+        let config = config.or_else(|| existing.as_ref().map(|f| f.config.clone())).unwrap_or_default();
+        let spec = VersionSpec { function: name.into(), version: "$LATEST".into(), code_sha256: sha.clone(), config };
+        self.prepare(&spec).await?;
+        let registry = self.registry.clone();
+        let name2 = name.to_string();
+        let record = blocking(move || {
+            registry.put_code(&name2, &sha, size, Some(&spec.config), description.as_deref())
+        })
+        .await?;
+        tracing::info!(function = name, code_sha256 = %record.code_sha256, "updated $LATEST code");
+        Ok(record)
+    }
+
+    /// Replaces `$LATEST`'s configuration.
+    pub async fn put_config(&self, name: &str, config: FunctionConfig) -> Result<FunctionRecord, FunctionsError> {
+        config.validate(self.runtime.max_memory_mb()).map_err(FunctionsError::InvalidConfig)?;
+        let f = self.registry.snapshot().function(name)?.clone();
+        let spec = VersionSpec {
+            function: name.into(),
+            version: "$LATEST".into(),
+            code_sha256: f.code_sha256.clone(),
+            config: config.clone(),
+        };
+        self.prepare(&spec).await?;
+        let registry = self.registry.clone();
+        let name = name.to_string();
+        Ok(blocking(move || registry.put_config(&name, &config)).await?)
+    }
+
+    /// Publishes `$LATEST` as a version (or returns the unchanged newest one),
+    /// loaded and warmed before this returns.
+    pub async fn publish(
+        &self,
+        name: &str,
+        description: String,
+        expected_sha256: Option<String>,
+    ) -> Result<(VersionRecord, bool), FunctionsError> {
+        let registry = self.registry.clone();
+        let n = name.to_string();
+        let (version, created) =
+            blocking(move || registry.publish(&n, &description, expected_sha256.as_deref())).await?;
+        let state = self.registry.snapshot();
+        if let Some(spec) = state.function(name)?.spec(VersionRef::Number(version.version)) {
+            self.prepare(&spec).await?;
+        }
+        if created {
+            tracing::info!(function = name, version = version.version, "published version");
+        }
+        Ok((version, created))
+    }
+
+    /// Creates or updates an alias; the versions it will use are loaded and
+    /// warmed before it switches.
+    pub async fn put_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        update: AliasUpdate,
+        must_exist: Option<bool>,
+    ) -> Result<AliasRecord, FunctionsError> {
+        let state = self.registry.snapshot();
+        let f = state.function(name)?;
+        let targets =
+            std::iter::once(update.version).chain(update.additional_version.map(|(v, _)| VersionRef::Number(v)));
+        for v in targets {
+            match f.spec(v) {
+                Some(spec) => self.prepare(&spec).await?,
+                None => return Err(RegistryError::NotFound(format!("Function not found: {name}:{v}")).into()),
+            }
+        }
+        let registry = self.registry.clone();
+        let (n, a) = (name.to_string(), alias.to_string());
+        let record = blocking(move || registry.put_alias(&n, &a, &update, must_exist)).await?;
+        tracing::info!(function = name, alias, version = %record.version, additional = ?record.additional_version, "alias set");
+        Ok(record)
+    }
+
+    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), FunctionsError> {
+        let registry = self.registry.clone();
+        let (n, a) = (name.to_string(), alias.to_string());
+        Ok(blocking(move || registry.delete_alias(&n, &a)).await?)
+    }
+
+    pub async fn delete_version(&self, name: &str, version: &str) -> Result<(), FunctionsError> {
+        let registry = self.registry.clone();
+        let (n, v) = (name.to_string(), version.to_string());
+        blocking(move || registry.delete_version(&n, &v)).await?;
+        self.runtime.unload_version(name, version);
+        Ok(())
+    }
+
+    pub async fn delete_function(&self, name: &str) -> Result<(), FunctionsError> {
+        let registry = self.registry.clone();
+        let n = name.to_string();
+        blocking(move || registry.delete_function(&n)).await?;
+        self.runtime.unload_function(name);
+        Ok(())
+    }
+
+    /// Loads every `$LATEST` and version in the registry (from cached
+    /// artifacts), so the first requests after a start are not cold.
+    pub async fn load_all(&self) -> Result<usize, FunctionsError> {
+        let specs = self.registry.snapshot().all_specs();
+        let count = specs.len();
+        let mut tasks = tokio::task::JoinSet::new();
+        for spec in specs {
+            let me = self.clone();
+            tasks.spawn(async move { me.prepare(&spec).await.map_err(|e| (spec, e)) });
+        }
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Err((spec, e))) = done {
+                tracing::error!(function = %spec.function, version = %spec.version, error = %e, "could not load version");
+            }
+        }
+        Ok(count)
+    }
+
+    /// Invokes `name[:qualifier]` with a JSON event.
+    pub async fn invoke(&self, qualified: &str, event: &str, request_id: &str) -> Result<InvokeOutcome, FunctionsError> {
+        let state = self.registry.snapshot();
+        let target = state.resolve(qualified)?;
+        let version = target.pick(rand::random::<f64>());
+        let f = state.function(&target.function)?;
+        let spec = f
+            .spec(version)
+            .ok_or_else(|| RegistryError::NotFound(format!("Function not found: {}:{version}", f.name)))?;
+        let (loaded, cold) = match self.runtime.loaded(&spec) {
+            Some(l) => (l, false),
+            None => {
+                let registry = self.registry.clone();
+                let sha = spec.code_sha256.clone();
+                self.runtime.prepare(&spec, &move || registry.code().get(&sha)).await?
+            }
+        };
+        let mut outcome = loaded
+            .invoke(InvokeRequest { event, request_id, invoked_qualifier: qualified })
+            .await?;
+        if cold {
+            outcome.start = StartKind::Cold;
+        }
+        Ok(outcome)
+    }
+}

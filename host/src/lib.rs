@@ -1,0 +1,26 @@
+//! wasmgate's library: everything but argument parsing.
+//!
+//! # Layout
+//!
+//! - [`config`]: `gateway.toml`, parsed strictly and resolved; errors name key and line.
+//! - [`registry`]: functions, `$LATEST`, versions, aliases; the durable store (SQLite + content-addressed code).
+//! - [`runtime`]: the wasmtime engine, compile and artifact cache, instance pools, invocation under limits, logs.
+//! - [`functions`]: registry and runtime together — upload, publish, alias, invoke — with warm-before-switch.
+//! - [`bootstrap`]: creating `gateway.toml`'s functions once.
+//! - [`gateway`]: the gateway listener: routes, stage pipeline, integrations.
+//! - [`admin`]: the admin HTTP API and its client (the CLI's backend).
+//! - [`http`]: accept loop, HTTP/1.1 + h2c, graceful shutdown, body limits.
+//! - [`server`]: starts all of the above for `wasmgate serve`.
+//! - [`guests`]: the guest functions of `guest-functions/`, embedded.
+
+pub mod admin;
+pub mod bootstrap;
+pub mod config;
+pub mod fsutil;
+pub mod functions;
+pub mod gateway;
+pub mod guests;
+pub mod http;
+pub mod registry;
+pub mod runtime;
+pub mod server;

@@ -1,0 +1,208 @@
+//! The registry's in-memory snapshot and qualifier resolution.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::RegistryError;
+use crate::runtime::{FunctionConfig, VersionSpec};
+
+/// `$LATEST` or a published version number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VersionRef {
+    Latest,
+    Number(u32),
+}
+
+impl VersionRef {
+    /// Parses `$LATEST` or a positive number.
+    pub fn parse(s: &str) -> Option<VersionRef> {
+        if s == "$LATEST" {
+            return Some(VersionRef::Latest);
+        }
+        s.parse::<u32>().ok().filter(|n| *n > 0 && !s.starts_with('+')).map(VersionRef::Number)
+    }
+}
+
+impl fmt::Display for VersionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VersionRef::Latest => f.write_str("$LATEST"),
+            VersionRef::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Serialize for VersionRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A published, immutable version.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionRecord {
+    pub version: u32,
+    pub code_sha256: String,
+    pub code_size: u64,
+    pub config: FunctionConfig,
+    pub description: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+}
+
+/// An alias: a name for a version, optionally shifting a share of the calls
+/// to a second version.
+#[derive(Debug, Clone, Serialize)]
+pub struct AliasRecord {
+    pub name: String,
+    pub version: VersionRef,
+    /// `(version, weight)`: that share of calls (0.0–1.0) goes to `version`.
+    pub additional_version: Option<(u32, f64)>,
+    pub description: String,
+}
+
+/// One function: `$LATEST`, its versions and aliases.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionRecord {
+    pub name: String,
+    pub description: String,
+    /// `$LATEST`'s code and configuration.
+    pub code_sha256: String,
+    pub code_size: u64,
+    pub config: FunctionConfig,
+    pub created: String,
+    pub last_modified: String,
+    pub versions: BTreeMap<u32, VersionRecord>,
+    pub aliases: BTreeMap<String, AliasRecord>,
+    /// The number the next published version gets (never reused).
+    pub next_version: u32,
+}
+
+impl FunctionRecord {
+    /// The code and configuration of `$LATEST` or of a version.
+    pub fn spec(&self, version: VersionRef) -> Option<VersionSpec> {
+        match version {
+            VersionRef::Latest => Some(VersionSpec {
+                function: self.name.clone(),
+                version: "$LATEST".into(),
+                code_sha256: self.code_sha256.clone(),
+                config: self.config.clone(),
+            }),
+            VersionRef::Number(n) => self.versions.get(&n).map(|v| VersionSpec {
+                function: self.name.clone(),
+                version: n.to_string(),
+                code_sha256: v.code_sha256.clone(),
+                config: v.config.clone(),
+            }),
+        }
+    }
+
+    /// The versions that aliases point at.
+    pub fn aliased_versions(&self) -> impl Iterator<Item = VersionRef> + '_ {
+        self.aliases.values().flat_map(|a| {
+            std::iter::once(a.version).chain(a.additional_version.map(|(v, _)| VersionRef::Number(v)))
+        })
+    }
+}
+
+/// `name`, `name:$LATEST`, `name:7` or `name:alias`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qualifier<'a> {
+    pub function: &'a str,
+    pub qualifier: Option<&'a str>,
+}
+
+impl<'a> Qualifier<'a> {
+    pub fn parse(s: &'a str) -> Qualifier<'a> {
+        match s.split_once(':') {
+            Some((function, q)) => Qualifier { function, qualifier: Some(q) },
+            None => Qualifier { function: s, qualifier: None },
+        }
+    }
+}
+
+/// What a qualifier resolved to: one version, or two with a weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub function: String,
+    pub primary: VersionRef,
+    pub additional: Option<(u32, f64)>,
+}
+
+impl Target {
+    /// Picks the version for one call: the additional version with its
+    /// weight's probability, else the primary.
+    pub fn pick(&self, roll: f64) -> VersionRef {
+        match self.additional {
+            Some((v, weight)) if roll < weight => VersionRef::Number(v),
+            _ => self.primary,
+        }
+    }
+}
+
+/// An immutable view of the whole registry, replaced on every change.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RegistryState {
+    pub functions: BTreeMap<String, FunctionRecord>,
+}
+
+impl RegistryState {
+    pub fn function(&self, name: &str) -> Result<&FunctionRecord, RegistryError> {
+        self.functions
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(format!("Function not found: {name}")))
+    }
+
+    /// Resolves `name[:qualifier]` to the version(s) it names.
+    pub fn resolve(&self, qualified: &str) -> Result<Target, RegistryError> {
+        let q = Qualifier::parse(qualified);
+        let f = self.function(q.function)?;
+        let target = |primary, additional| Target { function: f.name.clone(), primary, additional };
+        let not_found = || RegistryError::NotFound(format!("Function not found: {qualified}"));
+        match q.qualifier {
+            None | Some("$LATEST") => Ok(target(VersionRef::Latest, None)),
+            Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => match VersionRef::parse(s) {
+                Some(VersionRef::Number(n)) if f.versions.contains_key(&n) => Ok(target(VersionRef::Number(n), None)),
+                _ => Err(not_found()),
+            },
+            Some(alias) => {
+                let a = f.aliases.get(alias).ok_or_else(not_found)?;
+                Ok(target(a.version, a.additional_version))
+            }
+        }
+    }
+
+    /// Every version spec that can be invoked (each function's `$LATEST` and
+    /// its published versions).
+    pub fn all_specs(&self) -> Vec<VersionSpec> {
+        let mut specs = Vec::new();
+        for f in self.functions.values() {
+            specs.extend(f.spec(VersionRef::Latest));
+            specs.extend(f.versions.keys().filter_map(|n| f.spec(VersionRef::Number(*n))));
+        }
+        specs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_refs_parse() {
+        assert_eq!(VersionRef::parse("$LATEST"), Some(VersionRef::Latest));
+        assert_eq!(VersionRef::parse("12"), Some(VersionRef::Number(12)));
+        assert_eq!(VersionRef::parse("0"), None);
+        assert_eq!(VersionRef::parse("+1"), None);
+        assert_eq!(VersionRef::parse("prod"), None);
+    }
+
+    #[test]
+    fn weighted_pick() {
+        let t = Target { function: "f".into(), primary: VersionRef::Number(2), additional: Some((1, 0.1)) };
+        assert_eq!(t.pick(0.05), VersionRef::Number(1));
+        assert_eq!(t.pick(0.5), VersionRef::Number(2));
+    }
+}

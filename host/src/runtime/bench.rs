@@ -1,0 +1,184 @@
+//! Cold, warm and hot start measurements of one function, shared by
+//! `wasmgate bench` and the criterion benches.
+//!
+//! - cold (compile): compile the component from its bytes;
+//! - cold (artifact): load the cached artifact, pre-instantiate, instantiate, call;
+//! - warm: instantiate a loaded version, call, drop the instance;
+//! - hot: call an instance that is reused.
+//!
+//! Each runs through the same code as a real invocation (limits, timeout,
+//! context, log capture).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{FunctionConfig, InvokeRequest, LoadedVersion, Runtime, RuntimeError, RuntimeOptions, VersionSpec, engine};
+
+/// A function loaded twice (reused and fresh-instance variants) in a
+/// private runtime with its own artifact directory.
+pub struct Harness {
+    runtime: Arc<Runtime>,
+    wasm: Vec<u8>,
+    sha256: String,
+    hot: Arc<LoadedVersion>,
+    fresh: Arc<LoadedVersion>,
+    event: String,
+    dir: PathBuf,
+    owns_dir: bool,
+}
+
+/// Latency percentiles of one kind of start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub start: &'static str,
+    pub samples: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub mean_us: f64,
+}
+
+/// How many samples of each kind to take.
+#[derive(Debug, Clone, Copy)]
+pub struct Samples {
+    pub compile: usize,
+    pub artifact: usize,
+    pub warm: usize,
+    pub hot: usize,
+}
+
+impl Default for Samples {
+    fn default() -> Self {
+        Samples { compile: 5, artifact: 50, warm: 2000, hot: 20000 }
+    }
+}
+
+impl Harness {
+    /// Compiles `wasm` once and loads it. `dir` holds the artifacts (a fresh
+    /// temporary directory when `None`, removed on drop).
+    pub async fn new(wasm: Vec<u8>, config: FunctionConfig, event: &str, dir: Option<&Path>) -> Result<Harness, RuntimeError> {
+        let (dir, owns_dir) = match dir {
+            Some(d) => (d.to_path_buf(), false),
+            None => (std::env::temp_dir().join(format!("wasmgate-bench-{}", uuid::Uuid::new_v4().simple())), true),
+        };
+        let runtime = Runtime::new(RuntimeOptions { artifacts_dir: &dir, engine: Default::default() })?;
+        let sha256 = crate::registry::code::sha256_hex(&wasm);
+        runtime.compile(&sha256, &wasm)?;
+        let spec = |version: &str, reuse: bool| VersionSpec {
+            function: "bench".into(),
+            version: version.into(),
+            code_sha256: sha256.clone(),
+            config: FunctionConfig { reuse, min_warm: 0, ..config.clone() },
+        };
+        let none = || None;
+        let (hot, _) = runtime.prepare(&spec("1", true), &none).await?;
+        let (fresh, _) = runtime.prepare(&spec("2", false), &none).await?;
+        let h = Harness { runtime, wasm, sha256, hot, fresh, event: event.to_string(), dir, owns_dir };
+        // One call so the reused instance exists.
+        h.hot_once().await?;
+        Ok(h)
+    }
+
+    fn request(&self) -> InvokeRequest<'_> {
+        InvokeRequest { event: &self.event, request_id: "bench", invoked_qualifier: "bench" }
+    }
+
+    /// Compiles the component from its bytes (nothing cached).
+    pub fn compile_once(&self) -> Result<(), RuntimeError> {
+        engine::compile(self.runtime.engine(), &self.wasm).map(drop)
+    }
+
+    /// Loads the cached artifact, pre-instantiates, instantiates and calls.
+    pub async fn cold_from_artifact_once(&self) -> Result<(), RuntimeError> {
+        let component = self
+            .runtime
+            .artifacts
+            .load(self.runtime.engine(), &self.sha256)
+            .ok_or_else(|| RuntimeError::MissingCode(self.sha256.clone()))?;
+        let pre = self.runtime.pre_instantiate(&component)?;
+        let loaded = Arc::new(LoadedVersion::new(self.fresh.spec().clone(), pre, self.runtime.engine().clone()));
+        check(loaded.invoke(self.request()).await?)
+    }
+
+    /// Instantiates a loaded version, calls it, drops the instance.
+    pub async fn warm_once(&self) -> Result<(), RuntimeError> {
+        check(self.fresh.invoke(self.request()).await?)
+    }
+
+    /// Calls a reused instance.
+    pub async fn hot_once(&self) -> Result<(), RuntimeError> {
+        check(self.hot.invoke(self.request()).await?)
+    }
+
+    /// Measures every kind of start; returns one row each.
+    pub async fn run(&self, samples: Samples) -> Result<Vec<Row>, RuntimeError> {
+        let mut rows = Vec::new();
+        let mut times = Vec::with_capacity(samples.compile);
+        for _ in 0..samples.compile {
+            let t = Instant::now();
+            self.compile_once()?;
+            times.push(t.elapsed());
+        }
+        rows.push(row("cold (compile)", times));
+        macro_rules! measure {
+            ($name:expr, $n:expr, $op:ident) => {{
+                let mut times = Vec::with_capacity($n);
+                for _ in 0..$n {
+                    let t = Instant::now();
+                    self.$op().await?;
+                    times.push(t.elapsed());
+                }
+                rows.push(row($name, times));
+            }};
+        }
+        measure!("cold (cached artifact)", samples.artifact, cold_from_artifact_once);
+        measure!("warm (fresh instance)", samples.warm, warm_once);
+        measure!("hot (reused instance)", samples.hot, hot_once);
+        Ok(rows)
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn check(outcome: super::InvokeOutcome) -> Result<(), RuntimeError> {
+    match outcome.result {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind == super::FailureKind::Handled => Ok(()),
+        Err(e) => Err(RuntimeError::Engine(format!("the function failed: {}: {}", e.error_type, e.error_message))),
+    }
+}
+
+fn row(start: &'static str, mut times: Vec<Duration>) -> Row {
+    times.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let pick = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).map(|d| us(*d)).unwrap_or(0.0);
+    let mean = if times.is_empty() { 0.0 } else { times.iter().map(|d| us(*d)).sum::<f64>() / times.len() as f64 };
+    Row { start, samples: times.len(), p50_us: pick(0.5), p99_us: pick(0.99), mean_us: mean }
+}
+
+/// Formats rows as the table `wasmgate bench` prints.
+pub fn table(rows: &[Row]) -> String {
+    let fmt = |us: f64| {
+        if us >= 1000.0 { format!("{:.2} ms", us / 1000.0) } else { format!("{us:.1} µs") }
+    };
+    let mut out = format!("{:<24} {:>8} {:>12} {:>12} {:>12}\n", "start", "samples", "p50", "p99", "mean");
+    for r in rows {
+        out.push_str(&format!(
+            "{:<24} {:>8} {:>12} {:>12} {:>12}\n",
+            r.start,
+            r.samples,
+            fmt(r.p50_us),
+            fmt(r.p99_us),
+            fmt(r.mean_us)
+        ));
+    }
+    out
+}

@@ -1,0 +1,296 @@
+//! One invocation: take or make an instance, run `handle` under the
+//! function's timeout and memory limit, capture its logs, classify the result,
+//! and park or drop the instance.
+//!
+//! Failures are reported as Lambda reports them (`errorType`/`errorMessage`):
+//! a timeout is `Sandbox.Timedout` "Task timed out after N seconds"; a trap is
+//! `Runtime.Trap`, a Rust panic `Runtime.Panic` (with the panic message from
+//! the guest's stderr), an exhausted memory limit `Runtime.OutOfMemory`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::pool::{Instance, LoadedVersion};
+use super::RuntimeError;
+use super::bindings::wasmgate::function::types;
+
+/// The data of one instance's store.
+pub struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: Limits,
+    /// When the current call (or instantiation) must stop.
+    pub(crate) deadline: Instant,
+    /// Set by the epoch callback when it interrupted the guest.
+    pub(crate) timed_out: bool,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The memory limit of one instance, remembering whether the guest hit it.
+pub(crate) struct Limits {
+    memory_bytes: usize,
+    pub(crate) memory_exceeded: bool,
+}
+
+impl Limits {
+    pub(crate) fn new(memory_mb: u32) -> Self {
+        Limits { memory_bytes: (memory_mb as usize) << 20, memory_exceeded: false }
+    }
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.memory_exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// What the caller asks for.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest<'a> {
+    /// The event, JSON text.
+    pub event: &'a str,
+    /// The invocation's id (tags its logs; the guest sees it).
+    pub request_id: &'a str,
+    /// What the caller named: `fn`, `fn:7`, `fn:prod` …
+    pub invoked_qualifier: &'a str,
+}
+
+/// Which start an invocation had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartKind {
+    /// The version had to be loaded first.
+    Cold,
+    /// A fresh instance of a loaded version.
+    Warm,
+    /// A reused instance.
+    Hot,
+}
+
+impl StartKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartKind::Cold => "cold",
+            StartKind::Warm => "warm",
+            StartKind::Hot => "hot",
+        }
+    }
+}
+
+/// How a function failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FailureKind {
+    /// The function returned an error.
+    Handled,
+    /// The guest trapped.
+    Trap,
+    /// The guest panicked (a trap after a Rust panic message).
+    Panic,
+    /// The call ran past `timeout_ms`.
+    Timeout,
+    /// The guest needed more memory than `memory_mb`.
+    OutOfMemory,
+}
+
+/// A function's error, as Lambda reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FunctionError {
+    #[serde(skip)]
+    pub kind: FailureKind,
+    #[serde(rename = "errorType")]
+    pub error_type: String,
+    #[serde(rename = "errorMessage")]
+    pub error_message: String,
+}
+
+impl FunctionError {
+    /// Lambda's error payload: `{"errorMessage", "errorType", "stackTrace": []}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "errorMessage": self.error_message,
+            "errorType": self.error_type,
+            "stackTrace": [],
+        })
+        .to_string()
+    }
+}
+
+/// What an invocation produced.
+#[derive(Debug, Clone)]
+pub struct InvokeOutcome {
+    /// The result (JSON text) or the function's error.
+    pub result: Result<String, FunctionError>,
+    /// The version that ran (`$LATEST` or a number).
+    pub version: String,
+    pub start: StartKind,
+    /// Time from taking the call to its end (instantiation included).
+    pub duration: Duration,
+    /// What the guest wrote to stdout and stderr.
+    pub logs: String,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl LoadedVersion {
+    /// Runs one invocation of this version.
+    pub async fn invoke(self: &Arc<Self>, req: InvokeRequest<'_>) -> Result<InvokeOutcome, RuntimeError> {
+        let _busy = self.enter()?;
+        let started = Instant::now();
+        let spec = self.spec();
+        let timeout = Duration::from_millis(spec.config.timeout_ms);
+        let (mut instance, start) = match self.take_idle() {
+            Some(i) => {
+                self.hot_starts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // An instance made ahead of traffic but never used is still
+                // fresh: a hot start only when it has served before.
+                (i, StartKind::Hot)
+            }
+            None => {
+                self.warm_starts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (self.instantiate().await?, StartKind::Warm)
+            }
+        };
+        if !spec.config.reuse && spec.config.min_warm > 0 {
+            // Top the pool of fresh instances up again, off this call's path.
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.fill_to_min_warm().await {
+                    tracing::warn!(error = %e, "could not refill the warm pool");
+                }
+            });
+        }
+
+        let deadline = Instant::now() + timeout;
+        {
+            let state = instance.store.data_mut();
+            state.deadline = deadline;
+            state.timed_out = false;
+        }
+        instance.store.set_epoch_deadline(1);
+        let ctx = types::Context {
+            request_id: req.request_id.to_string(),
+            function_name: spec.function.clone(),
+            function_version: spec.version.clone(),
+            invoked_qualifier: req.invoked_qualifier.to_string(),
+            memory_limit_mb: spec.config.memory_mb,
+            remaining_time_ms: spec.config.timeout_ms,
+            deadline_ms: unix_ms(SystemTime::now() + timeout),
+        };
+        let call = instance.handler.call_handle(&mut instance.store, req.event, &ctx).await;
+        let logs = instance.logs.drain();
+        let result = match call {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(e)) => Err(FunctionError {
+                kind: FailureKind::Handled,
+                error_type: e.error_type,
+                error_message: e.error_message,
+            }),
+            Err(trap) => Err(self.classify_failure(&instance, &trap, &logs, req.request_id)),
+        };
+        let clean = match &result {
+            Ok(_) => true,
+            Err(e) => e.kind == FailureKind::Handled,
+        };
+        log_guest_output(&logs, req.request_id, spec.function.as_str(), spec.version.as_str());
+        if clean && spec.config.reuse {
+            self.park(instance);
+        } else {
+            drop::<Instance>(instance);
+        }
+        Ok(InvokeOutcome { result, version: spec.version.clone(), start, duration: started.elapsed(), logs })
+    }
+
+    fn classify_failure(
+        &self,
+        instance: &Instance,
+        error: &wasmtime::Error,
+        logs: &str,
+        request_id: &str,
+    ) -> FunctionError {
+        let state = instance.store.data();
+        let spec = self.spec();
+        if state.timed_out {
+            return FunctionError {
+                kind: FailureKind::Timeout,
+                error_type: "Sandbox.Timedout".into(),
+                error_message: format!(
+                    "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+                    spec.config.timeout_ms as f64 / 1000.0
+                ),
+            };
+        }
+        if state.limits.memory_exceeded {
+            return FunctionError {
+                kind: FailureKind::OutOfMemory,
+                error_type: "Runtime.OutOfMemory".into(),
+                error_message: format!(
+                    "RequestId: {request_id} Error: Runtime exited: memory limit of {} MB exceeded",
+                    spec.config.memory_mb
+                ),
+            };
+        }
+        if let Some(panic) = panic_message(logs) {
+            return FunctionError {
+                kind: FailureKind::Panic,
+                error_type: "Runtime.Panic".into(),
+                error_message: format!("RequestId: {request_id} Error: {panic}"),
+            };
+        }
+        let trap = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(t) => t.to_string(),
+            None => format!("{error:#}"),
+        };
+        FunctionError {
+            kind: FailureKind::Trap,
+            error_type: "Runtime.Trap".into(),
+            error_message: format!("RequestId: {request_id} Error: wasm trap: {trap}"),
+        }
+    }
+}
+
+/// The message of a Rust panic, from the lines std prints to stderr:
+/// `thread '…' panicked at src/lib.rs:1:2:` then the message.
+fn panic_message(logs: &str) -> Option<String> {
+    let mut lines = logs.lines();
+    lines.find(|l| l.contains("panicked at"))?;
+    let message: Vec<&str> = lines.take_while(|l| !l.starts_with("note: ")).collect();
+    Some(message.join("\n").trim().to_string()).filter(|m| !m.is_empty())
+}
+
+fn log_guest_output(logs: &str, request_id: &str, function: &str, version: &str) {
+    for line in logs.lines() {
+        tracing::info!(target: "wasmgate::function", request_id, function, version, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn finds_the_panic_message() {
+        let logs = "before\nthread '<unnamed>' panicked at src/lib.rs:11:5:\nboom\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(logs).as_deref(), Some("boom"));
+        assert_eq!(panic_message("no panic here"), None);
+    }
+}

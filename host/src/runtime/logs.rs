@@ -1,0 +1,116 @@
+//! Per-invocation log capture: the guest's stdout and stderr go into one
+//! bounded in-memory buffer that the runtime drains after each call, so every
+//! line can be logged with its request id, function and version.
+//!
+//! Unlike wasmtime-wasi's `MemoryOutputPipe`, a full buffer never traps the
+//! guest: further output is dropped and the log is marked truncated.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// Most bytes of output kept per invocation.
+pub const LOG_CAPACITY: usize = 256 * 1024;
+
+#[derive(Default)]
+struct Buffer {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+/// A cloneable handle on one instance's log buffer.
+#[derive(Clone, Default)]
+pub struct LogPipe {
+    inner: Arc<Mutex<Buffer>>,
+}
+
+impl LogPipe {
+    fn append(&self, data: &[u8]) {
+        let mut buf = self.inner.lock();
+        let room = LOG_CAPACITY.saturating_sub(buf.bytes.len());
+        if data.len() > room {
+            buf.truncated = true;
+        }
+        let take = data.len().min(room);
+        buf.bytes.extend_from_slice(&data[..take]);
+    }
+
+    /// Takes what was written since the last drain, as text.
+    pub fn drain(&self) -> String {
+        let mut buf = self.inner.lock();
+        let mut text = String::from_utf8_lossy(&buf.bytes).into_owned();
+        if buf.truncated {
+            text.push_str("\n[log truncated]\n");
+        }
+        buf.bytes.clear();
+        buf.truncated = false;
+        text
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for LogPipe {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.append(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        // Always writable: overflow is dropped, never an error for the guest.
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogPipe {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for LogPipe {
+    fn poll_write(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.append(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl IsTerminal for LogPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overflow_is_dropped_and_marked() {
+        let pipe = LogPipe::default();
+        pipe.append(&vec![b'x'; LOG_CAPACITY + 10]);
+        let text = pipe.drain();
+        assert!(text.ends_with("[log truncated]\n"));
+        assert_eq!(text.len(), LOG_CAPACITY + "\n[log truncated]\n".len());
+        assert_eq!(pipe.drain(), "");
+    }
+}

@@ -1,0 +1,326 @@
+//! The function runtime: one wasmtime engine, compiled components, loaded
+//! versions with their pools of instances, and invocation under limits.
+//!
+//! A function version goes through three states, and every invocation reports
+//! which one it found:
+//!
+//! - **cold**: the version is not loaded; its component is loaded from the
+//!   cached artifact (or compiled, if there is none) and pre-instantiated;
+//! - **warm**: the version is loaded (its `InstancePre` is ready); a fresh
+//!   instance is made for the call;
+//! - **hot**: an idle instance of the version is reused (its globals persist,
+//!   like a warm Lambda execution environment).
+//!
+//! Compilation happens when code is uploaded, never on the request path.
+//! Module layout: [`engine`] (engine, compile, artifact cache), [`pool`]
+//! (loaded versions and their idle instances), [`invoke`] (one call under
+//! timeout, memory limit and log capture), [`logs`] (log capture), [`bench`]
+//! (the cold/warm/hot measurements behind `wasmgate bench`).
+
+pub mod bench;
+pub mod engine;
+pub mod invoke;
+pub mod logs;
+pub mod pool;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+pub use engine::EngineOptions;
+pub use invoke::{FailureKind, FunctionError, InvokeOutcome, InvokeRequest, StartKind};
+pub use pool::LoadedVersion;
+
+/// Host bindings of `wit/handler.wit`.
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "handler",
+        exports: { default: async },
+    });
+}
+use bindings::HandlerPre;
+
+/// Errors of the runtime layer.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("invalid function code: {0}")]
+    InvalidCode(String),
+    #[error("engine: {0}")]
+    Engine(String),
+    #[error("i/o: {0}")]
+    Io(String),
+    #[error("could not instantiate {function}:{version}: {message}")]
+    Instantiate { function: String, version: String, message: String },
+    #[error("Rate Exceeded.")]
+    Throttled { function: String, limit: u32 },
+    #[error("code {0} is not in the code store")]
+    MissingCode(String),
+}
+
+/// The per-function settings the runtime enforces (part of `$LATEST`, copied
+/// into each published version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FunctionConfig {
+    /// Memory limit of one instance, in MiB.
+    pub memory_mb: u32,
+    /// Longest an invocation may run, in milliseconds.
+    pub timeout_ms: u64,
+    /// Environment variables the guest sees.
+    pub env: BTreeMap<String, String>,
+    /// Instances kept instantiated ahead of traffic (provisioned concurrency).
+    pub min_warm: u32,
+    /// Most invocations running at once; beyond it calls are throttled
+    /// (reserved concurrency). `None`: no limit of its own.
+    pub max_concurrency: Option<u32>,
+    /// Seconds an idle instance is kept before it is dropped (down to `min_warm`).
+    pub idle_ttl: u64,
+    /// Reuse instances between calls (hot starts). `false`: a fresh instance
+    /// for every call, for strict isolation.
+    pub reuse: bool,
+}
+
+impl Default for FunctionConfig {
+    fn default() -> Self {
+        FunctionConfig {
+            memory_mb: 128,
+            timeout_ms: 3000,
+            env: BTreeMap::new(),
+            min_warm: 0,
+            max_concurrency: None,
+            idle_ttl: 300,
+            reuse: true,
+        }
+    }
+}
+
+impl FunctionConfig {
+    /// Checks the values against the runtime's limits; the message names the field.
+    pub fn validate(&self, max_memory_mb: u32) -> Result<(), String> {
+        if self.memory_mb == 0 || self.memory_mb > max_memory_mb {
+            return Err(format!("memory_mb must be between 1 and {max_memory_mb}, not {}", self.memory_mb));
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 900_000 {
+            return Err(format!("timeout_ms must be between 1 and 900000, not {}", self.timeout_ms));
+        }
+        if self.env.keys().any(|k| k.is_empty() || k.contains('=')) {
+            return Err("env names must be non-empty and must not contain '='".into());
+        }
+        if self.min_warm > 1000 {
+            return Err(format!("min_warm must be at most 1000, not {}", self.min_warm));
+        }
+        Ok(())
+    }
+}
+
+/// Everything needed to run one version of a function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionSpec {
+    pub function: String,
+    /// `$LATEST` or a version number.
+    pub version: String,
+    pub code_sha256: String,
+    pub config: FunctionConfig,
+}
+
+/// Where the runtime keeps its files.
+pub struct RuntimeOptions<'a> {
+    pub artifacts_dir: &'a Path,
+    pub engine: EngineOptions,
+}
+
+/// The runtime: engine, linker, artifact cache and loaded versions.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<invoke::HostState>,
+    artifacts: engine::ArtifactCache,
+    max_memory_mb: u32,
+    /// Pre-instantiated components by code hash, shared by every version with
+    /// that code.
+    components: RwLock<HashMap<String, HandlerPre<invoke::HostState>>>,
+    /// Loaded versions by function, then version.
+    versions: RwLock<HashMap<String, HashMap<String, Arc<LoadedVersion>>>>,
+    _ticker: engine::EpochTicker,
+}
+
+/// Counters for tests, logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RuntimeStats {
+    pub compiles: u64,
+    pub artifact_loads: u64,
+    pub loaded_versions: usize,
+}
+
+impl Runtime {
+    pub fn new(opts: RuntimeOptions<'_>) -> Result<Arc<Runtime>, RuntimeError> {
+        let engine = engine::build_engine(&opts.engine)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let artifacts = engine::ArtifactCache::new(opts.artifacts_dir, &engine)?;
+        let ticker = engine::EpochTicker::start(&engine);
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            artifacts,
+            max_memory_mb: opts.engine.max_memory_mb,
+            components: RwLock::new(HashMap::new()),
+            versions: RwLock::new(HashMap::new()),
+            _ticker: ticker,
+        }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn max_memory_mb(&self) -> u32 {
+        self.max_memory_mb
+    }
+
+    pub fn stats(&self) -> RuntimeStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        RuntimeStats {
+            compiles: self.artifacts.compiles.load(Relaxed),
+            artifact_loads: self.artifacts.artifact_loads.load(Relaxed),
+            loaded_versions: self.versions.read().values().map(HashMap::len).sum(),
+        }
+    }
+
+    /// Checks that `wasm` is a component wasmgate can run (it compiles, its
+    /// imports are satisfiable and it exports `handle` with the right type),
+    /// and stores its compiled artifact. Called when code is uploaded, so that
+    /// the request path never compiles. CPU-heavy: call it off the async
+    /// executor (e.g. `spawn_blocking`).
+    pub fn compile(&self, sha256: &str, wasm: &[u8]) -> Result<(), RuntimeError> {
+        if self.components.read().contains_key(sha256) {
+            return Ok(());
+        }
+        let component = self.artifacts.compile_and_store(&self.engine, sha256, wasm)?;
+        let pre = self.pre_instantiate(&component)?;
+        self.components.write().insert(sha256.to_string(), pre);
+        tracing::info!(code_sha256 = sha256, "compiled component");
+        Ok(())
+    }
+
+    fn pre_instantiate(&self, component: &Component) -> Result<HandlerPre<invoke::HostState>, RuntimeError> {
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| RuntimeError::InvalidCode(format!("the component cannot be linked: {e:#}")))?;
+        HandlerPre::new(pre).map_err(|e| {
+            RuntimeError::InvalidCode(format!(
+                "the component does not export `handle: func(event: string, ctx: context) -> result<string, function-error>` of world wasmgate:function/handler: {e:#}"
+            ))
+        })
+    }
+
+    /// The pre-instantiated component for this code: from memory, else from
+    /// the artifact cache, else compiled from `code` (read lazily). Returns
+    /// whether it had to compile.
+    fn component_for(
+        &self,
+        sha256: &str,
+        code: &dyn Fn() -> Option<Vec<u8>>,
+    ) -> Result<(HandlerPre<invoke::HostState>, bool), RuntimeError> {
+        if let Some(pre) = self.components.read().get(sha256) {
+            return Ok((pre.clone(), false));
+        }
+        let (component, compiled) = match self.artifacts.load(&self.engine, sha256) {
+            Some(c) => (c, false),
+            None => {
+                let wasm = code().ok_or_else(|| RuntimeError::MissingCode(sha256.to_string()))?;
+                (self.artifacts.compile_and_store(&self.engine, sha256, &wasm)?, true)
+            }
+        };
+        let pre = self.pre_instantiate(&component)?;
+        self.components.write().entry(sha256.to_string()).or_insert(pre.clone());
+        Ok((pre, compiled))
+    }
+
+    /// The loaded version matching `spec` exactly, if there is one.
+    pub fn loaded(&self, spec: &VersionSpec) -> Option<Arc<LoadedVersion>> {
+        let versions = self.versions.read();
+        let loaded = versions.get(&spec.function)?.get(&spec.version)?;
+        (loaded.spec() == spec).then(|| loaded.clone())
+    }
+
+    /// Loads `spec` (cold start) unless it is loaded already, fills its pool
+    /// up to `min_warm`, and makes it the version that serves `spec`'s key.
+    /// `code` gives the wasm if no artifact is cached. Returns the loaded
+    /// version and whether this call loaded it.
+    pub async fn prepare(
+        self: &Arc<Self>,
+        spec: &VersionSpec,
+        code: &(dyn Fn() -> Option<Vec<u8>> + Sync),
+    ) -> Result<(Arc<LoadedVersion>, bool), RuntimeError> {
+        if let Some(loaded) = self.loaded(spec) {
+            return Ok((loaded, false));
+        }
+        let started = Instant::now();
+        let (pre, compiled) = self.component_for(&spec.code_sha256, code)?;
+        let loaded = Arc::new(LoadedVersion::new(spec.clone(), pre, self.engine.clone()));
+        loaded.fill_to_min_warm().await?;
+        tracing::info!(
+            function = %spec.function,
+            version = %spec.version,
+            from = if compiled { "compile" } else { "cached artifact" },
+            min_warm = spec.config.min_warm,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "loaded version"
+        );
+        let mut versions = self.versions.write();
+        let slot = versions.entry(spec.function.clone()).or_default();
+        // Another caller may have loaded the same spec meanwhile: keep theirs.
+        if let Some(existing) = slot.get(&spec.version)
+            && existing.spec() == spec
+        {
+            return Ok((existing.clone(), false));
+        }
+        slot.insert(spec.version.clone(), loaded.clone());
+        Ok((loaded, true))
+    }
+
+    /// Forgets a function's loaded versions (its idle instances are dropped
+    /// when the last call in flight finishes).
+    pub fn unload_function(&self, function: &str) {
+        self.versions.write().remove(function);
+    }
+
+    /// Forgets one loaded version.
+    pub fn unload_version(&self, function: &str, version: &str) {
+        if let Some(v) = self.versions.write().get_mut(function) {
+            v.remove(version);
+        }
+    }
+
+    /// Drops idle instances unused for longer than their `idle_ttl` (keeping
+    /// `min_warm` of each version). The server calls this periodically.
+    pub fn evict_idle(&self) -> usize {
+        let all: Vec<Arc<LoadedVersion>> =
+            self.versions.read().values().flat_map(|v| v.values().cloned()).collect();
+        all.iter().map(|v| v.evict_idle(Instant::now())).sum()
+    }
+
+    /// Starts the background task that evicts idle instances every `every`.
+    pub fn spawn_evictor(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            loop {
+                interval.tick().await;
+                let Some(rt) = weak.upgrade() else { break };
+                let evicted = rt.evict_idle();
+                if evicted > 0 {
+                    tracing::debug!(evicted, "evicted idle instances");
+                }
+            }
+        })
+    }
+}

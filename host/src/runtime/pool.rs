@@ -1,0 +1,178 @@
+//! A loaded version of a function and its pool of idle instances.
+//!
+//! Loading makes an `InstancePre` (shared by every version with the same code);
+//! each call then takes an idle instance (hot) or instantiates a fresh one
+//! (warm). After a clean return an instance is parked for reuse (unless the
+//! function says `reuse = false`); one that trapped, timed out or hit its memory
+//! limit is dropped. `min_warm` instances are made ahead of traffic, and idle
+//! ones are dropped after `idle_ttl` seconds (down to `min_warm`).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::invoke::{HostState, Limits};
+use super::logs::LogPipe;
+use super::bindings::{Handler, HandlerPre};
+use super::{RuntimeError, VersionSpec};
+
+/// Most idle instances kept per version beyond `min_warm`.
+const MAX_IDLE: usize = 128;
+
+/// One live instance: its store (with WASI, limits and log pipe) and exports.
+pub(crate) struct Instance {
+    pub(crate) store: Store<HostState>,
+    pub(crate) handler: Handler,
+    pub(crate) logs: LogPipe,
+}
+
+struct Idle {
+    instance: Instance,
+    since: Instant,
+}
+
+/// A version ready to serve: pre-instantiated component, config, idle pool.
+pub struct LoadedVersion {
+    spec: VersionSpec,
+    pre: HandlerPre<HostState>,
+    engine: Engine,
+    idle: Mutex<Vec<Idle>>,
+    busy: AtomicU32,
+    pub(crate) warm_starts: AtomicU64,
+    pub(crate) hot_starts: AtomicU64,
+}
+
+impl LoadedVersion {
+    pub(crate) fn new(spec: VersionSpec, pre: HandlerPre<HostState>, engine: Engine) -> Self {
+        LoadedVersion {
+            spec,
+            pre,
+            engine,
+            idle: Mutex::new(Vec::new()),
+            busy: AtomicU32::new(0),
+            warm_starts: AtomicU64::new(0),
+            hot_starts: AtomicU64::new(0),
+        }
+    }
+
+    pub fn spec(&self) -> &VersionSpec {
+        &self.spec
+    }
+
+    /// Idle instances ready for a hot start.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().len()
+    }
+
+    /// Invocations running now.
+    pub fn busy_count(&self) -> u32 {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Counts a call in, or refuses it when `max_concurrency` calls are running.
+    pub(crate) fn enter(&self) -> Result<BusyGuard<'_>, RuntimeError> {
+        let now = self.busy.fetch_add(1, Ordering::AcqRel) + 1;
+        let guard = BusyGuard(&self.busy);
+        if let Some(limit) = self.spec.config.max_concurrency
+            && now > limit
+        {
+            return Err(RuntimeError::Throttled { function: self.spec.function.clone(), limit });
+        }
+        Ok(guard)
+    }
+
+    /// Makes a fresh instance. Its instantiation runs under the function's
+    /// timeout and memory limit, like a call.
+    pub(crate) async fn instantiate(&self) -> Result<Instance, RuntimeError> {
+        let config = &self.spec.config;
+        let logs = LogPipe::default();
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(logs.clone())
+            .stderr(logs.clone())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &self.spec.function)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", &self.spec.version)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_mb.to_string())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for (k, v) in &config.env {
+            wasi.env(k, v);
+        }
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limits: Limits::new(config.memory_mb),
+            deadline: Instant::now() + Duration::from_millis(config.timeout_ms),
+            timed_out: false,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // One ticker for the engine; each tick a running guest yields to the
+        // scheduler, and once past its deadline it is interrupted.
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if Instant::now() >= state.deadline {
+                state.timed_out = true;
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        let handler = self.pre.instantiate_async(&mut store).await.map_err(|e| RuntimeError::Instantiate {
+            function: self.spec.function.clone(),
+            version: self.spec.version.clone(),
+            message: format!("{e:#}"),
+        })?;
+        Ok(Instance { store, handler, logs })
+    }
+
+    pub(crate) fn take_idle(&self) -> Option<Instance> {
+        self.idle.lock().pop().map(|i| i.instance)
+    }
+
+    /// Parks an instance that returned cleanly, for the next hot start.
+    pub(crate) fn park(&self, instance: Instance) {
+        let mut idle = self.idle.lock();
+        if idle.len() < MAX_IDLE.max(self.spec.config.min_warm as usize) {
+            idle.push(Idle { instance, since: Instant::now() });
+        }
+    }
+
+    /// Instantiates until `min_warm` instances are idle.
+    pub(crate) async fn fill_to_min_warm(&self) -> Result<(), RuntimeError> {
+        let want = self.spec.config.min_warm as usize;
+        while self.idle_count() < want {
+            let instance = self.instantiate().await?;
+            self.idle.lock().push(Idle { instance, since: Instant::now() });
+        }
+        Ok(())
+    }
+
+    /// Drops instances idle longer than `idle_ttl`, keeping `min_warm`.
+    pub(crate) fn evict_idle(&self, now: Instant) -> usize {
+        let ttl = Duration::from_secs(self.spec.config.idle_ttl);
+        let keep = self.spec.config.min_warm as usize;
+        let mut idle = self.idle.lock();
+        let before = idle.len();
+        // Newest last: keep the most recently used ones.
+        idle.sort_by_key(|i| i.since);
+        let mut expired = idle.iter().filter(|i| now.duration_since(i.since) >= ttl).count();
+        expired = expired.min(before.saturating_sub(keep));
+        idle.drain(..expired);
+        before - idle.len()
+    }
+}
+
+/// Decrements the busy count when a call ends, however it ends.
+pub(crate) struct BusyGuard<'a>(&'a AtomicU32);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

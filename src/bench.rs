@@ -1,0 +1,77 @@
+//! `wasmgate bench`: cold, warm and hot start latencies of a function.
+//!
+//! The code comes from the running server (`FUNCTION[:qualifier]`, downloaded
+//! through the admin API), from `--wasm FILE` or from a built-in `--guest`;
+//! it is measured in this process with the same engine settings as the server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bytes::Bytes;
+use clap::Args;
+use hyper::Method;
+use wasmgate_host::runtime::FunctionConfig;
+use wasmgate_host::runtime::bench::{Harness, Samples, table};
+
+use crate::client::ClientArgs;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// The function to measure (its $LATEST, or FUNCTION:VERSION).
+    #[arg(required_unless_present_any = ["wasm", "guest"])]
+    function: Option<String>,
+    /// Measure a component file instead.
+    #[arg(long, conflicts_with = "guest")]
+    wasm: Option<PathBuf>,
+    /// Measure a built-in guest instead (e.g. items).
+    #[arg(long)]
+    guest: Option<String>,
+    /// The event to send.
+    #[arg(long, default_value = r#"{"ID": 1}"#)]
+    payload: String,
+    /// Samples of warm starts (hot gets ten times as many).
+    #[arg(long, default_value_t = 2000)]
+    samples: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let (wasm, config, name) = if let Some(path) = &args.wasm {
+        (std::fs::read(path).with_context(|| format!("reading {}", path.display()))?, FunctionConfig::default(), path.display().to_string())
+    } else if let Some(g) = &args.guest {
+        let code = wasmgate_host::guests::get(g).with_context(|| format!("no built-in guest {g:?}"))?;
+        (code.to_vec(), FunctionConfig::default(), format!("guest {g}"))
+    } else {
+        let qualified = args.function.clone().unwrap_or_default();
+        let (name, version) = match qualified.split_once(':') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (qualified.clone(), None),
+        };
+        let client = args.client.client()?;
+        let f = client.get_json(&format!("/v1/functions/{name}")).await?;
+        let mut path = format!("/v1/functions/{name}/code");
+        let mut config = f["config"].clone();
+        if let Some(v) = &version {
+            path.push_str(&format!("?version={v}"));
+            config = f["versions"][v]["config"].clone();
+        }
+        let code = client.call(Method::GET, &path, &[], Bytes::new()).await?.body.to_vec();
+        let config: FunctionConfig = serde_json::from_value(config).unwrap_or_default();
+        (code, config, qualified)
+    };
+    let harness = Harness::new(wasm, config, &args.payload, None).await?;
+    let samples = Samples { warm: args.samples, hot: args.samples * 10, ..Samples::default() };
+    let rows = harness.run(samples).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!("{name}: event {}", args.payload);
+        print!("{}", table(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}

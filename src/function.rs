@@ -1,0 +1,379 @@
+//! `wasmgate function …`: the admin API's function operations, named after
+//! `aws lambda`'s (update-function-code, publish-version, create-alias, invoke …).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::client::ClientArgs;
+
+#[derive(Subcommand)]
+pub enum FunctionCommand {
+    /// List functions.
+    List(ClientOnly),
+    /// Show a function with its versions and aliases.
+    Get(NameArgs),
+    /// Upload code as $LATEST (creates the function if it does not exist).
+    #[command(visible_aliases = ["update-function-code", "create"])]
+    UpdateCode(UpdateCodeArgs),
+    /// Change $LATEST's configuration (only the given settings).
+    #[command(visible_alias = "update-function-configuration")]
+    UpdateConfig(UpdateConfigArgs),
+    /// Publish $LATEST as a new immutable version (prints its number).
+    #[command(visible_alias = "publish-version")]
+    Publish(PublishArgs),
+    /// List published versions.
+    #[command(visible_alias = "list-versions")]
+    Versions(NameArgs),
+    /// Delete a function (with its versions and aliases), or one version.
+    Delete(DeleteArgs),
+    /// Invoke a function: NAME, NAME:$LATEST, NAME:7 or NAME:alias.
+    Invoke(InvokeArgs),
+    /// Manage aliases.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AliasCommand {
+    /// List a function's aliases.
+    List(NameArgs),
+    /// Create or move an alias.
+    Set(AliasSetArgs),
+    /// Create an alias (fails if it exists).
+    #[command(visible_alias = "create-alias")]
+    Create(AliasSetArgs),
+    /// Move an alias (fails if it does not exist).
+    #[command(visible_alias = "update-alias")]
+    Update(AliasSetArgs),
+    /// Delete an alias.
+    Delete(AliasNameArgs),
+}
+
+#[derive(Args)]
+pub struct ClientOnly {
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct NameArgs {
+    /// Function name.
+    name: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct UpdateCodeArgs {
+    /// Function name.
+    name: String,
+    /// The component (.wasm) to upload.
+    #[arg(long, required_unless_present = "guest", conflicts_with = "guest")]
+    wasm: Option<PathBuf>,
+    /// A guest built into wasmgate (e.g. items, echo) instead of a file.
+    #[arg(long)]
+    guest: Option<String>,
+    /// Description of the function.
+    #[arg(long)]
+    description: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct UpdateConfigArgs {
+    /// Function name.
+    name: String,
+    /// Memory limit in MiB.
+    #[arg(long)]
+    memory_mb: Option<u32>,
+    /// Timeout in milliseconds.
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Environment variable KEY=VALUE (repeatable; replaces the whole environment).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Instances kept ready ahead of traffic.
+    #[arg(long)]
+    min_warm: Option<u32>,
+    /// Most concurrent invocations (beyond: throttled). 0 throttles everything.
+    #[arg(long)]
+    max_concurrency: Option<u32>,
+    /// Seconds an idle instance is kept.
+    #[arg(long)]
+    idle_ttl: Option<u64>,
+    /// Reuse instances between calls (false: a fresh instance per call).
+    #[arg(long)]
+    reuse: Option<bool>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct PublishArgs {
+    /// Function name.
+    name: String,
+    /// Description of the version.
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Publish only if $LATEST's code has this sha256.
+    #[arg(long)]
+    code_sha256: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct DeleteArgs {
+    /// Function name.
+    name: String,
+    /// Delete only this version.
+    #[arg(long)]
+    version: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct InvokeArgs {
+    /// NAME, NAME:$LATEST, NAME:7 or NAME:alias.
+    qualifier: String,
+    /// The event (JSON).
+    #[arg(long, default_value = "{}", conflicts_with = "payload_file")]
+    payload: String,
+    /// Read the event from a file.
+    #[arg(long)]
+    payload_file: Option<PathBuf>,
+    /// Also print the invocation's log.
+    #[arg(long)]
+    log: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct AliasSetArgs {
+    /// Function name.
+    name: String,
+    /// Alias name.
+    alias: String,
+    /// The version it names: $LATEST or a number.
+    #[arg(long)]
+    version: String,
+    /// Send a share of calls to another version: VERSION=WEIGHT (e.g. 1=0.1).
+    #[arg(long, value_name = "VERSION=WEIGHT")]
+    weight: Option<String>,
+    /// Description of the alias.
+    #[arg(long)]
+    description: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct AliasNameArgs {
+    /// Function name.
+    name: String,
+    /// Alias name.
+    alias: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+fn print_json(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        FunctionCommand::List(a) => {
+            let list = a.client.client()?.get_json("/v1/functions").await?;
+            let functions = list["functions"].as_array().cloned().unwrap_or_default();
+            if functions.is_empty() {
+                println!("no functions");
+            }
+            println!("{:<24} {:>9} {:<24} {:<64}", "NAME", "VERSIONS", "ALIASES", "CODE SHA256");
+            for f in functions {
+                let aliases: Vec<&str> =
+                    f["aliases"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+                println!(
+                    "{:<24} {:>9} {:<24} {:<64}",
+                    f["name"].as_str().unwrap_or(""),
+                    f["versions"],
+                    aliases.join(","),
+                    f["code_sha256"].as_str().unwrap_or("")
+                );
+            }
+        }
+        FunctionCommand::Get(a) => print_json(&a.client.client()?.get_json(&format!("/v1/functions/{}", enc(&a.name))).await?),
+        FunctionCommand::UpdateCode(a) => {
+            let code = match (&a.wasm, &a.guest) {
+                (Some(path), _) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                (None, Some(g)) => wasmgate_host::guests::get(g)
+                    .with_context(|| format!("no built-in guest {g:?}"))?
+                    .to_vec(),
+                (None, None) => bail!("give --wasm FILE or --guest NAME"),
+            };
+            let mut path = format!("/v1/functions/{}/code", enc(&a.name));
+            if let Some(d) = &a.description {
+                path.push_str(&format!("?description={}", enc(d)));
+            }
+            let resp = a
+                .client
+                .client()?
+                .call(Method::PUT, &path, &[("content-type", "application/wasm")], Bytes::from(code))
+                .await?;
+            let f = resp.json();
+            println!("{} $LATEST code_sha256 {}", f["name"].as_str().unwrap_or(&a.name), f["code_sha256"].as_str().unwrap_or(""));
+        }
+        FunctionCommand::UpdateConfig(a) => {
+            let mut patch = serde_json::Map::new();
+            let mut put = |k: &str, v: Value| {
+                patch.insert(k.into(), v);
+            };
+            if let Some(v) = a.memory_mb {
+                put("memory_mb", json!(v));
+            }
+            if let Some(v) = a.timeout_ms {
+                put("timeout_ms", json!(v));
+            }
+            if !a.env.is_empty() {
+                let mut env = serde_json::Map::new();
+                for kv in &a.env {
+                    let (k, v) = kv.split_once('=').with_context(|| format!("--env {kv:?}: use KEY=VALUE"))?;
+                    env.insert(k.into(), json!(v));
+                }
+                put("env", Value::Object(env));
+            }
+            if let Some(v) = a.min_warm {
+                put("min_warm", json!(v));
+            }
+            if let Some(v) = a.max_concurrency {
+                put("max_concurrency", json!(v));
+            }
+            if let Some(v) = a.idle_ttl {
+                put("idle_ttl", json!(v));
+            }
+            if let Some(v) = a.reuse {
+                put("reuse", json!(v));
+            }
+            let path = format!("/v1/functions/{}/configuration", enc(&a.name));
+            print_json(&a.client.client()?.send_json(Method::PATCH, &path, &Value::Object(patch)).await?);
+        }
+        FunctionCommand::Publish(a) => {
+            let path = format!("/v1/functions/{}/versions", enc(&a.name));
+            let body = json!({ "description": a.description, "code_sha256": a.code_sha256 });
+            let v = a.client.client()?.send_json(Method::POST, &path, &body).await?;
+            println!("{}", v["version"]);
+        }
+        FunctionCommand::Versions(a) => {
+            let v = a.client.client()?.get_json(&format!("/v1/functions/{}/versions", enc(&a.name))).await?;
+            println!("{:<8} {:<26} {:<64} DESCRIPTION", "VERSION", "CREATED", "CODE SHA256");
+            for v in v["versions"].as_array().cloned().unwrap_or_default() {
+                println!(
+                    "{:<8} {:<26} {:<64} {}",
+                    v["version"],
+                    v["created"].as_str().unwrap_or(""),
+                    v["code_sha256"].as_str().unwrap_or(""),
+                    v["description"].as_str().unwrap_or("")
+                );
+            }
+        }
+        FunctionCommand::Delete(a) => {
+            let path = match &a.version {
+                Some(v) => format!("/v1/functions/{}/versions/{}", enc(&a.name), enc(v)),
+                None => format!("/v1/functions/{}", enc(&a.name)),
+            };
+            a.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
+            println!("deleted");
+        }
+        FunctionCommand::Invoke(a) => return invoke(a).await,
+        FunctionCommand::Alias(cmd) => alias(cmd).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn invoke(a: InvokeArgs) -> anyhow::Result<ExitCode> {
+    let payload = match &a.payload_file {
+        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => a.payload.clone().into_bytes(),
+    };
+    let path = format!("/v1/functions/{}/invocations", enc(&a.qualifier));
+    let headers: &[(&str, &str)] = if a.log { &[("x-amz-log-type", "Tail")] } else { &[] };
+    let resp = a.client.client()?.call(Method::POST, &path, headers, Bytes::from(payload)).await?;
+    println!("{}", String::from_utf8_lossy(&resp.body));
+    eprintln!(
+        "version {} ({} start, {} µs)",
+        resp.header("x-amz-executed-version").unwrap_or("?"),
+        resp.header("x-wasmgate-start").unwrap_or("?"),
+        resp.header("x-wasmgate-duration-us").unwrap_or("?"),
+    );
+    if let Some(log) = resp.header("x-amz-log-result") {
+        let text = base64::engine::general_purpose::STANDARD.decode(log).unwrap_or_default();
+        eprint!("{}", String::from_utf8_lossy(&text));
+    }
+    if resp.header("x-amz-function-error").is_some() {
+        let error = resp.json();
+        eprintln!("error {}: {}", error["errorType"].as_str().unwrap_or("?"), error["errorMessage"].as_str().unwrap_or("?"));
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn alias(cmd: AliasCommand) -> anyhow::Result<()> {
+    let (a, method) = match cmd {
+        AliasCommand::List(a) => {
+            let v = a.client.client()?.get_json(&format!("/v1/functions/{}/aliases", enc(&a.name))).await?;
+            println!("{:<20} {:<10} {:<16} DESCRIPTION", "ALIAS", "VERSION", "WEIGHTED");
+            for al in v["aliases"].as_array().cloned().unwrap_or_default() {
+                let weighted = match al["additional_version"].as_array() {
+                    Some(pair) => format!("{}={}", pair[0], pair[1]),
+                    None => String::new(),
+                };
+                println!(
+                    "{:<20} {:<10} {:<16} {}",
+                    al["name"].as_str().unwrap_or(""),
+                    al["version"].as_str().unwrap_or(""),
+                    weighted,
+                    al["description"].as_str().unwrap_or("")
+                );
+            }
+            return Ok(());
+        }
+        AliasCommand::Delete(a) => {
+            let path = format!("/v1/functions/{}/aliases/{}", enc(&a.name), enc(&a.alias));
+            a.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
+            println!("deleted alias {}", a.alias);
+            return Ok(());
+        }
+        AliasCommand::Set(a) => (a, Method::PUT),
+        AliasCommand::Create(a) => (a, Method::POST),
+        AliasCommand::Update(a) => (a, Method::PATCH),
+    };
+    let mut weights = serde_json::Map::new();
+    if let Some(w) = &a.weight {
+        let (v, weight) = w.split_once('=').with_context(|| format!("--weight {w:?}: use VERSION=WEIGHT, e.g. 1=0.1"))?;
+        let weight: f64 = weight.parse().with_context(|| format!("--weight {w:?}: the weight must be a number"))?;
+        weights.insert(v.to_string(), json!(weight));
+    }
+    let body = json!({ "version": a.version, "additional_version_weights": weights, "description": a.description });
+    let path = format!("/v1/functions/{}/aliases/{}", enc(&a.name), enc(&a.alias));
+    let alias = a.client.client()?.send_json(method, &path, &body).await?;
+    let extra = match alias["additional_version"].as_array() {
+        Some(p) => format!(" (version {} gets {})", p[0], p[1]),
+        None => String::new(),
+    };
+    println!("{} → {}{extra}", alias["name"].as_str().unwrap_or(""), alias["version"].as_str().unwrap_or(""));
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! `wasmgate`: the command line. Parses arguments and calls the library
+//! (`wasmgate-host`); one module per subcommand. `main` owns exit codes and
+//! prints the whole error chain.
+
+mod bench;
+mod client;
+mod function;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Self-hosted serverless APIs: REST routes to WebAssembly functions.
+#[derive(Parser)]
+#[command(name = "wasmgate", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway and the admin API for a gateway.toml.
+    Serve(serve::ServeArgs),
+    /// Check a gateway.toml without serving it.
+    Validate(serve::ValidateArgs),
+    /// Manage and invoke functions (upload code, publish versions, aliases).
+    #[command(subcommand)]
+    Function(function::FunctionCommand),
+    /// Measure cold, warm and hot starts of a function.
+    Bench(bench::BenchArgs),
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("WASMGATE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Validate(args) => serve::validate(args),
+            Command::Function(cmd) => function::run(cmd).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
