@@ -11,15 +11,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GUESTS: &[&str] = &[
-    "items",
-    "echo",
-    "counter",
-    "busy-loop",
-    "panic",
-    "memory-hog",
-    "slow-init",
-];
+const GUESTS: &[&str] = &["items", "echo", "counter", "busy-loop", "panic", "memory-hog", "slow-init"];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -43,9 +35,7 @@ fn main() {
     ensure_target();
 
     let mut cmd = Command::new(&cargo);
-    cmd.current_dir(&guests_dir)
-        .args(["build", "--release", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
+    cmd.current_dir(&guests_dir).args(["build", "--release", "--target", TARGET, "--target-dir"]).arg(&target_dir);
     // The outer build's settings are for the host, not for the guests.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
@@ -67,7 +57,9 @@ fn main() {
     }
 
     let out = target_dir.join(TARGET).join("release");
-    let mut code = String::from("/// Guest functions built from `guest-functions/`, by name.\npub const GUESTS: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// Guest functions built from `guest-functions/`, by name.\npub const GUESTS: &[(&str, &[u8])] = &[\n",
+    );
     for guest in GUESTS {
         let file = out.join(format!("{}.wasm", guest.replace('-', "_")));
         assert!(file.exists(), "guest {guest} was not built: {} is missing", file.display());

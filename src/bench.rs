@@ -42,7 +42,11 @@ pub struct BenchArgs {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let (wasm, config, name) = if let Some(path) = &args.wasm {
-        (std::fs::read(path).with_context(|| format!("reading {}", path.display()))?, FunctionConfig::default(), path.display().to_string())
+        (
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+            FunctionConfig::default(),
+            path.display().to_string(),
+        )
     } else if let Some(g) = &args.guest {
         let code = wasmgate_host::guests::get(g).with_context(|| format!("no built-in guest {g:?}"))?;
         (code.to_vec(), FunctionConfig::default(), format!("guest {g}"))

@@ -36,7 +36,8 @@ impl ClientArgs {
             None => None,
         };
         let admin = self.admin.clone().unwrap_or_else(|| {
-            let addr = config.as_ref().map(|c| c.server.admin_listen.to_string()).unwrap_or_else(|| "127.0.0.1:9090".into());
+            let addr =
+                config.as_ref().map(|c| c.server.admin_listen.to_string()).unwrap_or_else(|| "127.0.0.1:9090".into());
             format!("http://{addr}")
         });
         if let Some(token) = &self.token {

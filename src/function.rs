@@ -216,13 +216,15 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        FunctionCommand::Get(a) => print_json(&a.client.client()?.get_json(&format!("/v1/functions/{}", enc(&a.name))).await?),
+        FunctionCommand::Get(a) => {
+            print_json(&a.client.client()?.get_json(&format!("/v1/functions/{}", enc(&a.name))).await?)
+        }
         FunctionCommand::UpdateCode(a) => {
             let code = match (&a.wasm, &a.guest) {
                 (Some(path), _) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-                (None, Some(g)) => wasmgate_host::guests::get(g)
-                    .with_context(|| format!("no built-in guest {g:?}"))?
-                    .to_vec(),
+                (None, Some(g)) => {
+                    wasmgate_host::guests::get(g).with_context(|| format!("no built-in guest {g:?}"))?.to_vec()
+                }
                 (None, None) => bail!("give --wasm FILE or --guest NAME"),
             };
             let mut path = format!("/v1/functions/{}/code", enc(&a.name));
@@ -235,7 +237,11 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
                 .call(Method::PUT, &path, &[("content-type", "application/wasm")], Bytes::from(code))
                 .await?;
             let f = resp.json();
-            println!("{} $LATEST code_sha256 {}", f["name"].as_str().unwrap_or(&a.name), f["code_sha256"].as_str().unwrap_or(""));
+            println!(
+                "{} $LATEST code_sha256 {}",
+                f["name"].as_str().unwrap_or(&a.name),
+                f["code_sha256"].as_str().unwrap_or("")
+            );
         }
         FunctionCommand::UpdateConfig(a) => {
             let mut patch = serde_json::Map::new();
@@ -325,7 +331,11 @@ async fn invoke(a: InvokeArgs) -> anyhow::Result<ExitCode> {
     }
     if resp.header("x-amz-function-error").is_some() {
         let error = resp.json();
-        eprintln!("error {}: {}", error["errorType"].as_str().unwrap_or("?"), error["errorMessage"].as_str().unwrap_or("?"));
+        eprintln!(
+            "error {}: {}",
+            error["errorType"].as_str().unwrap_or("?"),
+            error["errorMessage"].as_str().unwrap_or("?")
+        );
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
@@ -363,7 +373,8 @@ async fn alias(cmd: AliasCommand) -> anyhow::Result<()> {
     };
     let mut weights = serde_json::Map::new();
     if let Some(w) = &a.weight {
-        let (v, weight) = w.split_once('=').with_context(|| format!("--weight {w:?}: use VERSION=WEIGHT, e.g. 1=0.1"))?;
+        let (v, weight) =
+            w.split_once('=').with_context(|| format!("--weight {w:?}: use VERSION=WEIGHT, e.g. 1=0.1"))?;
         let weight: f64 = weight.parse().with_context(|| format!("--weight {w:?}: the weight must be a number"))?;
         weights.insert(v.to_string(), json!(weight));
     }

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 /// Self-hosted serverless APIs: REST routes to WebAssembly functions.
 #[derive(Parser)]
-#[command(name = "wasmgate", version, about, long_about = None, propagate_version = true)]
+#[command(name = "wasmgate", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

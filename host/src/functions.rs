@@ -85,10 +85,8 @@ impl Functions {
         self.prepare(&spec).await?;
         let registry = self.registry.clone();
         let name2 = name.to_string();
-        let record = blocking(move || {
-            registry.put_code(&name2, &sha, size, Some(&spec.config), description.as_deref())
-        })
-        .await?;
+        let record =
+            blocking(move || registry.put_code(&name2, &sha, size, Some(&spec.config), description.as_deref())).await?;
         tracing::info!(function = name, code_sha256 = %record.code_sha256, "updated $LATEST code");
         Ok(record)
     }
@@ -198,7 +196,12 @@ impl Functions {
     }
 
     /// Invokes `name[:qualifier]` with a JSON event.
-    pub async fn invoke(&self, qualified: &str, event: &str, request_id: &str) -> Result<InvokeOutcome, FunctionsError> {
+    pub async fn invoke(
+        &self,
+        qualified: &str,
+        event: &str,
+        request_id: &str,
+    ) -> Result<InvokeOutcome, FunctionsError> {
         let state = self.registry.snapshot();
         let target = state.resolve(qualified)?;
         let version = target.pick(rand::random::<f64>());
@@ -214,9 +217,7 @@ impl Functions {
                 self.runtime.prepare(&spec, &move || registry.code().get(&sha)).await?
             }
         };
-        let mut outcome = loaded
-            .invoke(InvokeRequest { event, request_id, invoked_qualifier: qualified })
-            .await?;
+        let mut outcome = loaded.invoke(InvokeRequest { event, request_id, invoked_qualifier: qualified }).await?;
         if cold {
             outcome.start = StartKind::Cold;
         }

@@ -63,7 +63,8 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         let dir = data_dir.clone();
         Arc::new(tokio::task::spawn_blocking(move || Registry::open(&dir)).await.expect("registry open task")?)
     };
-    let runtime = Runtime::new(RuntimeOptions { artifacts_dir: &data_dir.join("artifacts"), engine: server.engine.clone() })?;
+    let runtime =
+        Runtime::new(RuntimeOptions { artifacts_dir: &data_dir.join("artifacts"), engine: server.engine.clone() })?;
     let functions = Functions::new(registry, runtime.clone());
     let loaded = functions.load_all().await.map_err(|e| match e {
         crate::functions::FunctionsError::Registry(r) => ServerError::Registry(r),
@@ -85,18 +86,19 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
 
     let gateway_listener = bind(server.listen).await?;
     let admin_listener = bind(server.admin_listen).await?;
-    let gateway_addr = gateway_listener.local_addr().map_err(|e| ServerError::Bind { addr: server.listen, message: e.to_string() })?;
-    let admin_addr = admin_listener.local_addr().map_err(|e| ServerError::Bind { addr: server.admin_listen, message: e.to_string() })?;
+    let gateway_addr =
+        gateway_listener.local_addr().map_err(|e| ServerError::Bind { addr: server.listen, message: e.to_string() })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| ServerError::Bind { addr: server.admin_listen, message: e.to_string() })?;
 
     let (tx, rx) = watch::channel(false);
     let grace = Duration::from_millis(server.shutdown_grace_ms);
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let admin = Arc::new(AdminApi::new(
-        functions.clone(),
-        AdminOptions { token, max_code_bytes: server.max_code_bytes },
-    ));
+    let admin =
+        Arc::new(AdminApi::new(functions.clone(), AdminOptions { token, max_code_bytes: server.max_code_bytes }));
     let gateway = Arc::new(Gateway::new());
     let tasks = vec![
         tokio::spawn(crate::http::serve(gateway_listener, gateway, stop(rx.clone()), grace)),

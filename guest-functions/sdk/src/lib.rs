@@ -74,10 +74,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(error_type: impl Into<String>, error_message: impl Into<String>) -> Self {
-        Error {
-            error_type: error_type.into(),
-            error_message: error_message.into(),
-        }
+        Error { error_type: error_type.into(), error_message: error_message.into() }
     }
 }
 
@@ -95,10 +92,7 @@ where
     R: Serialize,
     F: FnOnce(E, &Context) -> Result<R, Error>,
 {
-    let to_wit = |e: Error| types::FunctionError {
-        error_type: e.error_type,
-        error_message: e.error_message,
-    };
+    let to_wit = |e: Error| types::FunctionError { error_type: e.error_type, error_message: e.error_message };
     let event: E = serde_json::from_str(&event)
         .map_err(|e| to_wit(Error::new("Runtime.UnmarshalError", format!("Unable to unmarshal input: {e}"))))?;
     let ctx = Context::from(ctx);

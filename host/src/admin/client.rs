@@ -75,10 +75,8 @@ impl AdminClient {
         body: impl Into<Bytes>,
     ) -> Result<ApiResponse, ClientError> {
         let url = format!("{}{}", self.base, path);
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        let mut builder =
+            Request::builder().method(method).uri(&url).header(header::AUTHORIZATION, format!("Bearer {}", self.token));
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
@@ -110,9 +108,10 @@ impl AdminClient {
             return Ok(resp);
         }
         let json = resp.json();
-        let message = json["message"].as_str().map(str::to_string).unwrap_or_else(|| {
-            format!("{} {}", resp.status, String::from_utf8_lossy(&resp.body))
-        });
+        let message = json["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{} {}", resp.status, String::from_utf8_lossy(&resp.body)));
         let kind = json["type"].as_str().unwrap_or_default().to_string();
         Err(ClientError::Api { status: resp.status.as_u16(), kind, message })
     }

@@ -89,7 +89,9 @@ impl From<FunctionsError> for ApiError {
                 ApiError(StatusCode::CONFLICT, "ResourceConflictException", m)
             }
             FunctionsError::Registry(RegistryError::InvalidParameter(m)) => ApiError::bad_request(m),
-            FunctionsError::Runtime(RuntimeError::InvalidCode(m)) => ApiError::bad_request(format!("invalid function code: {m}")),
+            FunctionsError::Runtime(RuntimeError::InvalidCode(m)) => {
+                ApiError::bad_request(format!("invalid function code: {m}"))
+            }
             FunctionsError::Runtime(RuntimeError::Throttled { .. }) => {
                 ApiError(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.".into())
             }
@@ -102,7 +104,9 @@ impl From<FunctionsError> for ApiError {
 impl From<BodyError> for ApiError {
     fn from(e: BodyError) -> Self {
         match e {
-            BodyError::TooLarge(_) => ApiError(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", e.to_string()),
+            BodyError::TooLarge(_) => {
+                ApiError(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", e.to_string())
+            }
             BodyError::Read(m) => ApiError::bad_request(m),
         }
     }
@@ -158,8 +162,9 @@ struct AliasBody {
 
 impl AliasBody {
     fn into_update(self) -> Result<AliasUpdate, ApiError> {
-        let version = VersionRef::parse(&self.version)
-            .ok_or_else(|| ApiError::bad_request(format!("invalid version {:?}: use $LATEST or a number", self.version)))?;
+        let version = VersionRef::parse(&self.version).ok_or_else(|| {
+            ApiError::bad_request(format!("invalid version {:?}: use $LATEST or a number", self.version))
+        })?;
         if self.additional_version_weights.len() > 1 {
             return Err(ApiError::bad_request("Number of items in AdditionalVersionWeights cannot be greater than 1"));
         }
@@ -167,7 +172,11 @@ impl AliasBody {
             None => None,
             Some((v, w)) => match VersionRef::parse(&v) {
                 Some(VersionRef::Number(n)) => Some((n, w)),
-                _ => return Err(ApiError::bad_request(format!("invalid additional version {v:?}: use a version number"))),
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid additional version {v:?}: use a version number"
+                    )));
+                }
             },
         };
         Ok(AliasUpdate { version, additional_version, description: self.description })
@@ -208,7 +217,9 @@ impl AdminApi {
                 let state = f.registry().snapshot();
                 ok(&json!({ "functions": state.functions.values().map(summary).collect::<Vec<_>>() }))
             }
-            (&Method::GET, ["v1", "functions", name]) => ok(f.registry().snapshot().function(name).map_err(FunctionsError::from)?),
+            (&Method::GET, ["v1", "functions", name]) => {
+                ok(f.registry().snapshot().function(name).map_err(FunctionsError::from)?)
+            }
             (&Method::DELETE, ["v1", "functions", name]) => {
                 f.delete_function(name).await?;
                 Ok(http::response(StatusCode::NO_CONTENT, "application/json", Bytes::new()))
@@ -312,10 +323,7 @@ impl AdminApi {
     }
 
     async fn invoke(&self, qualifier: &str, req: Request<Incoming>) -> ApiResult {
-        let tail = req
-            .headers()
-            .get("x-amz-log-type")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tail"));
+        let tail = req.headers().get("x-amz-log-type").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tail"));
         let body = http::read_body(req.into_body(), MAX_EVENT_BYTES).await?;
         let event = if body.is_empty() { "{}" } else { std::str::from_utf8(&body).unwrap_or("") };
         if serde_json::from_str::<serde::de::IgnoredAny>(event).is_err() {

@@ -68,7 +68,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err<T>(&self, span: std::ops::Range<usize>, key: impl Into<String>, message: impl Into<String>) -> Result<T, ConfigError> {
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
         Err(ConfigError::Invalid {
             path: self.path.to_path_buf(),
             line: line_of(self.text, span.start),
@@ -185,7 +190,9 @@ fn resolve_function(
         }
         let (version, weights, description) = match a.get_ref() {
             RawAlias::Version(v) => (v.as_str(), None, None),
-            RawAlias::Weighted { version, weights, description } => (version.as_str(), Some(weights), description.clone()),
+            RawAlias::Weighted { version, weights, description } => {
+                (version.as_str(), Some(weights), description.clone())
+            }
         };
         let Some(version) = VersionRef::parse(version) else {
             return cx.err(a.span(), akey, format!("version {version:?} must be \"$LATEST\" or a number"));
@@ -196,7 +203,9 @@ fn resolve_function(
             return cx.err(
                 a.span(),
                 akey,
-                format!("version {version} will not exist: bootstrap publishes only version 1, and only with `publish`"),
+                format!(
+                    "version {version} will not exist: bootstrap publishes only version 1, and only with `publish`"
+                ),
             );
         }
         let additional_version = match weights.map(|w| w.iter().collect::<Vec<_>>()).unwrap_or_default().as_slice() {
@@ -205,7 +214,13 @@ fn resolve_function(
                 Some(VersionRef::Number(n)) if available(VersionRef::Number(n)) && VersionRef::Number(n) != version => {
                     Some((n, **w))
                 }
-                _ => return cx.err(a.span(), akey, format!("weighted version {v:?} is not a published version other than {version}")),
+                _ => {
+                    return cx.err(
+                        a.span(),
+                        akey,
+                        format!("weighted version {v:?} is not a published version other than {version}"),
+                    );
+                }
             },
             _ => return cx.err(a.span(), akey, "at most one weighted additional version"),
         };

@@ -101,9 +101,9 @@ impl FunctionRecord {
 
     /// The versions that aliases point at.
     pub fn aliased_versions(&self) -> impl Iterator<Item = VersionRef> + '_ {
-        self.aliases.values().flat_map(|a| {
-            std::iter::once(a.version).chain(a.additional_version.map(|(v, _)| VersionRef::Number(v)))
-        })
+        self.aliases
+            .values()
+            .flat_map(|a| std::iter::once(a.version).chain(a.additional_version.map(|(v, _)| VersionRef::Number(v))))
     }
 }
 
@@ -150,9 +150,7 @@ pub struct RegistryState {
 
 impl RegistryState {
     pub fn function(&self, name: &str) -> Result<&FunctionRecord, RegistryError> {
-        self.functions
-            .get(name)
-            .ok_or_else(|| RegistryError::NotFound(format!("Function not found: {name}")))
+        self.functions.get(name).ok_or_else(|| RegistryError::NotFound(format!("Function not found: {name}")))
     }
 
     /// Resolves `name[:qualifier]` to the version(s) it names.

@@ -95,7 +95,9 @@ impl Registry {
         let referenced: HashSet<String> = state
             .functions
             .values()
-            .flat_map(|f| std::iter::once(f.code_sha256.clone()).chain(f.versions.values().map(|v| v.code_sha256.clone())))
+            .flat_map(|f| {
+                std::iter::once(f.code_sha256.clone()).chain(f.versions.values().map(|v| v.code_sha256.clone()))
+            })
             .collect();
         let removed = code.remove_unreferenced(&referenced);
         if removed > 0 {
@@ -131,9 +133,10 @@ impl Registry {
 
     pub fn set_setting(&self, key: &str, value: &str) -> Result<(), RegistryError> {
         self.write(|tx| {
-            tx.execute("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", [
-                key, value,
-            ])?;
+            tx.execute(
+                "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                [key, value],
+            )?;
             Ok(())
         })
     }
@@ -242,9 +245,10 @@ impl Registry {
             Ok((next as u32, true))
         })?;
         let state = self.snapshot();
-        let version = state.function(name)?.versions.get(&number).cloned().ok_or_else(|| {
-            RegistryError::Database(format!("version {number} of {name} vanished after publishing"))
-        })?;
+        let version =
+            state.function(name)?.versions.get(&number).cloned().ok_or_else(|| {
+                RegistryError::Database(format!("version {number} of {name} vanished after publishing"))
+            })?;
         Ok((version, created))
     }
 
@@ -271,11 +275,8 @@ impl Registry {
             }
             _ => {}
         }
-        let description = update
-            .description
-            .clone()
-            .or_else(|| existing.map(|a| a.description.clone()))
-            .unwrap_or_default();
+        let description =
+            update.description.clone().or_else(|| existing.map(|a| a.description.clone())).unwrap_or_default();
         self.write(|tx| {
             // Re-check inside the transaction: the versions must still exist.
             for v in std::iter::once(update.version).chain(update.additional_version.map(|(v, _)| VersionRef::Number(v))) {
@@ -347,7 +348,8 @@ impl Registry {
                     users.join(", ")
                 )));
             }
-            let n = tx.execute("DELETE FROM versions WHERE function = ?1 AND version = ?2", params![function, number])?;
+            let n =
+                tx.execute("DELETE FROM versions WHERE function = ?1 AND version = ?2", params![function, number])?;
             if n == 0 {
                 return Err(RegistryError::NotFound(format!("Function not found: {function}:{number}")));
             }
@@ -420,9 +422,8 @@ fn load_state(conn: &Connection) -> Result<RegistryState, RegistryError> {
         let f = f?;
         functions.insert(f.name.clone(), f);
     }
-    let mut stmt = conn.prepare(
-        "SELECT function, version, code_sha256, code_size, config, description, created FROM versions",
-    )?;
+    let mut stmt =
+        conn.prepare("SELECT function, version, code_sha256, code_size, config, description, created FROM versions")?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,

@@ -58,7 +58,12 @@ impl Default for Samples {
 impl Harness {
     /// Compiles `wasm` once and loads it. `dir` holds the artifacts (a fresh
     /// temporary directory when `None`, removed on drop).
-    pub async fn new(wasm: Vec<u8>, config: FunctionConfig, event: &str, dir: Option<&Path>) -> Result<Harness, RuntimeError> {
+    pub async fn new(
+        wasm: Vec<u8>,
+        config: FunctionConfig,
+        event: &str,
+        dir: Option<&Path>,
+    ) -> Result<Harness, RuntimeError> {
         let (dir, owns_dir) = match dir {
             Some(d) => (d.to_path_buf(), false),
             None => (std::env::temp_dir().join(format!("wasmgate-bench-{}", uuid::Uuid::new_v4().simple())), true),

@@ -138,7 +138,8 @@ impl ArtifactCache {
         let component = compile(engine, wasm)?;
         self.compiles.fetch_add(1, Ordering::Relaxed);
         let bytes = component.serialize().map_err(|e| RuntimeError::Engine(format!("serialize artifact: {e:#}")))?;
-        crate::fsutil::write_atomic(&self.path(sha256), &bytes).map_err(|e| RuntimeError::Io(format!("store artifact: {e}")))?;
+        crate::fsutil::write_atomic(&self.path(sha256), &bytes)
+            .map_err(|e| RuntimeError::Io(format!("store artifact: {e}")))?;
         Ok(component)
     }
 

@@ -15,9 +15,9 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::pool::{Instance, LoadedVersion};
 use super::RuntimeError;
 use super::bindings::wasmgate::function::types;
+use super::pool::{Instance, LoadedVersion};
 
 /// The data of one instance's store.
 pub struct HostState {

@@ -303,8 +303,7 @@ impl Runtime {
     /// Drops idle instances unused for longer than their `idle_ttl` (keeping
     /// `min_warm` of each version). The server calls this periodically.
     pub fn evict_idle(&self) -> usize {
-        let all: Vec<Arc<LoadedVersion>> =
-            self.versions.read().values().flat_map(|v| v.values().cloned()).collect();
+        let all: Vec<Arc<LoadedVersion>> = self.versions.read().values().flat_map(|v| v.values().cloned()).collect();
         all.iter().map(|v| v.evict_idle(Instant::now())).sum()
     }
 

@@ -15,9 +15,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
+use super::bindings::{Handler, HandlerPre};
 use super::invoke::{HostState, Limits};
 use super::logs::LogPipe;
-use super::bindings::{Handler, HandlerPre};
 use super::{RuntimeError, VersionSpec};
 
 /// Most idle instances kept per version beyond `min_warm`.

@@ -1,0 +1,100 @@
+//! The CLI tour of the README against a real server.
+
+use serde_json::{Value, json};
+
+use crate::common::{ITEMS, TestServer, guest, write_file};
+
+#[test]
+fn the_readme_tour_works() {
+    let server = TestServer::start(ITEMS);
+    let (code, out, err) = server.cli(&["function", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ItemsFunction") && out.contains("dev,prod"), "{out}");
+
+    let (code, out, _) = server.cli(&["function", "invoke", "ItemsFunction:prod", "--payload", "{}"]);
+    assert_eq!(code, 0);
+    let items: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 4);
+
+    let (code, out, err) = server.cli(&["function", "invoke", "ItemsFunction:dev", "--payload", r#"{"ID": 1}"#]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap(), json!({"ID": 1, "name": "Pen", "price": 2.5}));
+    assert!(err.contains("version $LATEST"), "{err}");
+
+    let (code, _, err) = server.cli(&["function", "invoke", "ItemsFunction:dev", "--payload", r#"{"ID": 5}"#]);
+    assert_ne!(code, 0, "a function error exits non-zero");
+    assert!(err.contains("NotFoundError"), "{err}");
+
+    let wasm = write_file(server.dir.path(), "new.wasm", guest("echo"));
+    let (code, out, err) = server.cli(&["function", "update-code", "ItemsFunction", "--wasm", wasm.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("code_sha256"), "{out}");
+    let (code, out, _) = server.cli(&["function", "publish", "ItemsFunction", "--description", "v2"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), "2");
+    let (code, out, _) = server.cli(&["function", "alias", "set", "ItemsFunction", "prod", "--version", "2"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("prod → 2"), "{out}");
+    let (code, out, err) =
+        server.cli(&["function", "alias", "set", "ItemsFunction", "prod", "--version", "2", "--weight", "1=0.1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("version 1 gets 0.1"), "{out}");
+    let (code, out, _) = server.cli(&["function", "invoke", "ItemsFunction:prod", "--payload", r#"{"x": 1}"#, "--log"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("x") || out.contains("Pen"), "{out}");
+
+    // Errors are clear and exit non-zero.
+    let (code, _, err) = server.cli(&["function", "alias", "set", "ItemsFunction", "prod", "--version", "9"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Function not found: ItemsFunction:9"), "{err}");
+    let bad = write_file(server.dir.path(), "bad.wasm", b"nope");
+    let (code, _, err) = server.cli(&["function", "update-code", "ItemsFunction", "--wasm", bad.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a WebAssembly binary"), "{err}");
+}
+
+#[test]
+fn bench_prints_cold_warm_and_hot_latencies() {
+    let server = TestServer::start(ITEMS);
+    let (code, out, err) = server.cli(&["bench", "ItemsFunction", "--samples", "50"]);
+    assert_eq!(code, 0, "{err}");
+    for row in ["cold (compile)", "cold (cached artifact)", "warm (fresh instance)", "hot (reused instance)"] {
+        assert!(out.contains(row), "{row} missing in\n{out}");
+    }
+    let (code, out, err) = server.cli(&["bench", "--guest", "counter", "--samples", "20", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 4);
+    assert!(rows[3]["p50_us"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_bad_configuration_is_rejected_naming_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[server]\nlisten = \"127.0.0.1:0\"\nlistne = 1\n", "unknown field `listne`", "line 3"),
+        ("[functions.F]\nguest = \"itemz\"\n", "functions.F.guest: unknown guest \"itemz\"", ":2:"),
+        ("[functions.F]\nguest = \"items\"\naliases = { prod = \"1\" }\n", "functions.F.aliases.prod", ":3:"),
+        ("[functions.F]\nwasm = \"missing.wasm\"\n", "no such file", ":2:"),
+        ("[server]\nlisten = \"nowhere\"\n", "server.listen", ":2:"),
+        ("[functions.F]\nguest = \"items\"\nmemory_mb = 0\n", "memory_mb must be between", "functions.F"),
+    ];
+    for (text, needle, line) in cases {
+        let path = write_file(dir.path(), "gateway.toml", text.as_bytes());
+        for cmd in ["validate", "serve"] {
+            let out = std::process::Command::new(crate::common::BIN)
+                .args([cmd, "--config", path.to_str().unwrap()])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{cmd} accepted:\n{text}");
+            assert!(err.contains(needle) && err.contains(line), "{cmd}: {err} lacks {needle:?} / {line:?}");
+        }
+    }
+    let ok = write_file(dir.path(), "gateway.toml", include_bytes!("../../gateway.toml"));
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["validate", "--config", ok.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,210 @@
+//! `TestServer`: the real `wasmgate serve` binary on `127.0.0.1:0` with a
+//! temporary data directory, and helpers to drive it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::Value;
+use wasmgate_host::admin::client::{AdminClient, ApiResponse};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_wasmgate");
+
+/// A running server process and its files.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub gateway: String,
+    pub admin_url: String,
+    pub admin: AdminClient,
+    child: Option<Child>,
+}
+
+/// The configuration every test server starts from: `server_keys` go into
+/// `[server]`, `extra` (functions, APIs …) is appended.
+pub fn config_text(server_keys: &str, extra: &str) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_grace_ms = 5000\n{server_keys}\n{extra}"
+    )
+}
+
+/// The seed's function, as the bundled gateway.toml declares it.
+pub const ITEMS: &str = r#"
+[functions.ItemsFunction]
+guest = "items"
+publish = "Initial version"
+aliases = { dev = "$LATEST", prod = "1" }
+"#;
+
+impl TestServer {
+    /// Starts a server with `extra` configuration (functions, APIs …).
+    pub fn start(extra: &str) -> TestServer {
+        TestServer::start_with("", extra)
+    }
+
+    /// Starts a server with extra `[server]` keys and `extra` configuration.
+    pub fn start_with(server_keys: &str, extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("gateway.toml");
+        std::fs::write(&config, config_text(server_keys, extra)).expect("write config");
+        let mut server = TestServer {
+            dir,
+            config,
+            gateway: String::new(),
+            admin_url: String::new(),
+            admin: AdminClient::new("http://127.0.0.1:1", ""),
+            child: None,
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .env("WASMGATE_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn wasmgate serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let (mut gateway, mut admin) = (None, None);
+        while gateway.is_none() || admin.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("wasmgate: gateway listening on ") {
+                        gateway = Some(url.to_string());
+                    }
+                    if let Some(url) = line.strip_prefix("wasmgate: admin API listening on ") {
+                        admin = Some(url.to_string());
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the server did not start; its log:\n{}", self.log());
+                }
+            }
+        }
+        self.gateway = gateway.unwrap_or_default();
+        self.admin_url = admin.unwrap_or_default();
+        self.admin = AdminClient::from_data_dir(&self.admin_url, &self.data_dir()).expect("admin token");
+        self.child = Some(child);
+    }
+
+    /// `kill -9`, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        child.wait().expect("wait for the server")
+    }
+
+    /// Starts the server again on the same data directory and configuration.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Invokes through the admin API.
+    pub async fn invoke(&self, qualifier: &str, event: &str) -> ApiResponse {
+        self.admin
+            .send(Method::POST, &format!("/v1/functions/{qualifier}/invocations"), &[], Bytes::from(event.to_string()))
+            .await
+            .expect("invoke")
+    }
+
+    /// Uploads code as `$LATEST` (creating the function).
+    pub async fn put_code(&self, name: &str, wasm: &[u8]) -> ApiResponse {
+        self.admin
+            .send(Method::PUT, &format!("/v1/functions/{name}/code"), &[], Bytes::copy_from_slice(wasm))
+            .await
+            .expect("upload")
+    }
+
+    pub async fn json(&self, method: Method, path: &str, body: Value) -> ApiResponse {
+        self.admin
+            .send(method, path, &[("content-type", "application/json")], Bytes::from(body.to_string()))
+            .await
+            .expect("admin request")
+    }
+
+    /// Runs the CLI against this server; returns (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--admin")
+            .arg(&self.admin_url)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run the CLI");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A guest's component bytes.
+pub fn guest(name: &str) -> &'static [u8] {
+    wasmgate_host::guests::get(name).unwrap_or_else(|| panic!("no guest {name}"))
+}
+
+/// Writes bytes to a file in `dir` and returns its path.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write file");
+    path
+}
+
+pub fn body_json(resp: &ApiResponse) -> Value {
+    serde_json::from_slice(&resp.body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&resp.body)))
+}

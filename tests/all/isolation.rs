@@ -1,0 +1,120 @@
+//! A misbehaving function never takes the server down: timeouts, traps,
+//! panics and exhausted memory end that call (and drop its instance), while
+//! other calls keep being served; concurrency limits throttle.
+
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::{ITEMS, TestServer, body_json};
+
+const MISBEHAVING: &str = r#"
+[functions.Loop]
+guest = "busy-loop"
+timeout_ms = 300
+
+[functions.Panic]
+guest = "panic"
+
+[functions.Hog]
+guest = "memory-hog"
+memory_mb = 32
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_that_loops_is_killed_at_its_timeout() {
+    let server = TestServer::start(&format!("{ITEMS}{MISBEHAVING}"));
+    // Several looping calls at once, and the items function answering meanwhile.
+    let loops: Vec<_> = (0..4)
+        .map(|_| {
+            let admin = server.admin.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let r = admin.send(Method::POST, "/v1/functions/Loop/invocations", &[], "{}").await.unwrap();
+                (r, started.elapsed())
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        let r = server.invoke("ItemsFunction:prod", r#"{"ID": 3}"#).await;
+        assert_eq!(body_json(&r)["name"], "Notebook");
+    }
+    for handle in loops {
+        let (r, elapsed) = handle.await.unwrap();
+        assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
+        let error = body_json(&r);
+        assert_eq!(error["errorType"], "Sandbox.Timedout");
+        let message = error["errorMessage"].as_str().unwrap();
+        assert!(
+            message.starts_with("RequestId: ") && message.ends_with("Error: Task timed out after 0.30 seconds"),
+            "{message}"
+        );
+        assert!(elapsed < Duration::from_secs(5), "the call ended near its timeout, not later ({elapsed:?})");
+    }
+    // The timed-out instance was dropped; the function still works.
+    let r = server.invoke("Loop", r#"{"loop": false}"#).await;
+    assert_eq!(body_json(&r), json!({"looped": false}));
+    assert_eq!(r.header("x-wasmgate-start"), Some("warm"), "no instance of a timed-out call is reused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_or_trap_ends_only_that_call() {
+    let server = TestServer::start(&format!("{ITEMS}{MISBEHAVING}"));
+    let r = server.invoke("Panic", "{}").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
+    let error = body_json(&r);
+    assert_eq!(error["errorType"], "Runtime.Panic");
+    assert!(error["errorMessage"].as_str().unwrap().ends_with("the guest panicked on purpose"), "{error}");
+    let r = server.invoke("Panic", r#"{"panic": false}"#).await;
+    assert_eq!(body_json(&r), json!({"panicked": false}));
+    assert_eq!(r.header("x-wasmgate-start"), Some("warm"), "the trapped instance was dropped");
+    assert_eq!(server.invoke("ItemsFunction", r#"{"ID": 1}"#).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_that_eats_memory_stops_at_its_limit() {
+    let server = TestServer::start(&format!("{ITEMS}{MISBEHAVING}"));
+    let r = server.invoke("Hog", "{}").await;
+    assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
+    let error = body_json(&r);
+    assert_eq!(error["errorType"], "Runtime.OutOfMemory");
+    assert!(error["errorMessage"].as_str().unwrap().contains("memory limit of 32 MB exceeded"), "{error}");
+    // Within the limit it works, on a fresh instance.
+    let r = server.invoke("Hog", r#"{"mb": 8}"#).await;
+    assert_eq!(body_json(&r), json!({"allocated_mb": 8}));
+    assert_eq!(r.header("x-wasmgate-start"), Some("warm"));
+    // A bigger limit lets it allocate more.
+    server.json(Method::PATCH, "/v1/functions/Hog/configuration", json!({"memory_mb": 128})).await;
+    let r = server.invoke("Hog", r#"{"mb": 64}"#).await;
+    assert_eq!(body_json(&r), json!({"allocated_mb": 64}));
+    assert_eq!(server.invoke("ItemsFunction", r#"{"ID": 4}"#).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_concurrency_throttles_the_calls_beyond_it() {
+    let server = TestServer::start(
+        r#"
+[functions.Loop]
+guest = "busy-loop"
+timeout_ms = 1500
+max_concurrency = 1
+"#,
+    );
+    let admin = server.admin.clone();
+    let running =
+        tokio::spawn(
+            async move { admin.send(Method::POST, "/v1/functions/Loop/invocations", &[], "{}").await.unwrap() },
+        );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = server.invoke("Loop", r#"{"loop": false}"#).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.header("x-amzn-errortype"), Some("TooManyRequestsException"));
+    assert_eq!(body_json(&r)["message"], "Rate Exceeded.");
+    assert_eq!(body_json(&running.await.unwrap())["errorType"], "Sandbox.Timedout");
+    // Once the slot is free, calls pass again; 0 throttles everything.
+    assert_eq!(body_json(&server.invoke("Loop", r#"{"loop": false}"#).await), json!({"looped": false}));
+    server.json(Method::PATCH, "/v1/functions/Loop/configuration", json!({"max_concurrency": 0})).await;
+    assert_eq!(server.invoke("Loop", r#"{"loop": false}"#).await.status, StatusCode::TOO_MANY_REQUESTS);
+}

@@ -1,0 +1,9 @@
+//! wasmgate's integration tests: one binary, a module per topic. Each test
+//! starts the real server (`TestServer`) on `127.0.0.1:0` with a temporary
+//! data directory and real guests, and speaks HTTP to it.
+
+mod cli;
+mod common;
+mod durability;
+mod functions;
+mod isolation;
