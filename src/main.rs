@@ -2,6 +2,7 @@
 //! (`wasmgate-host`); one module per subcommand. `main` owns exit codes and
 //! prints the whole error chain.
 
+mod api;
 mod bench;
 mod client;
 mod function;
@@ -30,6 +31,13 @@ enum Command {
     Function(function::FunctionCommand),
     /// Measure cold, warm and hot starts of a function.
     Bench(bench::BenchArgs),
+    /// Deploy an API's current definition to one stage.
+    Deploy(api::DeployArgs),
+    /// List or roll back an API's deployments.
+    #[command(subcommand)]
+    Deployment(api::DeploymentCommand),
+    /// Run one method of a deployed stage and show the execution log.
+    TestInvoke(api::TestInvokeArgs),
 }
 
 fn init_logging() {
@@ -56,6 +64,9 @@ fn main() -> ExitCode {
             Command::Validate(args) => serve::validate(args),
             Command::Function(cmd) => function::run(cmd).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Deploy(args) => api::deploy(args).await,
+            Command::Deployment(cmd) => api::deployment(cmd).await,
+            Command::TestInvoke(args) => api::test_invoke(args).await,
         }
     });
     match result {

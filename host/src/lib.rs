@@ -11,6 +11,7 @@
 //! - [`admin`]: the admin HTTP API and its client (the CLI's backend).
 //! - [`http`]: accept loop, HTTP/1.1 + h2c, graceful shutdown, body limits.
 //! - [`server`]: starts all of the above for `wasmgate serve`.
+//! - [`template`]: mapping templates (API Gateway's VTL): parsed once, rendered per request.
 //! - [`guests`]: the guest functions of `guest-functions/`, embedded.
 
 pub mod admin;
@@ -24,3 +25,4 @@ pub mod http;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub mod template;

@@ -25,6 +25,8 @@ pub enum ServerError {
     Runtime(#[from] RuntimeError),
     #[error("bootstrap: {0}")]
     Bootstrap(#[from] crate::bootstrap::BootstrapError),
+    #[error("deploy: {0}")]
+    Deploy(#[from] crate::gateway::deploy::DeployError),
     #[error("admin token in {path}: {message}")]
     Token { path: String, message: String },
     #[error("could not listen on {addr}: {message}")]
@@ -36,6 +38,7 @@ pub struct RunningServer {
     pub gateway_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub functions: Functions,
+    pub gateway: Arc<Gateway>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -79,6 +82,11 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         "registry loaded"
     );
     crate::bootstrap::apply(&functions, &config.functions).await?;
+    let gateway = Arc::new(Gateway::new(functions.clone()));
+    gateway.reload()?;
+    for (api, stage) in gateway.deploy_undeployed(&config.apis).await? {
+        tracing::info!(api, stage, "deployed a stage that had no deployment");
+    }
     let token = token::load_or_create(&data_dir).map_err(|e| ServerError::Token {
         path: token::token_path(&data_dir).display().to_string(),
         message: e.to_string(),
@@ -97,11 +105,13 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let admin =
-        Arc::new(AdminApi::new(functions.clone(), AdminOptions { token, max_code_bytes: server.max_code_bytes }));
-    let gateway = Arc::new(Gateway::new());
+    let admin = Arc::new(AdminApi::new(
+        functions.clone(),
+        gateway.clone(),
+        AdminOptions { token, max_code_bytes: server.max_code_bytes, config_path: config.path.clone() },
+    ));
     let tasks = vec![
-        tokio::spawn(crate::http::serve(gateway_listener, gateway, stop(rx.clone()), grace)),
+        tokio::spawn(crate::http::serve(gateway_listener, gateway.clone(), stop(rx.clone()), grace)),
         tokio::spawn(crate::http::serve(admin_listener, admin, stop(rx.clone()), grace)),
     ];
     let evictor = runtime.spawn_evictor(Duration::from_secs(1));
@@ -117,5 +127,5 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         ready_ms = started.elapsed().as_millis() as u64,
         "wasmgate ready"
     );
-    Ok(RunningServer { gateway_addr, admin_addr, functions, shutdown: tx, tasks })
+    Ok(RunningServer { gateway_addr, admin_addr, functions, gateway, shutdown: tx, tasks })
 }

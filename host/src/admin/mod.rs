@@ -23,6 +23,11 @@
 //! | `GET /v1/functions/{name}/aliases` | list aliases |
 //! | `GET`, `PUT`, `POST`, `PATCH`, `DELETE /v1/functions/{name}/aliases/{alias}` | read, upsert, create, update, delete `{version, additional_version_weights?, description?}` |
 //! | `POST /v1/functions/{qualifier}/invocations` | invoke with the body as event (see below) |
+//! | `GET /v1/apis` | deployed APIs, their stages and deployments |
+//! | `GET /v1/apis/{api}/deployments` | an API's deployments, oldest first |
+//! | `POST /v1/apis/{api}/deployments` | deploy `{stage, description?}` from the server's configuration file (re-read now) |
+//! | `POST /v1/apis/{api}/stages/{stage}/rollback` | point the stage at `{deployment_id?}` or its previous deployment |
+//! | `POST /v1/apis/{api}/test-invoke` | run one method as the console's TEST button: `{stage, method, resource_path, path?, query?, headers?, body?}` |
 //!
 //! An invocation answers 200 with the function's result as the body, or its
 //! error payload plus `X-Amz-Function-Error: Unhandled`, as Lambda's Invoke
@@ -34,6 +39,7 @@ pub mod client;
 pub mod token;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -43,6 +49,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::functions::{Functions, FunctionsError};
+use crate::gateway::Gateway;
+use crate::gateway::deploy::DeployError;
 use crate::http::{self, Body, BodyError};
 use crate::registry::{AliasUpdate, FunctionRecord, RegistryError, VersionRef};
 use crate::runtime::{FunctionConfig, RuntimeError};
@@ -56,11 +64,14 @@ pub struct AdminOptions {
     pub token: String,
     /// Largest code upload, in bytes.
     pub max_code_bytes: usize,
+    /// The configuration file deployments are taken from.
+    pub config_path: std::path::PathBuf,
 }
 
 /// The admin API handler.
 pub struct AdminApi {
     functions: Functions,
+    gateway: Arc<Gateway>,
     options: AdminOptions,
 }
 
@@ -97,6 +108,19 @@ impl From<FunctionsError> for ApiError {
             }
             FunctionsError::InvalidConfig(m) => ApiError::bad_request(m),
             other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", other.to_string()),
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(e: DeployError) -> Self {
+        match e {
+            DeployError::Registry(r) => FunctionsError::Registry(r).into(),
+            DeployError::UnknownApi(_) | DeployError::UnknownStage { .. } => ApiError::not_found(e.to_string()),
+            DeployError::Config(c) => ApiError::bad_request(c.to_string()),
+            DeployError::Broken { .. } => {
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", e.to_string())
+            }
         }
     }
 }
@@ -183,9 +207,53 @@ impl AliasBody {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    stage: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    #[serde(default)]
+    deployment_id: Option<String>,
+}
+
 impl AdminApi {
-    pub fn new(functions: Functions, options: AdminOptions) -> Self {
-        AdminApi { functions, options }
+    /// Deployed APIs (or one), with their stages and deployments.
+    fn apis(&self, only: Option<&str>) -> Value {
+        let state = self.functions.registry().snapshot();
+        let list: Vec<Value> = state
+            .deployments
+            .iter()
+            .filter(|(api, _)| only.is_none_or(|o| o == api.as_str()))
+            .map(|(api, deployments)| {
+                let stages: Vec<&crate::registry::StageRecord> =
+                    state.stages.iter().filter(|((a, _), _)| a == api).map(|(_, s)| s).collect();
+                json!({ "name": api, "stages": stages, "deployments": deployments })
+            })
+            .collect();
+        Value::Array(list)
+    }
+
+    /// The API as the configuration file defines it now.
+    fn configured_api(&self, api: &str) -> Result<crate::config::ApiSpec, ApiError> {
+        let state = self.functions.registry().snapshot();
+        let known = |name: &str| state.functions.contains_key(name);
+        let config = crate::config::load_with_functions(&self.options.config_path, &known)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        config
+            .apis
+            .into_iter()
+            .find(|a| a.name == api)
+            .ok_or_else(|| ApiError::not_found(format!("API {api:?} is not in {}", self.options.config_path.display())))
+    }
+
+    pub fn new(functions: Functions, gateway: Arc<Gateway>, options: AdminOptions) -> Self {
+        AdminApi { functions, gateway, options }
     }
 
     fn authorized(&self, req: &Request<Incoming>) -> bool {
@@ -313,6 +381,33 @@ impl AdminApi {
                 Ok(http::response(StatusCode::NO_CONTENT, "application/json", Bytes::new()))
             }
             (&Method::POST, ["v1", "functions", qualifier, "invocations"]) => self.invoke(qualifier, req).await,
+            (&Method::GET, ["v1", "apis"]) => ok(&self.apis(None)),
+            (&Method::GET, ["v1", "apis", api, "deployments"]) => {
+                let list = self.apis(Some(api));
+                if list.as_array().is_none_or(Vec::is_empty) {
+                    return Err(ApiError::not_found(format!("Invalid API identifier specified: {api}")));
+                }
+                ok(&list[0])
+            }
+            (&Method::POST, ["v1", "apis", api, "deployments"]) => {
+                let body = http::read_body(req.into_body(), 1 << 20).await?;
+                let d: DeployBody = parse_json(&body)?;
+                let spec = self.configured_api(api)?;
+                let record = self.gateway.deploy(&spec, &d.stage, d.description.as_deref().unwrap_or("")).await?;
+                Ok(http::json(StatusCode::CREATED, &record))
+            }
+            (&Method::POST, ["v1", "apis", api, "stages", stage, "rollback"]) => {
+                let body = http::read_body(req.into_body(), 1 << 20).await?;
+                let r: RollbackBody = parse_json(&body)?;
+                ok(&self.gateway.rollback(api, stage, r.deployment_id).await?)
+            }
+            (&Method::POST, ["v1", "apis", api, "test-invoke"]) => {
+                let body = http::read_body(req.into_body(), crate::gateway::MAX_BODY_BYTES + (1 << 20)).await?;
+                let t: crate::gateway::testinvoke::TestInvoke = parse_json(&body)?;
+                let result =
+                    crate::gateway::testinvoke::run(&self.gateway, api, t).await.map_err(ApiError::bad_request)?;
+                ok(&result)
+            }
             (_, ["v1", ..]) => Err(ApiError(
                 StatusCode::NOT_FOUND,
                 "UnknownOperationException",

@@ -4,11 +4,14 @@
 //! publish. Every error names the file, the line and the key. The rest of the
 //! program only sees the resolved form.
 
+pub mod api;
 mod raw;
 mod resolve;
 
 use std::path::{Path, PathBuf};
 
+pub use api::ApiSpec;
+pub use raw::RawApi;
 pub use resolve::{CodeSource, Config, FunctionSeed, ServerConfig};
 
 /// What is wrong with a configuration.
@@ -33,11 +36,42 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Validates configuration text; `path` is used for messages and to resolve
-/// relative paths.
+/// relative paths. Function integrations may name the functions the file
+/// declares.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_with_functions(text, path, &|_| false)
+}
+
+/// Like [`parse`], with more functions integrations may name (those in the
+/// registry, for a running server).
+pub fn parse_with_functions(
+    text: &str,
+    path: &Path,
+    functions: api::KnownFunctions<'_>,
+) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = toml::from_str(text)
         .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
-    resolve::resolve(raw, text, path)
+    resolve::resolve(raw, text, path, functions)
+}
+
+/// Reads and validates a configuration file, with more known functions.
+pub fn load_with_functions(path: &Path, functions: api::KnownFunctions<'_>) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+    parse_with_functions(&text, path, functions)
+}
+
+/// An API as a deployment stores it: TOML text of its definition.
+pub fn api_snapshot(api: &RawApi) -> String {
+    toml::to_string(api).unwrap_or_default()
+}
+
+/// Resolves a stored deployment's API (functions are checked per request).
+pub fn resolve_api_snapshot(name: &str, text: &str) -> Result<ApiSpec, ConfigError> {
+    let path = Path::new("deployment");
+    let raw: toml::Spanned<RawApi> = toml::from_str(text)
+        .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
+    api::resolve_api(&resolve::Ctx { text, path }, name, &raw, &|_| true)
 }
 
 /// The 1-based line of a byte offset.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use indexmap::IndexMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -13,6 +13,138 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub functions: IndexMap<String, Spanned<RawFunction>>,
+    #[serde(default)]
+    pub apis: IndexMap<String, Spanned<RawApi>>,
+}
+
+/// An API (a REST API of API Gateway). Serializable: a deployment stores its
+/// API as TOML text and resolves it again when loaded.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Serve this API under `/{base_path}/{stage}/…` (several APIs on one server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_path: Option<Spanned<String>>,
+    /// Serve this API for these `Host` names (instead of, or as well as, a base path).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binary_media_types: Vec<String>,
+    /// JSON Schema (draft 4) models by name.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub models: IndexMap<String, Spanned<RawModel>>,
+    /// Request validators by name (`validate_body`, `validate_parameters`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub request_validators: IndexMap<String, Spanned<RawValidator>>,
+    /// Resource path → HTTP method (or `ANY`) → method.
+    #[serde(default)]
+    pub resources: IndexMap<String, Spanned<IndexMap<String, Spanned<RawMethod>>>>,
+    #[serde(default)]
+    pub stages: IndexMap<String, Spanned<RawStage>>,
+    /// Customised gateway responses by type (`MISSING_AUTHENTICATION_TOKEN`, `DEFAULT_4XX` …).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub gateway_responses: IndexMap<String, Spanned<RawGatewayResponse>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The JSON Schema, as JSON text.
+    pub schema: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidator {
+    #[serde(default)]
+    pub validate_body: bool,
+    #[serde(default)]
+    pub validate_parameters: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMethod {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_required: Option<bool>,
+    /// A validator of `request_validators`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_validator: Option<Spanned<String>>,
+    /// `method.request.{path,querystring,header}.NAME` → required.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub request_parameters: IndexMap<String, Spanned<bool>>,
+    /// Content type → model name.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub request_models: IndexMap<String, Spanned<String>>,
+    pub integration: Spanned<RawIntegration>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntegration {
+    /// `mock`, `function` or `function-proxy`.
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    /// `Name`, `Name:alias`, `Name:${stageVariables.x}` (function integrations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<Spanned<String>>,
+    /// `WHEN_NO_MATCH` (default), `WHEN_NO_TEMPLATES` or `NEVER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passthrough_behavior: Option<Spanned<String>>,
+    /// 50–29000 ms (default 29000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<Spanned<u64>>,
+    /// Content type → mapping template.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub request_templates: IndexMap<String, Spanned<String>>,
+    /// Integration responses, chosen by `selection_pattern`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub responses: Vec<Spanned<RawIntegrationResponse>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntegrationResponse {
+    /// Java regex matched against the function's error message (function
+    /// integrations) or the status code (mock). Absent: the default response.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection_pattern: Option<Spanned<String>>,
+    pub status: Spanned<u16>,
+    /// Content type → response mapping template.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub templates: IndexMap<String, Spanned<String>>,
+    /// Response header → `'static value'` or `integration.response.header.X` /
+    /// `integration.response.body` / `integration.response.body.field`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub variables: IndexMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Header → `'static'`, `method.request.header.X`, `stageVariables.x` …
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, String>,
+    /// Content type → template (`$context.error.messageString` …).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub templates: IndexMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::api::{ApiSpec, resolve_api};
 use super::raw::{RawAlias, RawConfig, RawFunction};
 use super::{ConfigError, line_of};
 use crate::registry::{AliasUpdate, VersionRef};
@@ -17,6 +18,7 @@ pub struct Config {
     pub path: PathBuf,
     pub server: ServerConfig,
     pub functions: Vec<FunctionSeed>,
+    pub apis: Vec<ApiSpec>,
 }
 
 /// Listeners, data directory and limits.
@@ -62,13 +64,13 @@ pub struct FunctionSeed {
     pub aliases: Vec<(String, AliasUpdate)>,
 }
 
-struct Ctx<'a> {
-    text: &'a str,
-    path: &'a Path,
+pub(super) struct Ctx<'a> {
+    pub(super) text: &'a str,
+    pub(super) path: &'a Path,
 }
 
 impl Ctx<'_> {
-    fn err<T>(
+    pub(super) fn err<T>(
         &self,
         span: std::ops::Range<usize>,
         key: impl Into<String>,
@@ -93,7 +95,12 @@ impl Ctx<'_> {
     }
 }
 
-pub(super) fn resolve(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigError> {
+pub(super) fn resolve(
+    raw: RawConfig,
+    text: &str,
+    path: &Path,
+    other_functions: super::api::KnownFunctions<'_>,
+) -> Result<Config, ConfigError> {
     let cx = Ctx { text, path };
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
@@ -135,7 +142,24 @@ pub(super) fn resolve(raw: RawConfig, text: &str, path: &Path) -> Result<Config,
         }
         functions.push(resolve_function(&cx, &base, name, f.get_ref(), f.span(), &key, &server)?);
     }
-    Ok(Config { path: path.to_path_buf(), server, functions })
+    let known = |name: &str| raw.functions.contains_key(name) || other_functions(name);
+    let mut apis: Vec<ApiSpec> = Vec::new();
+    for (name, api) in &raw.apis {
+        let spec = resolve_api(&cx, name, api, &known)?;
+        // Two APIs must not claim the same requests.
+        if let Some(other) = apis.iter().find(|o| {
+            o.base_path == spec.base_path
+                && (o.hosts.is_empty() || spec.hosts.is_empty() || o.hosts.iter().any(|h| spec.hosts.contains(h)))
+        }) {
+            return cx.err(
+                api.span(),
+                format!("apis.{name}"),
+                format!("serves the same requests as API {:?}: give one a different base_path or hosts", other.name),
+            );
+        }
+        apis.push(spec);
+    }
+    Ok(Config { path: path.to_path_buf(), server, functions, apis })
 }
 
 fn resolve_function(

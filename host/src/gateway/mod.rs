@@ -1,29 +1,275 @@
-//! The gateway listener: REST routes of the deployed APIs to integrations.
+//! The gateway listener: requests to `/{stage}/{path}` of the deployed APIs
+//! (or `/{base_path}/{stage}/…`, or by `Host`, when one server carries
+//! several), routed to a stage's method and run through its pipeline.
+//!
+//! Layout: [`request`] (the parsed request), [`router`] (resource matching as
+//! API Gateway does it), [`stage`] (a deployment compiled for serving),
+//! [`pipeline`] (validation → integration → integration response),
+//! [`validation`], [`proxy`] (the Lambda proxy event and response),
+//! [`responses`] (API Gateway's gateway responses: every failure becomes one
+//! here, in [`Gateway::reject`]), [`deploy`] (deployments and rollbacks).
+//!
+//! The set of served stages is an immutable snapshot behind an `ArcSwap`: a
+//! deploy builds the new stage first and swaps it in atomically, so requests in
+//! flight finish on the deployment they started with and none is dropped.
 
+pub mod deploy;
+pub mod pipeline;
+pub mod proxy;
+pub mod request;
+pub mod responses;
+pub mod router;
+pub mod stage;
+pub mod testinvoke;
+pub mod validation;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
 
+use arc_swap::ArcSwap;
 use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode, header};
+use parking_lot::Mutex;
+use serde_json::Value;
 
-use crate::http::{self, Body};
+use crate::config::ApiSpec;
+use crate::functions::Functions;
+use crate::http::{self, Body, BodyError};
+use pipeline::{GatewayResponse, Rejection, Trace};
+use request::GatewayRequest;
+use responses::{ErrorContext, GatewayResponses, ResponseType};
+use stage::{CompiledStage, MethodEntry};
+
+/// API Gateway's payload limit: larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// One API as served: how requests find it, and its stages.
+pub struct ServedApi {
+    pub name: String,
+    pub base_path: Option<String>,
+    pub hosts: Vec<String>,
+    /// Gateway responses for failures before a stage is known.
+    pub responses: Arc<GatewayResponses>,
+    pub stages: HashMap<String, Arc<CompiledStage>>,
+}
+
+/// Everything served, swapped whole on every deploy.
+#[derive(Default)]
+pub struct Served {
+    pub apis: Vec<ServedApi>,
+}
 
 /// The gateway's request handler.
-pub struct Gateway {}
+pub struct Gateway {
+    functions: Functions,
+    served: ArcSwap<Served>,
+    /// Resolved deployments by id (a deployment is immutable, so this never goes stale).
+    compiled: Mutex<HashMap<String, Arc<ApiSpec>>>,
+}
+
+/// What a request resolved to before its pipeline runs.
+pub struct Routed<'a> {
+    pub stage: &'a Arc<CompiledStage>,
+    pub method: &'a MethodEntry,
+    pub path_params: Vec<(String, String)>,
+}
 
 impl Gateway {
-    pub fn new() -> Self {
-        Gateway {}
+    pub fn new(functions: Functions) -> Self {
+        Gateway { functions, served: ArcSwap::from_pointee(Served::default()), compiled: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn functions(&self) -> &Functions {
+        &self.functions
+    }
+
+    /// What is served now.
+    pub fn served(&self) -> Arc<Served> {
+        self.served.load_full()
+    }
+
+    /// Finds the API a request is for: by `Host`, else by base path (which is
+    /// then stripped), else the API without either. Returns it and the path
+    /// left to route.
+    fn find_api<'a, 'p>(served: &'a Served, host: &str, path: &'p str) -> Option<(&'a ServedApi, &'p str)> {
+        if let Some(api) = served.apis.iter().find(|a| a.hosts.iter().any(|h| h == host)) {
+            return Some((api, path));
+        }
+        let trimmed = path.trim_start_matches('/');
+        let (first, rest) =
+            trimmed.split_once('/').map(|(f, r)| (f, &trimmed[f.len()..][..r.len() + 1])).unwrap_or((trimmed, ""));
+        if let Some(api) = served.apis.iter().find(|a| a.base_path.as_deref() == Some(first) && a.hosts.is_empty()) {
+            return Some((api, rest));
+        }
+        served.apis.iter().find(|a| a.base_path.is_none() && a.hosts.is_empty()).map(|a| (a, path))
+    }
+
+    /// Turns a rejection into API Gateway's gateway response.
+    pub fn reject(responses: &GatewayResponses, rejection: &Rejection, ctx: &ErrorContext) -> GatewayResponse {
+        let rendered = responses.render(rejection.kind, rejection.message.as_deref(), ctx);
+        let mut status = rendered.status;
+        if let Some(s) = rejection.status
+            && !responses.is_customised(rejection.kind)
+        {
+            status = s;
+        }
+        let mut headers = rendered.headers;
+        headers.push(("x-amzn-RequestId".into(), ctx.request_id.clone()));
+        GatewayResponse { status, headers, body: bytes::Bytes::from(rendered.body) }
+    }
+
+    /// Runs one request through routing and its stage's pipeline.
+    pub async fn dispatch(&self, req: &GatewayRequest, trace: &mut Trace) -> GatewayResponse {
+        let served = self.served.load();
+        let Some((api, rest)) = Self::find_api(&served, &req.host, &req.full_path) else {
+            return Self::reject(
+                &GatewayResponses::default(),
+                &Rejection::new(ResponseType::MissingAuthenticationToken, None),
+                &ErrorContext::for_request(req),
+            );
+        };
+        // `//stage/x` is `/stage/x`.
+        let trimmed = rest.trim_start_matches('/');
+        let (stage_name, after) = match trimmed.find('/') {
+            Some(i) => (&trimmed[..i], &trimmed[i..]),
+            None => (trimmed, ""),
+        };
+        let Some(stage) = api.stages.get(stage_name) else {
+            // No such stage: API Gateway answers as for an unknown route.
+            let rejection = Rejection::new(ResponseType::MissingAuthenticationToken, None);
+            return Self::reject(&api.responses, &rejection, &ErrorContext::for_request(req));
+        };
+        let mut req = req.clone();
+        req.path = after.to_string();
+        let Some(found) = stage.router.find(&req.method, after) else {
+            trace.log_line(|| format!("No method matches {} {after}", req.method));
+            let ctx = ErrorContext::for_stage(&req, stage, None);
+            return Self::reject(
+                &stage.api.gateway_responses,
+                &Rejection::new(ResponseType::MissingAuthenticationToken, None),
+                &ctx,
+            );
+        };
+        let path_params = found.path_params.clone();
+        match pipeline::run(&self.functions, stage, found.value, &path_params, &req, trace).await {
+            Ok(response) => response,
+            Err(rejection) => {
+                let ctx = ErrorContext::for_stage(&req, stage, Some((found.resource_path, &path_params)));
+                Self::reject(&stage.api.gateway_responses, &rejection, &ctx)
+            }
+        }
     }
 }
 
-impl Default for Gateway {
-    fn default() -> Self {
-        Self::new()
+fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: SocketAddr) -> GatewayRequest {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
+        .to_string();
+    let host_name = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host.as_str(), |(h, _)| h);
+    GatewayRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        extended_request_id: pipeline::short_id(&uuid::Uuid::new_v4().to_string()),
+        method: parts.method.as_str().to_string(),
+        full_path: parts.uri.path().to_string(),
+        path: String::new(),
+        raw_query: parts.uri.query().map(str::to_string),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body,
+        source_ip: peer.ip(),
+        host: host_name.to_ascii_lowercase(),
+        protocol: if parts.version == hyper::Version::HTTP_2 { "HTTP/2.0" } else { "HTTP/1.1" },
+        time: SystemTime::now(),
     }
+}
+
+/// Turns the pipeline's answer into an HTTP response.
+pub fn to_http(resp: GatewayResponse) -> Response<Body> {
+    let mut out = Response::new(http_body_util::Full::new(resp.body));
+    *out.status_mut() = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in resp.headers {
+        if let (Ok(n), Ok(v)) = (header::HeaderName::from_bytes(name.as_bytes()), header::HeaderValue::from_str(&value))
+        {
+            out.headers_mut().append(n, v);
+        }
+    }
+    out
 }
 
 impl http::Handler for Gateway {
-    async fn handle(&self, _req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
-        http::json(hyper::StatusCode::FORBIDDEN, &serde_json::json!({"message": "Missing Authentication Token"}))
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let body = match http::read_body(body, MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(e) => {
+                let req = parse_request(&parts, bytes::Bytes::new(), peer);
+                let kind = match e {
+                    BodyError::TooLarge(_) => ResponseType::RequestTooLarge,
+                    BodyError::Read(_) => ResponseType::Default4xx,
+                };
+                let resp = Self::reject(
+                    &GatewayResponses::default(),
+                    &Rejection::new(kind, None),
+                    &ErrorContext::for_request(&req),
+                );
+                return to_http(resp);
+            }
+        };
+        let req = parse_request(&parts, body, peer);
+        let started = std::time::Instant::now();
+        let resp = self.dispatch(&req, &mut Trace::default()).await;
+        tracing::info!(
+            target: "wasmgate::access",
+            request_id = %req.request_id,
+            ip = %req.source_ip,
+            method = %req.method,
+            path = %req.full_path,
+            status = resp.status,
+            bytes = resp.body.len(),
+            latency_us = started.elapsed().as_micros() as u64,
+        );
+        to_http(resp)
     }
+}
+
+/// The proxy event v1 for a routed request.
+pub(crate) fn proxy_event(
+    stage: &CompiledStage,
+    method: &MethodEntry,
+    path_params: &[(String, String)],
+    req: &GatewayRequest,
+) -> Value {
+    let binary = is_binary(stage, req.media_type("content-type").as_deref());
+    proxy::build_event(stage, method, path_params, req, binary)
+}
+
+fn media_matches(pattern: &str, media: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    match pattern.strip_suffix("/*") {
+        _ if pattern == "*/*" => true,
+        Some(prefix) => media.split('/').next() == Some(prefix),
+        None => pattern == media,
+    }
+}
+
+fn is_binary(stage: &CompiledStage, media: Option<&str>) -> bool {
+    media.is_some_and(|m| stage.api.binary_media_types.iter().any(|p| media_matches(p, m)))
+}
+
+/// Whether the client's first `Accept` type is a binary media type (then a
+/// base64 proxy body is decoded).
+pub(crate) fn accepts_binary(stage: &CompiledStage, req: &GatewayRequest) -> bool {
+    is_binary(stage, req.media_type("accept").as_deref())
 }

@@ -17,7 +17,10 @@ pub mod code;
 mod state;
 mod store;
 
-pub use state::{AliasRecord, FunctionRecord, Qualifier, RegistryState, Target, VersionRecord, VersionRef};
+pub use state::{
+    AliasRecord, DeploymentRecord, FunctionRecord, Qualifier, RegistryState, StageRecord, Target, VersionRecord,
+    VersionRef,
+};
 pub use store::{AliasUpdate, Registry};
 
 /// Errors of the registry, each with the Lambda error type it is reported as.

@@ -142,10 +142,40 @@ impl Target {
     }
 }
 
+/// A deployment: an immutable snapshot of an API's definition.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub api: String,
+    /// 1, 2, 3 … per API, in the order of deployment.
+    pub seq: u64,
+    pub description: String,
+    pub created: String,
+    /// The API's definition, TOML text.
+    #[serde(skip)]
+    pub definition: String,
+}
+
+/// A stage and the deployment it serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageRecord {
+    pub api: String,
+    pub stage: String,
+    pub deployment_id: String,
+    pub last_updated: String,
+    /// Every deployment it has served, oldest first.
+    pub history: Vec<String>,
+}
+
 /// An immutable view of the whole registry, replaced on every change.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RegistryState {
     pub functions: BTreeMap<String, FunctionRecord>,
+    /// Deployments by API, oldest first.
+    pub deployments: BTreeMap<String, Vec<DeploymentRecord>>,
+    /// Stages by (API, stage).
+    #[serde(skip)]
+    pub stages: BTreeMap<(String, String), StageRecord>,
 }
 
 impl RegistryState {

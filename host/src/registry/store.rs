@@ -10,7 +10,9 @@ use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::code::CodeStore;
-use super::state::{AliasRecord, FunctionRecord, RegistryState, VersionRecord, VersionRef};
+use super::state::{
+    AliasRecord, DeploymentRecord, FunctionRecord, RegistryState, StageRecord, VersionRecord, VersionRef,
+};
 use super::{RegistryError, validate_alias_name, validate_function_name};
 use crate::runtime::FunctionConfig;
 
@@ -43,6 +45,22 @@ CREATE TABLE IF NOT EXISTS aliases (
     additional_weight REAL,
     description       TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (function, name)
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    id          TEXT PRIMARY KEY,
+    api         TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    created     TEXT NOT NULL,
+    definition  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stage_deployments (
+    api           TEXT NOT NULL,
+    stage         TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
+    deployment_id TEXT NOT NULL REFERENCES deployments(id),
+    at            TEXT NOT NULL,
+    PRIMARY KEY (api, stage, seq)
 );
 CREATE TABLE IF NOT EXISTS kv (
     key   TEXT PRIMARY KEY,
@@ -369,6 +387,85 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Stores a new deployment of `api` (its definition as TOML text) and
+    /// points `stage` at it, in one transaction.
+    pub fn deploy(
+        &self,
+        api: &str,
+        stage: &str,
+        definition: &str,
+        description: &str,
+    ) -> Result<DeploymentRecord, RegistryError> {
+        let id = deployment_id();
+        self.write(|tx| {
+            let seq: i64 =
+                tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM deployments WHERE api = ?1", [api], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO deployments (id, api, seq, description, created, definition) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, api, seq, description, now(), definition],
+            )?;
+            point_stage(tx, api, stage, &id)
+        })?;
+        self.snapshot()
+            .deployments
+            .get(api)
+            .and_then(|d| d.iter().find(|d| d.id == id).cloned())
+            .ok_or_else(|| RegistryError::Database("deployment vanished after writing it".into()))
+    }
+
+    /// Points `stage` back at an earlier deployment: `to`, or the one it
+    /// served before the current one.
+    pub fn rollback(&self, api: &str, stage: &str, to: Option<&str>) -> Result<StageRecord, RegistryError> {
+        let state = self.snapshot();
+        let record = state
+            .stages
+            .get(&(api.to_string(), stage.to_string()))
+            .ok_or_else(|| RegistryError::NotFound(format!("Invalid stage identifier specified: {api}/{stage}")))?;
+        let target = match to {
+            Some(id) => {
+                let known = state.deployments.get(api).is_some_and(|d| d.iter().any(|d| d.id == id));
+                if !known {
+                    return Err(RegistryError::NotFound(format!("Invalid deployment identifier specified: {id}")));
+                }
+                id.to_string()
+            }
+            None => {
+                // The deployment before the current one in the stage's history.
+                let current = &record.deployment_id;
+                record.history.iter().rev().find(|id| *id != current).cloned().ok_or_else(|| {
+                    RegistryError::Conflict(format!("stage {stage} has no earlier deployment to roll back to"))
+                })?
+            }
+        };
+        self.write(|tx| point_stage(tx, api, stage, &target))?;
+        self.snapshot()
+            .stages
+            .get(&(api.to_string(), stage.to_string()))
+            .cloned()
+            .ok_or_else(|| RegistryError::Database("stage vanished after writing it".into()))
+    }
+}
+
+fn point_stage(tx: &Transaction<'_>, api: &str, stage: &str, deployment_id: &str) -> Result<(), RegistryError> {
+    let seq: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM stage_deployments WHERE api = ?1 AND stage = ?2",
+        [api, stage],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO stage_deployments (api, stage, seq, deployment_id, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![api, stage, seq, deployment_id, now()],
+    )?;
+    Ok(())
+}
+
+/// A short random id, like API Gateway's deployment ids.
+fn deployment_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..10).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+}
+
 /// Lambda's rules for an alias's routing configuration.
 fn check_alias_target(f: &FunctionRecord, update: &AliasUpdate) -> Result<(), RegistryError> {
     if let VersionRef::Number(n) = update.version
@@ -465,5 +562,41 @@ fn load_state(conn: &Connection) -> Result<RegistryState, RegistryError> {
             f.aliases.insert(a.name.clone(), a);
         }
     }
-    Ok(RegistryState { functions })
+    let mut deployments: BTreeMap<String, Vec<DeploymentRecord>> = BTreeMap::new();
+    let mut stmt =
+        conn.prepare("SELECT id, api, seq, description, created, definition FROM deployments ORDER BY api, seq")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(DeploymentRecord {
+            id: r.get(0)?,
+            api: r.get(1)?,
+            seq: r.get::<_, i64>(2)? as u64,
+            description: r.get(3)?,
+            created: r.get(4)?,
+            definition: r.get(5)?,
+        })
+    })?;
+    for row in rows {
+        let d = row?;
+        deployments.entry(d.api.clone()).or_default().push(d);
+    }
+    let mut stages: BTreeMap<(String, String), StageRecord> = BTreeMap::new();
+    let mut stmt =
+        conn.prepare("SELECT api, stage, deployment_id, at FROM stage_deployments ORDER BY api, stage, seq")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    for row in rows {
+        let (api, stage, id, at) = row?;
+        let entry = stages.entry((api.clone(), stage.clone())).or_insert_with(|| StageRecord {
+            api,
+            stage,
+            deployment_id: String::new(),
+            last_updated: String::new(),
+            history: Vec::new(),
+        });
+        entry.deployment_id = id.clone();
+        entry.last_updated = at;
+        entry.history.push(id);
+    }
+    Ok(RegistryState { functions, deployments, stages })
 }

@@ -1,0 +1,487 @@
+//! APIs of `gateway.toml`, validated and resolved: mapping templates parsed,
+//! JSON Schema models compiled, selection patterns compiled, references
+//! (functions, models, validators) checked — every error with its key and line.
+//! The same resolution runs when a stored deployment is loaded.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use regex::Regex;
+use toml::Spanned;
+
+use super::ConfigError;
+use super::raw::{RawApi, RawIntegration, RawMethod};
+use super::resolve::Ctx;
+use crate::gateway::responses::{Customisation, GatewayResponses, ResponseType};
+use crate::template::Template;
+
+/// The HTTP methods a resource can declare.
+pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"];
+
+/// A validated API.
+#[derive(Debug, Clone)]
+pub struct ApiSpec {
+    pub name: String,
+    pub description: String,
+    /// Served under `/{base_path}/{stage}/…` when set.
+    pub base_path: Option<String>,
+    pub hosts: Vec<String>,
+    pub binary_media_types: Vec<String>,
+    pub methods: Vec<Arc<MethodSpec>>,
+    pub stages: IndexMap<String, StageSpec>,
+    pub gateway_responses: Arc<GatewayResponses>,
+    /// The API as written, for deployment snapshots.
+    pub raw: RawApi,
+}
+
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    pub description: String,
+    pub variables: IndexMap<String, String>,
+}
+
+/// One method of one resource.
+#[derive(Debug)]
+pub struct MethodSpec {
+    pub resource_path: String,
+    pub http_method: String,
+    pub api_key_required: bool,
+    pub validate_body: bool,
+    pub validate_parameters: bool,
+    /// Required parameters as full keys (`method.request.querystring.q`), sorted.
+    pub required_parameters: Vec<String>,
+    /// Content type → model.
+    pub request_models: IndexMap<String, Model>,
+    pub integration: IntegrationSpec,
+}
+
+/// A compiled JSON Schema model.
+#[derive(Clone)]
+pub struct Model {
+    pub name: String,
+    pub validator: Arc<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("name", &self.name).finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntegrationKind {
+    /// The response comes from the integration response templates.
+    Mock,
+    /// A function, with request/response mapping (Lambda custom integration).
+    Function { function: String },
+    /// A function receiving the proxy event v1 (Lambda proxy integration).
+    FunctionProxy { function: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passthrough {
+    WhenNoMatch,
+    WhenNoTemplates,
+    Never,
+}
+
+#[derive(Debug)]
+pub struct IntegrationSpec {
+    pub kind: IntegrationKind,
+    pub passthrough: Passthrough,
+    pub timeout_ms: u64,
+    pub request_templates: IndexMap<String, Arc<Template>>,
+    pub responses: Vec<IntegrationResponseSpec>,
+}
+
+#[derive(Debug)]
+pub struct IntegrationResponseSpec {
+    /// Matched against the whole error message (or, for mocks, the status).
+    pub pattern: Option<Regex>,
+    pub status: u16,
+    pub templates: IndexMap<String, Arc<Template>>,
+    pub headers: Vec<(String, HeaderSource)>,
+}
+
+/// Where a mapped response header's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderSource {
+    Static(String),
+    IntegrationHeader(String),
+    Body,
+    BodyField(String),
+}
+
+/// Which functions exist (to check function integrations against).
+pub type KnownFunctions<'a> = &'a dyn Fn(&str) -> bool;
+
+pub(super) fn resolve_api(
+    cx: &Ctx<'_>,
+    name: &str,
+    api: &Spanned<RawApi>,
+    known_functions: KnownFunctions<'_>,
+) -> Result<ApiSpec, ConfigError> {
+    let key = format!("apis.{name}");
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return cx.err(api.span(), key, "API names use letters, digits, '-' and '_'");
+    }
+    let raw = api.get_ref();
+    let base_path = match &raw.base_path {
+        None => None,
+        Some(b) => {
+            let p = b.get_ref().trim_matches('/');
+            if p.is_empty() || p.contains('/') || !p.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c)) {
+                return cx.err(
+                    b.span(),
+                    format!("{key}.base_path"),
+                    "one path segment of letters, digits, '-', '_' or '.'",
+                );
+            }
+            Some(p.to_string())
+        }
+    };
+
+    let mut models = IndexMap::new();
+    for (model_name, m) in &raw.models {
+        let mkey = format!("{key}.models.{model_name}");
+        if !model_name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return cx.err(m.span(), mkey, "model names are alphanumeric");
+        }
+        let schema: serde_json::Value = match serde_json::from_str(m.get_ref().schema.get_ref()) {
+            Ok(s) => s,
+            Err(e) => return cx.err(m.get_ref().schema.span(), format!("{mkey}.schema"), format!("not JSON: {e}")),
+        };
+        let validator = match jsonschema::draft4::new(&schema) {
+            Ok(v) => v,
+            Err(e) => {
+                return cx.err(
+                    m.get_ref().schema.span(),
+                    format!("{mkey}.schema"),
+                    format!("not a valid JSON Schema (draft 4): {e}"),
+                );
+            }
+        };
+        models.insert(model_name.clone(), Model { name: model_name.clone(), validator: Arc::new(validator) });
+    }
+
+    let mut methods = Vec::new();
+    for (path, resource) in &raw.resources {
+        let rkey = format!("{key}.resources.\"{path}\"");
+        if !path.starts_with('/') {
+            return cx.err(resource.span(), rkey, "resource paths start with '/'");
+        }
+        for (http_method, m) in resource.get_ref() {
+            let mkey = format!("{rkey}.{http_method}");
+            if !METHODS.contains(&http_method.as_str()) {
+                return cx.err(
+                    m.span(),
+                    mkey,
+                    format!("unknown method {http_method:?} (use one of {})", METHODS.join(", ")),
+                );
+            }
+            methods.push(Arc::new(resolve_method(cx, &mkey, path, http_method, m, raw, &models, known_functions)?));
+        }
+    }
+    // The router checks paths (shapes, duplicates) the way API Gateway does.
+    if let Err(e) = crate::gateway::router::Router::new(
+        methods.iter().map(|m| (m.resource_path.clone(), m.http_method.clone(), ())),
+    ) {
+        return cx.err(api.span(), format!("{key}.resources"), e.to_string());
+    }
+
+    let mut stages = IndexMap::new();
+    for (stage, s) in &raw.stages {
+        let skey = format!("{key}.stages.{stage}");
+        if stage.is_empty()
+            || stage.len() > 128
+            || !stage.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return cx.err(s.span(), skey, "stage names use 1 to 128 letters, digits, '-' or '_'");
+        }
+        for (var, value) in &s.get_ref().variables {
+            let ok_name =
+                !var.is_empty() && var.len() <= 64 && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok_name || value.len() > 512 {
+                return cx.err(
+                    s.span(),
+                    format!("{skey}.variables.{var}"),
+                    "variable names are 1–64 letters, digits or '_'; values at most 512 characters",
+                );
+            }
+        }
+        stages.insert(
+            stage.clone(),
+            StageSpec {
+                description: s.get_ref().description.clone().unwrap_or_default(),
+                variables: s.get_ref().variables.clone(),
+            },
+        );
+    }
+    // Function qualifiers with stage variables must name an existing function in every stage.
+    for m in &methods {
+        if let IntegrationKind::Function { function } | IntegrationKind::FunctionProxy { function } =
+            &m.integration.kind
+        {
+            for (stage, s) in &stages {
+                let resolved = substitute_stage_variables(function, &s.variables);
+                if resolved.contains("${") || resolved.ends_with(':') {
+                    return cx.err(
+                        api.span(),
+                        format!("{key}.resources.\"{}\".{}.integration.function", m.resource_path, m.http_method),
+                        format!("{function:?} needs a stage variable that stage {stage:?} does not define"),
+                    );
+                }
+            }
+        }
+    }
+
+    let mut custom = Vec::new();
+    for (kind, r) in &raw.gateway_responses {
+        let gkey = format!("{key}.gateway_responses.{kind}");
+        let Some(t) = ResponseType::parse(kind) else {
+            return cx.err(r.span(), gkey, "unknown gateway response type");
+        };
+        let r = r.get_ref();
+        custom.push((
+            t,
+            Customisation {
+                status: r.status,
+                headers: r.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                templates: r.templates.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            },
+        ));
+    }
+    let gateway_responses = match GatewayResponses::new(custom) {
+        Ok(g) => g,
+        Err(e) => return cx.err(api.span(), format!("{key}.gateway_responses"), e.to_string()),
+    };
+
+    Ok(ApiSpec {
+        name: name.to_string(),
+        description: raw.description.clone().unwrap_or_default(),
+        base_path,
+        hosts: raw.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        binary_media_types: raw.binary_media_types.clone(),
+        methods,
+        stages,
+        gateway_responses: Arc::new(gateway_responses),
+        raw: raw.clone(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resolve_method(
+    cx: &Ctx<'_>,
+    key: &str,
+    path: &str,
+    http_method: &str,
+    m: &Spanned<RawMethod>,
+    api: &RawApi,
+    models: &IndexMap<String, Model>,
+    known_functions: KnownFunctions<'_>,
+) -> Result<MethodSpec, ConfigError> {
+    let raw = m.get_ref();
+    let (mut validate_body, mut validate_parameters) = (false, false);
+    if let Some(v) = &raw.request_validator {
+        match api.request_validators.get(v.get_ref()) {
+            Some(found) => {
+                validate_body = found.get_ref().validate_body;
+                validate_parameters = found.get_ref().validate_parameters;
+            }
+            None => {
+                return cx.err(
+                    v.span(),
+                    format!("{key}.request_validator"),
+                    format!("unknown request validator {:?}", v.get_ref()),
+                );
+            }
+        }
+    }
+    let mut required_parameters = Vec::new();
+    for (param, required) in &raw.request_parameters {
+        let ok = ["method.request.path.", "method.request.querystring.", "method.request.header."]
+            .iter()
+            .any(|p| param.strip_prefix(p).is_some_and(|n| !n.is_empty()));
+        if !ok {
+            return cx.err(
+                required.span(),
+                format!("{key}.request_parameters.\"{param}\""),
+                "use method.request.path.NAME, method.request.querystring.NAME or method.request.header.NAME",
+            );
+        }
+        if *required.get_ref() {
+            required_parameters.push(param.clone());
+        }
+    }
+    required_parameters.sort();
+    let mut request_models = IndexMap::new();
+    for (ct, model) in &raw.request_models {
+        match models.get(model.get_ref()) {
+            Some(found) => {
+                request_models.insert(ct.to_ascii_lowercase(), found.clone());
+            }
+            None => {
+                return cx.err(
+                    model.span(),
+                    format!("{key}.request_models.\"{ct}\""),
+                    format!("unknown model {:?}", model.get_ref()),
+                );
+            }
+        }
+    }
+    let integration = resolve_integration(cx, &format!("{key}.integration"), &raw.integration, known_functions)?;
+    Ok(MethodSpec {
+        resource_path: path.to_string(),
+        http_method: http_method.to_string(),
+        api_key_required: raw.api_key_required.unwrap_or(false),
+        validate_body,
+        validate_parameters,
+        required_parameters,
+        request_models,
+        integration,
+    })
+}
+
+fn template(cx: &Ctx<'_>, key: String, source: &Spanned<String>) -> Result<Arc<Template>, ConfigError> {
+    match Template::parse(source.get_ref()) {
+        Ok(t) => Ok(Arc::new(t)),
+        Err(e) => {
+            // The template's own line and column, plus the line of the key.
+            cx.err(source.span(), key, format!("mapping template: {e}"))
+        }
+    }
+}
+
+fn resolve_integration(
+    cx: &Ctx<'_>,
+    key: &str,
+    i: &Spanned<RawIntegration>,
+    known_functions: KnownFunctions<'_>,
+) -> Result<IntegrationSpec, ConfigError> {
+    let raw = i.get_ref();
+    let function = |required: bool| -> Result<Option<String>, ConfigError> {
+        match &raw.function {
+            None if required => cx.err(i.span(), format!("{key}.function"), "a function integration needs `function`"),
+            None => Ok(None),
+            Some(_) if !required => {
+                cx.err(i.span(), format!("{key}.function"), "a mock integration takes no `function`")
+            }
+            Some(f) => {
+                let name = f.get_ref().split(':').next().unwrap_or_default();
+                if !known_functions(name) {
+                    return cx.err(f.span(), format!("{key}.function"), format!("unknown function {name:?}"));
+                }
+                Ok(Some(f.get_ref().clone()))
+            }
+        }
+    };
+    let kind = match raw.kind.get_ref().as_str() {
+        "mock" => {
+            function(false)?;
+            IntegrationKind::Mock
+        }
+        "function" => IntegrationKind::Function { function: function(true)?.unwrap_or_default() },
+        "function-proxy" => {
+            if !raw.request_templates.is_empty() || !raw.responses.is_empty() {
+                return cx.err(i.span(), key, "a function-proxy integration has no templates or integration responses (the function makes the response)");
+            }
+            IntegrationKind::FunctionProxy { function: function(true)?.unwrap_or_default() }
+        }
+        other => {
+            return cx.err(
+                raw.kind.span(),
+                format!("{key}.type"),
+                format!("unknown integration type {other:?} (mock, function, function-proxy)"),
+            );
+        }
+    };
+    let passthrough = match raw.passthrough_behavior.as_ref().map(|p| (p.get_ref().as_str(), p.span())) {
+        None | Some(("WHEN_NO_MATCH", _)) => Passthrough::WhenNoMatch,
+        Some(("WHEN_NO_TEMPLATES", _)) => Passthrough::WhenNoTemplates,
+        Some(("NEVER", _)) => Passthrough::Never,
+        Some((other, span)) => {
+            return cx.err(
+                span,
+                format!("{key}.passthrough_behavior"),
+                format!("{other:?}: use WHEN_NO_MATCH, WHEN_NO_TEMPLATES or NEVER"),
+            );
+        }
+    };
+    let timeout_ms = match &raw.timeout_ms {
+        None => 29_000,
+        Some(t) if (50..=29_000).contains(t.get_ref()) => *t.get_ref(),
+        Some(t) => return cx.err(t.span(), format!("{key}.timeout_ms"), "must be between 50 and 29000"),
+    };
+    let mut request_templates = IndexMap::new();
+    for (ct, t) in &raw.request_templates {
+        request_templates
+            .insert(ct.to_ascii_lowercase(), template(cx, format!("{key}.request_templates.\"{ct}\""), t)?);
+    }
+    let mut responses = Vec::new();
+    for (n, r) in raw.responses.iter().enumerate() {
+        let rkey = format!("{key}.responses[{n}]");
+        let r = r.get_ref();
+        if !(100..=599).contains(r.status.get_ref()) {
+            return cx.err(r.status.span(), format!("{rkey}.status"), "an HTTP status between 100 and 599");
+        }
+        let pattern = match &r.selection_pattern {
+            None => None,
+            Some(p) if p.get_ref().is_empty() => None,
+            Some(p) => match Regex::new(&format!("^(?:{})$", p.get_ref())) {
+                Ok(re) => Some(re),
+                Err(e) => return cx.err(p.span(), format!("{rkey}.selection_pattern"), format!("invalid regex: {e}")),
+            },
+        };
+        let mut templates = IndexMap::new();
+        for (ct, t) in &r.templates {
+            templates.insert(ct.to_ascii_lowercase(), template(cx, format!("{rkey}.templates.\"{ct}\""), t)?);
+        }
+        let mut headers = Vec::new();
+        for (name, source) in &r.headers {
+            let s = source.get_ref();
+            let src = if let Some(v) = s.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+                HeaderSource::Static(v.to_string())
+            } else if let Some(h) = s.strip_prefix("integration.response.header.") {
+                HeaderSource::IntegrationHeader(h.to_string())
+            } else if s == "integration.response.body" {
+                HeaderSource::Body
+            } else if let Some(f) = s.strip_prefix("integration.response.body.") {
+                HeaderSource::BodyField(f.to_string())
+            } else {
+                return cx.err(
+                    source.span(),
+                    format!("{rkey}.headers.\"{name}\""),
+                    "use 'static value', integration.response.header.NAME, integration.response.body or integration.response.body.FIELD",
+                );
+            };
+            if ["content-length", "transfer-encoding", "connection"].contains(&name.to_ascii_lowercase().as_str()) {
+                return cx.err(source.span(), format!("{rkey}.headers.\"{name}\""), "this header cannot be mapped");
+            }
+            headers.push((name.clone(), src));
+        }
+        responses.push(IntegrationResponseSpec { pattern, status: *r.status.get_ref(), templates, headers });
+    }
+    Ok(IntegrationSpec { kind, passthrough, timeout_ms, request_templates, responses })
+}
+
+/// Replaces `${stageVariables.NAME}` with the stage's value (empty when undefined).
+pub fn substitute_stage_variables(text: &str, variables: &IndexMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${stageVariables.") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "${stageVariables.".len()..];
+        match after.find('}') {
+            Some(end) => {
+                out.push_str(variables.get(&after[..end]).map(String::as_str).unwrap_or(""));
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,130 @@
+//! Deployments: snapshotting an API's definition into a stage, rolling a
+//! stage back, and rebuilding what the gateway serves from the registry.
+//!
+//! A deployment stores the API's definition (TOML text) in the registry; a
+//! stage points at one deployment. Loading resolves the definition again
+//! (templates, models, routes), cached by deployment id since deployments
+//! are immutable. Deploying to `dev` leaves `prod` exactly as it was.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::stage::CompiledStage;
+use super::{Gateway, Served, ServedApi};
+use crate::config::{self, ApiSpec, ConfigError};
+use crate::registry::{DeploymentRecord, RegistryError, StageRecord};
+
+/// Errors of deploying.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("API {0:?} is not in the configuration")]
+    UnknownApi(String),
+    #[error("API {api:?} has no stage {stage:?} in the configuration")]
+    UnknownStage { api: String, stage: String },
+    #[error("deployment {id} of {api}: {message}")]
+    Broken { api: String, id: String, message: String },
+}
+
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    tokio::task::spawn_blocking(f).await.expect("blocking registry task panicked")
+}
+
+impl Gateway {
+    /// Deploys `api` (as currently configured) to `stage`, then serves it.
+    pub async fn deploy(&self, api: &ApiSpec, stage: &str, description: &str) -> Result<DeploymentRecord, DeployError> {
+        if !api.stages.contains_key(stage) {
+            return Err(DeployError::UnknownStage { api: api.name.clone(), stage: stage.to_string() });
+        }
+        let text = config::api_snapshot(&api.raw);
+        // Check the snapshot resolves before storing it.
+        config::resolve_api_snapshot(&api.name, &text)?;
+        let registry = self.functions.registry().clone();
+        let (name, stage_name, description) = (api.name.clone(), stage.to_string(), description.to_string());
+        let record = blocking(move || registry.deploy(&name, &stage_name, &text, &description)).await?;
+        self.reload()?;
+        tracing::info!(api = %api.name, stage, deployment = %record.id, "deployed");
+        Ok(record)
+    }
+
+    /// Points a stage back at an earlier deployment (the previous one, or `to`).
+    pub async fn rollback(&self, api: &str, stage: &str, to: Option<String>) -> Result<StageRecord, DeployError> {
+        let registry = self.functions.registry().clone();
+        let (a, s) = (api.to_string(), stage.to_string());
+        let record = blocking(move || registry.rollback(&a, &s, to.as_deref())).await?;
+        self.reload()?;
+        tracing::info!(api, stage, deployment = %record.deployment_id, "rolled back");
+        Ok(record)
+    }
+
+    /// Deploys every stage of `apis` that has never been deployed (the first
+    /// `serve` of a configuration). Returns (API, stage) pairs deployed.
+    pub async fn deploy_undeployed(&self, apis: &[ApiSpec]) -> Result<Vec<(String, String)>, DeployError> {
+        let mut done = Vec::new();
+        for api in apis {
+            for stage in api.stages.keys() {
+                let key = (api.name.clone(), stage.clone());
+                if !self.functions.registry().snapshot().stages.contains_key(&key) {
+                    self.deploy(api, stage, "initial deployment").await?;
+                    done.push(key);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Rebuilds what is served from the registry's stages and swaps it in.
+    pub fn reload(&self) -> Result<(), DeployError> {
+        let state = self.functions.registry().snapshot();
+        let mut apis: HashMap<String, ServedApi> = HashMap::new();
+        for ((api_name, stage_name), record) in &state.stages {
+            let deployments = state.deployments.get(api_name).map(Vec::as_slice).unwrap_or_default();
+            let Some(deployment) = deployments.iter().find(|d| d.id == record.deployment_id) else { continue };
+            let spec = self.resolve_deployment(api_name, deployment)?;
+            let compiled = match CompiledStage::new(spec.clone(), stage_name, &deployment.id) {
+                // The deployment was made for a stage this definition no longer has.
+                None => continue,
+                Some(Err(message)) => {
+                    return Err(DeployError::Broken { api: api_name.clone(), id: deployment.id.clone(), message });
+                }
+                Some(Ok(c)) => c,
+            };
+            // The API's routing (base path, hosts) follows its newest deployment.
+            let newest = deployments.last().map(|d| d.id.as_str()) == Some(deployment.id.as_str());
+            let entry = apis.entry(api_name.clone()).or_insert_with(|| ServedApi {
+                name: api_name.clone(),
+                base_path: spec.base_path.clone(),
+                hosts: spec.hosts.clone(),
+                responses: spec.gateway_responses.clone(),
+                stages: HashMap::new(),
+            });
+            if newest {
+                entry.base_path = spec.base_path.clone();
+                entry.hosts = spec.hosts.clone();
+                entry.responses = spec.gateway_responses.clone();
+            }
+            entry.stages.insert(stage_name.clone(), Arc::new(compiled));
+        }
+        let mut apis: Vec<ServedApi> = apis.into_values().collect();
+        apis.sort_by(|a, b| a.name.cmp(&b.name));
+        self.served.store(Arc::new(Served { apis }));
+        Ok(())
+    }
+
+    fn resolve_deployment(&self, api: &str, d: &DeploymentRecord) -> Result<Arc<ApiSpec>, DeployError> {
+        if let Some(spec) = self.compiled.lock().get(&d.id) {
+            return Ok(spec.clone());
+        }
+        let spec = config::resolve_api_snapshot(api, &d.definition).map_err(|e| DeployError::Broken {
+            api: api.to_string(),
+            id: d.id.clone(),
+            message: e.to_string(),
+        })?;
+        let spec = Arc::new(spec);
+        self.compiled.lock().insert(d.id.clone(), spec.clone());
+        Ok(spec)
+    }
+}

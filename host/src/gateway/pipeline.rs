@@ -1,0 +1,495 @@
+//! The per-request pipeline of a stage, in API Gateway's order: route (done
+//! by the caller) → request validation → integration (mock, function,
+//! function-proxy) → integration response (selection, mapping template,
+//! header mappings, overrides). Every failure is a [`Rejection`] naming one of
+//! API Gateway's gateway response types; `gateway::respond` turns it into the
+//! response, in one place.
+//!
+//! API keys, usage plans (throttle, quota), the response cache and CORS plug
+//! in between routing and validation (the `policy` hooks).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+
+use super::request::GatewayRequest;
+use super::responses::ResponseType;
+use super::stage::{CompiledStage, MethodEntry};
+use crate::config::api::{HeaderSource, IntegrationKind, IntegrationResponseSpec, Passthrough};
+use crate::functions::{Functions, FunctionsError};
+use crate::runtime::{FailureKind, InvokeOutcome};
+use crate::template::{Template, TemplateContext, TemplateInput};
+
+/// A failure of the pipeline: a gateway response type, optionally with its
+/// message and status replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub kind: ResponseType,
+    pub message: Option<String>,
+    /// A status other than the type's default (e.g. 502 for a malformed proxy response).
+    pub status: Option<u16>,
+}
+
+impl Rejection {
+    pub fn new(kind: ResponseType, message: Option<String>) -> Self {
+        Rejection { kind, message, status: None }
+    }
+
+    fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    fn internal() -> Self {
+        Rejection::new(ResponseType::ApiConfigurationError, Some("Internal server error".into()))
+    }
+}
+
+/// The pipeline's answer.
+#[derive(Debug, Clone)]
+pub struct GatewayResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// The execution log of one request (what the console's TEST button shows).
+#[derive(Debug, Default)]
+pub struct Trace {
+    enabled: bool,
+    started: Option<Instant>,
+    pub lines: Vec<String>,
+    /// The event the function received, the version that ran, its start kind and logs.
+    pub invocation: Option<Value>,
+}
+
+impl Trace {
+    pub fn enabled() -> Self {
+        Trace { enabled: true, started: Some(Instant::now()), ..Default::default() }
+    }
+
+    /// Adds a line to the execution log (computed only when tracing).
+    pub fn log_line(&mut self, line: impl FnOnce() -> String) {
+        self.log(line)
+    }
+
+    fn log(&mut self, line: impl FnOnce() -> String) {
+        if self.enabled {
+            let at = self.started.map(|s| s.elapsed().as_micros()).unwrap_or(0);
+            self.lines.push(format!("[{:>8.3} ms] {}", at as f64 / 1000.0, line()));
+        }
+    }
+}
+
+/// Stable short ids derived from names, standing in for API Gateway's ids.
+pub fn short_id(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    let mut n = h.finish();
+    (0..10)
+        .map(|_| {
+            let c = b"abcdefghijklmnopqrstuvwxyz0123456789"[(n % 36) as usize] as char;
+            n /= 36;
+            c
+        })
+        .collect()
+}
+
+/// `$context` of a request, as the mapping templates see it.
+pub fn template_context(stage: &CompiledStage, method: &MethodEntry, req: &GatewayRequest) -> Value {
+    let api_id = short_id(&stage.api.name);
+    json!({
+        "accountId": "000000000000",
+        "apiId": api_id,
+        "deploymentId": stage.deployment_id,
+        "domainName": req.host,
+        "domainPrefix": req.host.split('.').next().unwrap_or(""),
+        "extendedRequestId": req.extended_request_id,
+        "httpMethod": req.method,
+        "identity": {
+            "sourceIp": req.source_ip.to_string(),
+            "userAgent": req.header("user-agent"),
+            "apiKey": null,
+            "apiKeyId": null,
+            "accountId": null,
+            "caller": null,
+            "user": null,
+            "userArn": null,
+        },
+        "path": req.full_path,
+        "protocol": req.protocol,
+        "requestId": req.request_id,
+        "requestTime": req.clf_time(),
+        "requestTimeEpoch": req.epoch_ms(),
+        "resourceId": short_id(&method.spec.resource_path),
+        "resourcePath": method.spec.resource_path,
+        "stage": stage.stage,
+    })
+}
+
+fn template_input(
+    stage: &CompiledStage,
+    req: &GatewayRequest,
+    path_params: &[(String, String)],
+    body: String,
+) -> TemplateInput {
+    TemplateInput {
+        body,
+        path: path_params.iter().cloned().collect(),
+        querystring: req.query(),
+        header: req.header_map(),
+        stage_variables: stage.variables.clone(),
+    }
+}
+
+/// Picks the template for a media type: exact, else `application/json`, else the first.
+fn pick_template<'a>(
+    templates: &'a IndexMap<String, std::sync::Arc<Template>>,
+    media: &str,
+) -> Option<(&'a str, &'a Template)> {
+    templates
+        .get_key_value(media)
+        .or_else(|| templates.get_key_value("application/json"))
+        .or_else(|| templates.first())
+        .map(|(k, v)| (k.as_str(), v.as_ref()))
+}
+
+fn render(
+    template: &Template,
+    input: &TemplateInput,
+    ctx: &mut TemplateContext,
+    trace: &mut Trace,
+    what: &str,
+) -> Result<String, Rejection> {
+    template.render(input, ctx).map_err(|e| {
+        tracing::warn!(error = %e, "{what} mapping template failed");
+        trace.log(|| format!("Execution failed due to configuration error: {what} mapping template: {e}"));
+        Rejection::internal()
+    })
+}
+
+/// Runs the pipeline for a routed request.
+pub async fn run(
+    functions: &Functions,
+    stage: &CompiledStage,
+    method: &MethodEntry,
+    path_params: &[(String, String)],
+    req: &GatewayRequest,
+    trace: &mut Trace,
+) -> Result<GatewayResponse, Rejection> {
+    trace.log(|| format!("Starting execution for request: {}", req.request_id));
+    trace.log(|| format!("HTTP Method: {}, Resource Path: {}", req.method, method.spec.resource_path));
+    super::validation::validate(&method.spec, req, path_params).inspect_err(|r| {
+        trace.log(|| format!("Request validation failed: {}", r.message.clone().unwrap_or_default()));
+    })?;
+    let integration = &method.spec.integration;
+    let mut response = match &integration.kind {
+        IntegrationKind::Mock => mock(stage, method, path_params, req, trace).await?,
+        IntegrationKind::Function { .. } => function(functions, stage, method, path_params, req, trace).await?,
+        IntegrationKind::FunctionProxy { .. } => proxy(functions, stage, method, path_params, req, trace).await?,
+    };
+    response.headers.push(("x-amzn-RequestId".into(), req.request_id.clone()));
+    response.headers.push(("x-amz-apigw-id".into(), req.extended_request_id.clone()));
+    if !matches!(integration.kind, IntegrationKind::Mock) {
+        response.headers.push(("X-Amzn-Trace-Id".into(), format!("Root=1-{}", short_id(&req.request_id))));
+    }
+    trace.log(|| format!("Method completed with status: {}", response.status));
+    Ok(response)
+}
+
+/// The request template for the request's content type, or the passthrough
+/// decision. `Ok(None)`: pass the body through.
+fn request_template<'a>(
+    method: &'a MethodEntry,
+    req: &GatewayRequest,
+    trace: &mut Trace,
+) -> Result<Option<&'a Template>, Rejection> {
+    let integration = &method.spec.integration;
+    let media = req.media_type("content-type").unwrap_or_else(|| "application/json".into());
+    if let Some(t) = integration.request_templates.get(&media) {
+        trace.log(|| format!("Using request template for content type {media}"));
+        return Ok(Some(t));
+    }
+    let pass = match integration.passthrough {
+        Passthrough::WhenNoMatch => true,
+        Passthrough::WhenNoTemplates => integration.request_templates.is_empty(),
+        Passthrough::Never => false,
+    };
+    if pass {
+        trace.log(|| "No request template matched: passing the body through".into());
+        Ok(None)
+    } else {
+        trace.log(|| format!("No request template for content type {media}: 415"));
+        Err(Rejection::new(ResponseType::UnsupportedMediaType, None))
+    }
+}
+
+/// A mock integration: the request template says the status
+/// (`{"statusCode": 200}`), the integration response makes the body.
+async fn mock(
+    stage: &CompiledStage,
+    method: &MethodEntry,
+    path_params: &[(String, String)],
+    req: &GatewayRequest,
+    trace: &mut Trace,
+) -> Result<GatewayResponse, Rejection> {
+    let body = String::from_utf8_lossy(&req.body).into_owned();
+    let input = template_input(stage, req, path_params, body.clone());
+    let mut ctx = TemplateContext::new(template_context(stage, method, req));
+    let status = match request_template(method, req, trace)? {
+        Some(t) => {
+            let rendered = render(t, &input, &mut ctx, trace, "request")?;
+            trace.log(|| format!("Endpoint request body after transformations: {rendered}"));
+            mock_status(&rendered).ok_or_else(|| {
+                trace.log(|| "Execution failed: the mock request template gave no integer statusCode".into());
+                Rejection::internal()
+            })?
+        }
+        None if method.spec.integration.request_templates.is_empty() => 200,
+        None => mock_status(&body).ok_or_else(Rejection::internal)?,
+    };
+    let selector = status.to_string();
+    let chosen = select_response(&method.spec.integration.responses, Some(&selector), trace)?;
+    integration_response(stage, req, path_params, chosen, String::new(), &mut ctx, trace)
+}
+
+/// The `statusCode` of a mock request template's output. API Gateway accepts
+/// JSON and also the unquoted-key form `{statusCode: 200}`.
+fn mock_status(text: &str) -> Option<u16> {
+    if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(text) {
+        return match o.get("statusCode")? {
+            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+    }
+    let after = &text[text.find("statusCode")? + "statusCode".len()..];
+    let after = after.trim_start_matches(['"', '\'', ' ', '\t', '\n', '\r']).strip_prefix(':')?;
+    let digits: String = after.trim_start().chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Invokes the stage's function within the integration timeout.
+async fn invoke(
+    functions: &Functions,
+    method: &MethodEntry,
+    event: &str,
+    req: &GatewayRequest,
+    trace: &mut Trace,
+) -> Result<InvokeOutcome, Rejection> {
+    let qualifier = method.function.as_deref().unwrap_or_default();
+    trace.log(|| format!("Endpoint request URI: function {qualifier}"));
+    trace.log(|| format!("Endpoint request body after transformations: {event}"));
+    let timeout = Duration::from_millis(method.spec.integration.timeout_ms);
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout(timeout, functions.invoke(qualifier, event, &req.request_id)).await {
+        Err(_) => {
+            trace.log(|| format!("Execution failed due to a timeout error after {} ms", timeout.as_millis()));
+            return Err(Rejection::new(ResponseType::IntegrationTimeout, None));
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(function = qualifier, error = %e, request_id = %req.request_id, "function invocation failed");
+            trace.log(|| format!("Execution failed: the function could not be invoked: {e}"));
+            let rejection = match e {
+                FunctionsError::Registry(_) | FunctionsError::Runtime(_) | FunctionsError::InvalidConfig(_) => {
+                    Rejection::internal()
+                }
+            };
+            return Err(rejection);
+        }
+        Ok(Ok(outcome)) => outcome,
+    };
+    trace.log(|| {
+        format!(
+            "Function {qualifier} ran version {} ({} start) in {} µs",
+            outcome.version,
+            outcome.start.as_str(),
+            started.elapsed().as_micros()
+        )
+    });
+    trace.invocation = Some(json!({
+        "event": serde_json::from_str::<Value>(event).unwrap_or(Value::Null),
+        "function": qualifier,
+        "version": outcome.version,
+        "start": outcome.start,
+        "duration_us": outcome.duration.as_micros() as u64,
+        "logs": outcome.logs,
+    }));
+    if let Err(e) = &outcome.result
+        && e.kind == FailureKind::Timeout
+    {
+        trace.log(|| format!("Execution failed due to a timeout error: {}", e.error_message));
+        return Err(Rejection::new(ResponseType::IntegrationTimeout, None));
+    }
+    Ok(outcome)
+}
+
+/// A function integration (Lambda custom integration).
+async fn function(
+    functions: &Functions,
+    stage: &CompiledStage,
+    method: &MethodEntry,
+    path_params: &[(String, String)],
+    req: &GatewayRequest,
+    trace: &mut Trace,
+) -> Result<GatewayResponse, Rejection> {
+    let body = String::from_utf8_lossy(&req.body).into_owned();
+    let mut ctx = TemplateContext::new(template_context(stage, method, req));
+    let event = match request_template(method, req, trace)? {
+        Some(t) => render(t, &template_input(stage, req, path_params, body.clone()), &mut ctx, trace, "request")?,
+        None if body.trim().is_empty() => "{}".into(),
+        None => body,
+    };
+    if serde_json::from_str::<serde::de::IgnoredAny>(&event).is_err() {
+        trace.log(|| "Execution failed: the event is not valid JSON (Could not parse request body into json)".into());
+        return Err(Rejection::internal());
+    }
+    let outcome = invoke(functions, method, &event, req, trace).await?;
+    let (output, error_message) = match &outcome.result {
+        Ok(output) => (output.clone(), None),
+        Err(e) => (e.to_json(), Some(e.error_message.clone())),
+    };
+    trace.log(|| format!("Endpoint response body before transformations: {output}"));
+    let chosen = select_response(&method.spec.integration.responses, error_message.as_deref(), trace)?;
+    integration_response(stage, req, path_params, chosen, output, &mut ctx, trace)
+}
+
+/// The integration response for a selector (the error message of a
+/// function, the status of a mock): the first whose pattern matches the
+/// whole selector, else the default. A successful function call has no
+/// selector and always gets the default, as API Gateway does.
+fn select_response<'a>(
+    responses: &'a [IntegrationResponseSpec],
+    selector: Option<&str>,
+    trace: &mut Trace,
+) -> Result<Option<&'a IntegrationResponseSpec>, Rejection> {
+    if responses.is_empty() {
+        return Ok(None);
+    }
+    let matched = selector.and_then(|s| responses.iter().find(|r| r.pattern.as_ref().is_some_and(|p| p.is_match(s))));
+    let chosen = matched.or_else(|| responses.iter().find(|r| r.pattern.is_none()));
+    match chosen {
+        Some(r) => {
+            trace.log(|| {
+                format!(
+                    "Selected integration response: status {} ({})",
+                    r.status,
+                    r.pattern.as_ref().map(|p| format!("pattern {}", p.as_str())).unwrap_or_else(|| "default".into())
+                )
+            });
+            Ok(Some(r))
+        }
+        None => {
+            trace.log(|| "Execution failed due to configuration error: no integration response matched and there is no default".into());
+            Err(Rejection::internal())
+        }
+    }
+}
+
+/// Applies an integration response: mapping template (by `Accept`), header
+/// mappings, and the template's `$context.responseOverride`.
+fn integration_response(
+    stage: &CompiledStage,
+    req: &GatewayRequest,
+    path_params: &[(String, String)],
+    chosen: Option<&IntegrationResponseSpec>,
+    body: String,
+    ctx: &mut TemplateContext,
+    trace: &mut Trace,
+) -> Result<GatewayResponse, Rejection> {
+    let mut status = chosen.map_or(200, |r| r.status);
+    let mut content_type = "application/json".to_string();
+    let accept = req.media_type("accept").filter(|m| m != "*/*").unwrap_or_else(|| "application/json".into());
+    let out = match chosen.and_then(|r| pick_template(&r.templates, &accept)) {
+        Some((media, t)) => {
+            content_type = media.to_string();
+            let input = template_input(stage, req, path_params, body.clone());
+            render(t, &input, ctx, trace, "response")?
+        }
+        None => body.clone(),
+    };
+    let mut headers = vec![("Content-Type".to_string(), content_type)];
+    if let Some(r) = chosen {
+        for (name, source) in &r.headers {
+            let value = match source {
+                HeaderSource::Static(v) => Some(v.clone()),
+                HeaderSource::IntegrationHeader(_) => None,
+                HeaderSource::Body => Some(body.clone()),
+                HeaderSource::BodyField(field) => {
+                    serde_json::from_str::<Value>(&body).ok().and_then(|b| match b.get(field) {
+                        Some(Value::String(s)) => Some(s.clone()),
+                        Some(Value::Null) | None => None,
+                        Some(other) => Some(other.to_string()),
+                    })
+                }
+            };
+            if let Some(v) = value {
+                set_header(&mut headers, name, v);
+            }
+        }
+    }
+    if let Some(s) = ctx.response_override_status() {
+        status = s;
+    }
+    for (name, value) in ctx.response_override_headers() {
+        set_header(&mut headers, &name, value);
+    }
+    trace.log(|| format!("Method response body after transformations: {out}"));
+    Ok(GatewayResponse { status, headers, body: Bytes::from(out) })
+}
+
+fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
+    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    headers.push((name.to_string(), value));
+}
+
+/// A function-proxy integration (Lambda proxy): the proxy event v1 in, the
+/// `{statusCode, headers, body}` object out.
+async fn proxy(
+    functions: &Functions,
+    stage: &CompiledStage,
+    method: &MethodEntry,
+    path_params: &[(String, String)],
+    req: &GatewayRequest,
+    trace: &mut Trace,
+) -> Result<GatewayResponse, Rejection> {
+    let event = super::proxy_event(stage, method, path_params, req).to_string();
+    let outcome = invoke(functions, method, &event, req, trace).await?;
+    let output = match outcome.result {
+        Ok(output) => output,
+        Err(e) => {
+            trace.log(|| {
+                format!("Lambda execution failed with status 200 due to customer function error: {}", e.error_message)
+            });
+            return Err(
+                Rejection::new(ResponseType::IntegrationFailure, Some("Internal server error".into())).with_status(502)
+            );
+        }
+    };
+    trace.log(|| format!("Endpoint response body before transformations: {output}"));
+    let binary = super::accepts_binary(stage, req);
+    match super::proxy::parse_response(&output, binary) {
+        Ok(r) => Ok(GatewayResponse { status: r.status, headers: r.headers, body: Bytes::from(r.body) }),
+        Err(e) => {
+            trace.log(|| format!("Execution failed due to configuration error: Malformed Lambda proxy response: {e}"));
+            Err(Rejection::new(ResponseType::IntegrationFailure, Some("Internal server error".into())).with_status(502))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mock_status;
+
+    #[test]
+    fn mock_status_reads_json_and_the_unquoted_form() {
+        assert_eq!(mock_status(r#"{"statusCode": 200}"#), Some(200));
+        assert_eq!(mock_status(r#"{"statusCode": "404"}"#), Some(404));
+        assert_eq!(mock_status("{statusCode: 201}"), Some(201));
+        assert_eq!(mock_status(r#"{"other": 1}"#), None);
+        assert_eq!(mock_status("nonsense"), None);
+    }
+}

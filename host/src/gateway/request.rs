@@ -1,0 +1,110 @@
+//! A gateway request as the pipeline sees it: parsed once from the HTTP
+//! request (method, path after the stage, query parameters, headers, body,
+//! caller), plus the ids and time API Gateway stamps on every request.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+
+/// One request to an API's stage.
+#[derive(Debug, Clone)]
+pub struct GatewayRequest {
+    pub request_id: String,
+    pub extended_request_id: String,
+    pub method: String,
+    /// The request path as received, with the stage (API Gateway's `$context.path`).
+    pub full_path: String,
+    /// The path after the stage, as received (not decoded).
+    pub path: String,
+    pub raw_query: Option<String>,
+    /// Headers in arrival order (names as the HTTP layer gives them).
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    pub source_ip: IpAddr,
+    pub host: String,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub protocol: &'static str,
+    pub time: SystemTime,
+}
+
+impl GatewayRequest {
+    /// The first value of a header (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Query parameters, form-decoded; a repeated name keeps its last value
+    /// (as API Gateway's single-value maps do).
+    pub fn query(&self) -> IndexMap<String, String> {
+        let mut map = IndexMap::new();
+        if let Some(q) = &self.raw_query {
+            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+                map.insert(k.into_owned(), v.into_owned());
+            }
+        }
+        map
+    }
+
+    /// Headers as a map (a repeated name keeps its last value).
+    pub fn header_map(&self) -> IndexMap<String, String> {
+        self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// The media type of a header without parameters, lower-cased
+    /// (`application/json; charset=utf-8` → `application/json`).
+    pub fn media_type(&self, header: &str) -> Option<String> {
+        let value = self.header(header)?;
+        let first = value.split(',').next().unwrap_or("");
+        let mime = first.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        (!mime.is_empty()).then_some(mime)
+    }
+
+    /// `requestTime` in API Gateway's CLF form: `24/Nov/2026:20:11:32 +0000`.
+    pub fn clf_time(&self) -> String {
+        let rfc = humantime::format_rfc3339_seconds(self.time).to_string(); // 2026-11-24T20:11:32Z
+        let (date, time) = rfc.trim_end_matches('Z').split_once('T').unwrap_or(("1970-01-01", "00:00:00"));
+        let mut parts = date.split('-');
+        let (y, m, d) = (parts.next().unwrap_or("1970"), parts.next().unwrap_or("01"), parts.next().unwrap_or("01"));
+        const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+        let month = m.parse::<usize>().ok().and_then(|n| MONTHS.get(n.wrapping_sub(1))).unwrap_or(&"Jan");
+        format!("{d}/{month}/{y}:{time} +0000")
+    }
+
+    pub fn epoch_ms(&self) -> u64 {
+        self.time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> GatewayRequest {
+        GatewayRequest {
+            request_id: "r".into(),
+            extended_request_id: "e".into(),
+            method: "GET".into(),
+            full_path: "/dev/items".into(),
+            path: "/items".into(),
+            raw_query: Some("a=1&b=x+y&a=2".into()),
+            headers: vec![("content-type".into(), "Application/JSON; charset=utf-8".into())],
+            body: Bytes::new(),
+            source_ip: "127.0.0.1".parse().unwrap(),
+            host: "localhost".into(),
+            protocol: "HTTP/1.1",
+            time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_583_349_317),
+        }
+    }
+
+    #[test]
+    fn parses_what_templates_need() {
+        let r = request();
+        assert_eq!(r.query().get("a").map(String::as_str), Some("2"));
+        assert_eq!(r.query().get("b").map(String::as_str), Some("x y"));
+        assert_eq!(r.media_type("Content-Type").as_deref(), Some("application/json"));
+        assert_eq!(r.clf_time(), "04/Mar/2020:19:15:17 +0000");
+        assert_eq!(r.epoch_ms(), 1_583_349_317_000);
+    }
+}

@@ -1,0 +1,57 @@
+//! A deployed stage, compiled for serving: the deployment's API (templates
+//! parsed, models compiled), its router, the stage's variables, and each
+//! function integration's qualifier with the stage variables substituted.
+//! Built once per deploy; requests only read it.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::router::Router;
+use crate::config::ApiSpec;
+use crate::config::api::{IntegrationKind, MethodSpec, substitute_stage_variables};
+
+/// A method as a stage serves it.
+#[derive(Debug)]
+pub struct MethodEntry {
+    pub spec: Arc<MethodSpec>,
+    /// The function qualifier for this stage (`ItemsFunction:dev`).
+    pub function: Option<String>,
+}
+
+/// One stage of one API, serving one deployment.
+pub struct CompiledStage {
+    pub api: Arc<ApiSpec>,
+    pub stage: String,
+    pub deployment_id: String,
+    pub variables: IndexMap<String, String>,
+    pub router: Router<MethodEntry>,
+}
+
+impl CompiledStage {
+    /// Compiles `stage` of a deployed API. `None` if the deployment does not
+    /// define that stage.
+    pub fn new(api: Arc<ApiSpec>, stage: &str, deployment_id: &str) -> Option<Result<CompiledStage, String>> {
+        let spec = api.stages.get(stage)?;
+        let variables = spec.variables.clone();
+        let routes = api.methods.iter().map(|m| {
+            let function = match &m.integration.kind {
+                IntegrationKind::Function { function } | IntegrationKind::FunctionProxy { function } => {
+                    Some(substitute_stage_variables(function, &variables))
+                }
+                IntegrationKind::Mock => None,
+            };
+            (m.resource_path.clone(), m.http_method.clone(), MethodEntry { spec: m.clone(), function })
+        });
+        Some(match Router::new(routes) {
+            Ok(router) => Ok(CompiledStage {
+                api: api.clone(),
+                stage: stage.to_string(),
+                deployment_id: deployment_id.to_string(),
+                variables,
+                router,
+            }),
+            Err(e) => Err(e.to_string()),
+        })
+    }
+}

@@ -1,0 +1,164 @@
+//! `wasmgate deploy`, `wasmgate deployment …` and `wasmgate test-invoke`: an
+//! API's stages and deployments, through the admin API.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::client::ClientArgs;
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// The API (as named in the server's gateway.toml).
+    api: String,
+    /// The stage to deploy to (other stages are left as they are).
+    #[arg(long)]
+    stage: String,
+    /// Description of the deployment.
+    #[arg(long)]
+    description: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Subcommand)]
+pub enum DeploymentCommand {
+    /// List an API's deployments and which stage serves which.
+    List(ApiArgs),
+    /// Point a stage back at its previous deployment (or --to ID).
+    Rollback(RollbackArgs),
+}
+
+#[derive(Args)]
+pub struct ApiArgs {
+    api: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    api: String,
+    #[arg(long)]
+    stage: String,
+    /// The deployment to go back to (default: the stage's previous one).
+    #[arg(long)]
+    to: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct TestInvokeArgs {
+    /// The API.
+    api: String,
+    /// The HTTP method.
+    method: String,
+    /// The resource path, e.g. /items/{ID}.
+    resource_path: String,
+    /// The stage whose deployment runs.
+    #[arg(long)]
+    stage: String,
+    /// A path parameter NAME=VALUE (repeatable).
+    #[arg(long = "path", value_name = "NAME=VALUE")]
+    path: Vec<String>,
+    /// A query string parameter NAME=VALUE (repeatable).
+    #[arg(long = "query", value_name = "NAME=VALUE")]
+    query: Vec<String>,
+    /// A header NAME=VALUE (repeatable).
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    header: Vec<String>,
+    /// The request body.
+    #[arg(long)]
+    body: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `NAME=VALUE` pairs as a JSON object.
+pub fn pairs(flag: &str, items: &[String]) -> anyhow::Result<Value> {
+    let mut map = serde_json::Map::new();
+    for item in items {
+        let (k, v) = item.split_once('=').with_context(|| format!("--{flag} {item:?}: use NAME=VALUE"))?;
+        map.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(Value::Object(map))
+}
+
+pub async fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
+    let body = json!({ "stage": a.stage, "description": a.description });
+    let d = a.client.client()?.send_json(Method::POST, &format!("/v1/apis/{}/deployments", a.api), &body).await?;
+    println!("deployed {} to stage {}: deployment {} (#{})", a.api, a.stage, d["id"].as_str().unwrap_or("?"), d["seq"]);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn deployment(cmd: DeploymentCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        DeploymentCommand::List(a) => {
+            let v = a.client.client()?.get_json(&format!("/v1/apis/{}/deployments", a.api)).await?;
+            let stages = v["stages"].as_array().cloned().unwrap_or_default();
+            println!("{:<4} {:<12} {:<26} {:<16} DESCRIPTION", "#", "ID", "CREATED", "STAGES");
+            for d in v["deployments"].as_array().cloned().unwrap_or_default() {
+                let id = d["id"].as_str().unwrap_or("");
+                let serving: Vec<&str> =
+                    stages.iter().filter(|s| s["deployment_id"] == id).filter_map(|s| s["stage"].as_str()).collect();
+                println!(
+                    "{:<4} {:<12} {:<26} {:<16} {}",
+                    d["seq"],
+                    id,
+                    d["created"].as_str().unwrap_or(""),
+                    serving.join(","),
+                    d["description"].as_str().unwrap_or("")
+                );
+            }
+        }
+        DeploymentCommand::Rollback(a) => {
+            let path = format!("/v1/apis/{}/stages/{}/rollback", a.api, a.stage);
+            let s = a.client.client()?.send_json(Method::POST, &path, &json!({ "deployment_id": a.to })).await?;
+            println!("stage {} now serves deployment {}", a.stage, s["deployment_id"].as_str().unwrap_or("?"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn test_invoke(a: TestInvokeArgs) -> anyhow::Result<ExitCode> {
+    let body = json!({
+        "stage": a.stage,
+        "method": a.method,
+        "resource_path": a.resource_path,
+        "path": pairs("path", &a.path)?,
+        "query": pairs("query", &a.query)?,
+        "headers": pairs("header", &a.header)?,
+        "body": a.body,
+    });
+    let r = a.client.client()?.send_json(Method::POST, &format!("/v1/apis/{}/test-invoke", a.api), &body).await?;
+    println!("Status: {}", r["status"]);
+    println!("Latency: {:.2} ms", r["latency_ms"].as_f64().unwrap_or(0.0));
+    println!("\nResponse headers:");
+    for (k, v) in r["headers"].as_object().cloned().unwrap_or_default() {
+        println!("  {k}: {}", v.as_str().unwrap_or(""));
+    }
+    println!("\nResponse body:\n{}", r["body"].as_str().unwrap_or(""));
+    if let Some(inv) = r["invocation"].as_object() {
+        println!(
+            "\nFunction: {} version {} ({} start, {} µs)",
+            inv["function"].as_str().unwrap_or(""),
+            inv["version"].as_str().unwrap_or(""),
+            inv["start"].as_str().unwrap_or(""),
+            inv["duration_us"]
+        );
+        println!("Event: {}", inv["event"]);
+        let logs = inv["logs"].as_str().unwrap_or("");
+        if !logs.is_empty() {
+            println!("Function logs:\n{}", logs.trim_end());
+        }
+    }
+    println!("\nExecution log:");
+    for line in r["log"].as_array().cloned().unwrap_or_default() {
+        println!("  {}", line.as_str().unwrap_or(""));
+    }
+    Ok(ExitCode::SUCCESS)
+}
