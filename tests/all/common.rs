@@ -208,3 +208,88 @@ pub fn body_json(resp: &ApiResponse) -> Value {
     serde_json::from_slice(&resp.body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&resp.body)))
 }
+
+/// A response from the gateway.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends one HTTP/1.1 request (or HTTP/2 with prior knowledge when `h2`).
+pub async fn http_with(
+    h2: bool,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> HttpResponse {
+    use http_body_util::{BodyExt, Full};
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(h2)
+        .build_http::<Full<Bytes>>();
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client.request(req.body(Full::new(body.into())).expect("request")).await.expect("send request");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("read body").to_bytes();
+    HttpResponse { status: parts.status.as_u16(), headers: parts.headers, body }
+}
+
+pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> HttpResponse {
+    http_with(false, method, url, headers, body).await
+}
+
+pub async fn get(url: &str) -> HttpResponse {
+    http("GET", url, &[], Bytes::new()).await
+}
+
+/// The bundled gateway.toml without its `[server]` table (tests supply their own).
+pub fn bundled_config() -> String {
+    strip_server(include_str!("../../gateway.toml"))
+}
+
+/// A configuration file's text without its `[server]` table.
+pub fn strip_server(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_server = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            in_server = line.trim() == "[server]";
+        }
+        if !in_server {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+impl TestServer {
+    /// A URL on the gateway.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway)
+    }
+
+    /// Replaces the configuration file (for a later deploy).
+    pub fn rewrite_config(&self, extra: &str) {
+        std::fs::write(&self.config, config_text("", extra)).expect("rewrite config");
+    }
+}

@@ -4,6 +4,8 @@
 
 mod cli;
 mod common;
+mod deploy;
 mod durability;
 mod functions;
+mod gateway;
 mod isolation;

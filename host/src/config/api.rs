@@ -98,6 +98,8 @@ pub struct IntegrationSpec {
 pub struct IntegrationResponseSpec {
     /// Matched against the whole error message (or, for mocks, the status).
     pub pattern: Option<Regex>,
+    /// The pattern as written.
+    pub selection_pattern: Option<String>,
     pub status: u16,
     pub templates: IndexMap<String, Arc<Template>>,
     pub headers: Vec<(String, HeaderSource)>,
@@ -459,7 +461,14 @@ fn resolve_integration(
             }
             headers.push((name.clone(), src));
         }
-        responses.push(IntegrationResponseSpec { pattern, status: *r.status.get_ref(), templates, headers });
+        let selection_pattern = pattern.as_ref().and(r.selection_pattern.as_ref()).map(|p| p.get_ref().clone());
+        responses.push(IntegrationResponseSpec {
+            pattern,
+            selection_pattern,
+            status: *r.status.get_ref(),
+            templates,
+            headers,
+        });
     }
     Ok(IntegrationSpec { kind, passthrough, timeout_ms, request_templates, responses })
 }

@@ -149,7 +149,7 @@ pub(super) fn resolve(
         // Two APIs must not claim the same requests.
         if let Some(other) = apis.iter().find(|o| {
             o.base_path == spec.base_path
-                && (o.hosts.is_empty() || spec.hosts.is_empty() || o.hosts.iter().any(|h| spec.hosts.contains(h)))
+                && ((o.hosts.is_empty() && spec.hosts.is_empty()) || o.hosts.iter().any(|h| spec.hosts.contains(h)))
         }) {
             return cx.err(
                 api.span(),

@@ -179,7 +179,8 @@ fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: 
         request_id: uuid::Uuid::new_v4().to_string(),
         extended_request_id: pipeline::short_id(&uuid::Uuid::new_v4().to_string()),
         method: parts.method.as_str().to_string(),
-        full_path: parts.uri.path().to_string(),
+        // `//stage/x` is `/stage/x`.
+        full_path: format!("/{}", parts.uri.path().trim_start_matches('/')),
         path: String::new(),
         raw_query: parts.uri.query().map(str::to_string),
         headers: parts

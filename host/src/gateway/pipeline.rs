@@ -377,7 +377,7 @@ fn select_response<'a>(
                 format!(
                     "Selected integration response: status {} ({})",
                     r.status,
-                    r.pattern.as_ref().map(|p| format!("pattern {}", p.as_str())).unwrap_or_else(|| "default".into())
+                    r.selection_pattern.as_ref().map(|p| format!("pattern {p}")).unwrap_or_else(|| "default".into())
                 )
             });
             Ok(Some(r))

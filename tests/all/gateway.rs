@@ -1,0 +1,409 @@
+//! The REST gateway against the real server: the seed's walkthrough (function
+//! and mock variants), routes, integrations and their errors, request
+//! validation, gateway responses, deployments, HTTP hygiene.
+
+use serde_json::{Value, json};
+
+use crate::common::{HttpResponse, TestServer, body_json, bundled_config, get, guest, http, http_with, strip_server};
+
+fn items(r: &HttpResponse) -> Value {
+    r.json()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_walkthrough_runs_on_functions() {
+    let server = TestServer::start(&bundled_config());
+    let r = get(&server.url("/prod/items")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.header("x-amzn-requestid").is_some() && r.header("x-amz-apigw-id").is_some());
+    assert_eq!(items(&r).as_array().unwrap().len(), 4);
+    assert_eq!(items(&r)[0], json!({"ID": 1, "name": "Pen", "price": 2.5}));
+
+    let r = get(&server.url("/dev/items/2")).await;
+    assert_eq!((r.status, r.json()), (200, json!({"ID": 2, "name": "Pencil", "price": 1.5})));
+
+    let r = get(&server.url("/dev/items/9")).await;
+    assert_eq!(r.status, 404, "NotFoundError is mapped to 404: {}", r.text());
+    assert_eq!(r.json(), json!({"message": "Item 9 not found", "errorType": "NotFoundError"}));
+
+    for path in ["/prod/nothing", "/prod", "/prod/items/1/2", "/nostage/items", "/"] {
+        let r = get(&server.url(path)).await;
+        assert_eq!(r.status, 403, "{path}");
+        assert_eq!(r.text(), r#"{"message":"Missing Authentication Token"}"#, "{path}");
+        assert_eq!(r.header("x-amzn-errortype"), Some("MissingAuthenticationTokenException"));
+    }
+    let r = http("POST", &server.url("/prod/items"), &[], "{}").await;
+    assert_eq!(r.status, 403, "a known path with an unknown method");
+
+    // dev follows $LATEST, prod follows its alias; an alias move takes effect at once.
+    server.put_code("ItemsFunction", guest("echo")).await;
+    let r = get(&server.url("/dev/items/3")).await;
+    assert_eq!(r.json()["event"], json!({"ID": 3}), "dev runs the new $LATEST");
+    assert_eq!(get(&server.url("/prod/items/3")).await.json()["name"], "Notebook", "prod stays on version 1");
+    let v2 = server.json(hyper::Method::POST, "/v1/functions/ItemsFunction/versions", json!({})).await;
+    assert_eq!(body_json(&v2)["version"], 2);
+    server.json(hyper::Method::PUT, "/v1/functions/ItemsFunction/aliases/prod", json!({"version": "2"})).await;
+    let r = get(&server.url("/prod/items/3")).await;
+    assert_eq!(r.json()["context"]["functionVersion"], "2");
+    assert_eq!(r.json()["context"]["invokedQualifier"], "ItemsFunction:prod", "the stage variable chose the alias");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mock_variant_answers_from_templates() {
+    let text = strip_server(include_str!("../../examples/items-mock.toml"));
+    let server = TestServer::start(&text);
+    let r = get(&server.url("/dev/items")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!([
+            {"ID": 1, "name": "foo1", "price": 1.5},
+            {"ID": 2, "name": "foo2", "price": 3.0},
+            {"ID": 3, "name": "foo3", "price": 4.5},
+        ])
+    );
+    assert!(r.text().contains("\"price\" : 3.0"), "Java prints 2 * 1.5 as 3.0: {}", r.text());
+    let r = get(&server.url("/dev/items/7")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"ID": 7, "name": "foo7", "price": 10.5}));
+    assert!(r.header("x-amzn-trace-id").is_none(), "mock responses carry no trace id");
+}
+
+const ROUTES: &str = r#"
+[functions.Echo]
+guest = "echo"
+
+[functions.Proxy]
+guest = "proxy-echo"
+
+[apis.Routes]
+
+[apis.Routes.resources."/".GET.integration]
+type = "mock"
+request_templates = { "application/json" = '{"statusCode": 200}' }
+responses = [{ status = 200, templates = { "application/json" = '{"resource": "/"}' } }]
+
+[apis.Routes.resources."/items".GET.integration]
+type = "mock"
+request_templates = { "application/json" = '{"statusCode": 200}' }
+responses = [{ status = 200, templates = { "application/json" = '{"resource": "/items", "method": "$context.httpMethod"}' } }]
+
+[apis.Routes.resources."/items".ANY.integration]
+type = "mock"
+request_templates = { "application/json" = '{"statusCode": 200}' }
+responses = [{ status = 200, templates = { "application/json" = '{"resource": "/items ANY", "method": "$context.httpMethod"}' } }]
+
+[apis.Routes.resources."/items/{ID}".GET.integration]
+type = "mock"
+request_templates = { "application/json" = '{"statusCode": 200}' }
+responses = [{ status = 200, templates = { "application/json" = '''{"resource": "$context.resourcePath", "id": "$input.params('ID')"}''' } }]
+
+[apis.Routes.resources."/files/{path+}".ANY.integration]
+type = "function-proxy"
+function = "Proxy"
+
+[apis.Routes.resources."/echo".POST.integration]
+type = "function"
+function = "Echo:${stageVariables.alias}"
+
+[apis.Routes.stages.v1]
+variables = { alias = "$LATEST" }
+
+[apis.Other]
+base_path = "other"
+
+[apis.Other.resources."/hello".GET.integration]
+type = "mock"
+request_templates = { "application/json" = '{"statusCode": 200}' }
+responses = [{ status = 200, templates = { "application/json" = '{"api": "Other", "stage": "$context.stage"}' } }]
+
+[apis.Other.stages.v1]
+
+[apis.Hosted]
+hosts = ["api.example.test"]
+
+[apis.Hosted.resources."/hello".GET.integration]
+type = "mock"
+request_templates = { "application/json" = '{"statusCode": 200}' }
+responses = [{ status = 200, templates = { "application/json" = '{"api": "Hosted"}' } }]
+
+[apis.Hosted.stages.live]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_type_matches_as_api_gateway_does() {
+    let server = TestServer::start(ROUTES);
+    assert_eq!(get(&server.url("/v1")).await.json(), json!({"resource": "/"}));
+    assert_eq!(get(&server.url("/v1/")).await.json(), json!({"resource": "/"}));
+    assert_eq!(get(&server.url("/v1/items")).await.json(), json!({"resource": "/items", "method": "GET"}));
+    assert_eq!(get(&server.url("/v1/items/")).await.json()["resource"], "/items", "a trailing slash is ignored");
+    let r = http("DELETE", &server.url("/v1/items"), &[], "").await;
+    assert_eq!(r.json(), json!({"resource": "/items ANY", "method": "DELETE"}), "ANY answers other methods");
+    assert_eq!(get(&server.url("/v1/items/42")).await.json(), json!({"resource": "/items/{ID}", "id": "42"}));
+    assert_eq!(get(&server.url("/v1/items/42/x")).await.status, 403);
+
+    // Greedy path parameter through a proxy integration.
+    let r = http("PUT", &server.url("/v1/files/a/b//c.txt?x=1&x=2"), &[("x-custom", "v")], "payload").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-proxy-echo"), Some("1"));
+    let event = r.json();
+    assert_eq!(event["resource"], "/files/{path+}");
+    assert_eq!(event["pathParameters"], json!({"path": "a/b//c.txt"}));
+    assert_eq!(event["httpMethod"], "PUT");
+    assert_eq!(event["queryStringParameters"], json!({"x": "2"}));
+    assert_eq!(event["multiValueQueryStringParameters"], json!({"x": ["1", "2"]}));
+    assert_eq!(event["body"], "payload");
+    assert_eq!(event["headers"]["X-Custom"], "v");
+    assert_eq!(event["requestContext"]["stage"], "v1");
+    assert_eq!(event["stageVariables"], json!({"alias": "$LATEST"}));
+
+    // Several APIs on one server: by base path and by host.
+    assert_eq!(get(&server.url("/other/v1/hello")).await.json(), json!({"api": "Other", "stage": "v1"}));
+    let r = http("GET", &server.url("/live/hello"), &[("host", "api.example.test")], "").await;
+    assert_eq!(r.json(), json!({"api": "Hosted"}));
+    assert_eq!(get(&server.url("/live/hello")).await.status, 403, "without the host it is another API's path");
+}
+
+const ERRORS: &str = r#"
+[functions.Echo]
+guest = "echo"
+
+[functions.Loop]
+guest = "busy-loop"
+timeout_ms = 2000
+
+[functions.Proxy]
+guest = "proxy-echo"
+
+[apis.Errors]
+
+[apis.Errors.request_validators.all]
+validate_body = true
+validate_parameters = true
+
+[apis.Errors.models.Item]
+schema = '{"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "price": {"type": "number"}}}'
+
+[apis.Errors.resources."/never".POST.integration]
+type = "function"
+function = "Echo"
+passthrough_behavior = "NEVER"
+request_templates = { "application/json" = '''{"json": $input.json('$')}''' }
+
+[apis.Errors.resources."/no-templates".POST.integration]
+type = "function"
+function = "Echo"
+passthrough_behavior = "WHEN_NO_TEMPLATES"
+request_templates = { "application/json" = '{}' }
+
+[apis.Errors.resources."/passthrough".POST.integration]
+type = "function"
+function = "Echo"
+
+[apis.Errors.resources."/slow".GET.integration]
+type = "function"
+function = "Loop"
+timeout_ms = 300
+
+[apis.Errors.resources."/slow-function".GET.integration]
+type = "function"
+function = "Loop"
+request_templates = { "application/json" = '{}' }
+
+[apis.Errors.resources."/fail".GET.integration]
+type = "function"
+function = "Echo"
+request_templates = { "application/json" = '''{"fail": "$input.params('message')"}''' }
+responses = [
+  { status = 200 },
+  { selection_pattern = ".*four hundred.*", status = 405 },
+  { selection_pattern = ".+", status = 502, headers = { "x-error" = "integration.response.body.errorType", "x-static" = "'yes'" } },
+]
+
+[apis.Errors.resources."/override".GET.integration]
+type = "function"
+function = "Echo"
+responses = [{ status = 200, templates = { "application/json" = '''#set($context.responseOverride.status = 418)#set($context.responseOverride.header['x-teapot'] = "short")$input.json('$.event')''' } }]
+
+[apis.Errors.resources."/proxy".POST.integration]
+type = "function-proxy"
+function = "Proxy"
+
+[apis.Errors.resources."/missing-function".GET.integration]
+type = "function"
+function = "Echo:${stageVariables.alias}"
+
+[apis.Errors.resources."/validated".POST]
+request_validator = "all"
+request_parameters = { "method.request.querystring.qs1" = true, "method.request.header.x-header-param" = true, "method.request.querystring.optional" = false }
+request_models = { "application/json" = "Item" }
+
+[apis.Errors.resources."/validated".POST.integration]
+type = "mock"
+request_templates = { "application/json" = '{"statusCode": 200}' }
+responses = [{ status = 201, templates = { "application/json" = '{"ok": true}' } }]
+
+[apis.Errors.resources."/bad-template".GET.integration]
+type = "mock"
+request_templates = { "application/json" = '{"statusCode": 200}' }
+responses = [{ status = 200, templates = { "application/json" = '''$input.path('$[?')''' } }]
+
+[apis.Errors.stages.test]
+variables = { alias = "nope" }
+
+[apis.Errors.gateway_responses.UNSUPPORTED_MEDIA_TYPE]
+status = 400
+headers = { "x-why" = "'no template'" }
+templates = { "application/json" = '{"error": $context.error.messageString, "type": "$context.error.responseType"}' }
+
+[apis.Errors.gateway_responses.DEFAULT_4XX]
+headers = { "Access-Control-Allow-Origin" = "'*'" }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn integrations_and_their_errors_follow_api_gateway() {
+    let server = TestServer::start(ERRORS);
+    let url = |p: &str| server.url(&format!("/test{p}"));
+
+    // Passthrough: NEVER without a matching template → 415 (customised to 400 here).
+    let r = http("POST", &url("/never"), &[("content-type", "text/plain")], "x").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json(), json!({"error": "Unsupported Media Type", "type": "UNSUPPORTED_MEDIA_TYPE"}));
+    assert_eq!(r.header("x-why"), Some("no template"));
+    let r = http("POST", &url("/never"), &[("content-type", "application/json; charset=utf-8")], r#"{"a":1}"#).await;
+    assert_eq!(r.json()["event"], json!({"json": {"a": 1}}), "the template for the media type, parameters ignored");
+    let r = http("POST", &url("/no-templates"), &[("content-type", "text/plain")], "x").await;
+    assert_eq!(r.status, 400, "WHEN_NO_TEMPLATES with templates defined");
+    let r = http("POST", &url("/passthrough"), &[("content-type", "text/plain")], r#"{"raw": true}"#).await;
+    assert_eq!(r.json()["event"], json!({"raw": true}), "WHEN_NO_MATCH passes the body through");
+
+    // Timeouts: the integration's, and the function's own → 504.
+    for path in ["/slow", "/slow-function"] {
+        let r = get(&url(path)).await;
+        assert_eq!(r.status, 504, "{path}: {}", r.text());
+        assert_eq!(r.text(), r#"{"message":"Endpoint request timed out"}"#);
+        assert_eq!(r.header("x-amzn-errortype"), Some("InternalServerErrorException"));
+    }
+
+    // Function errors select integration responses by message, as in the recorded vectors.
+    let r = get(&url("/fail?message=")).await;
+    assert_eq!(r.status, 200, "no error: the default response");
+    let r = get(&url("/fail?message=Error:+Raising+four+hundred+now")).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.json()["errorMessage"], "Error: Raising four hundred now");
+    let r = get(&url("/fail?message=boom")).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json(), json!({"errorMessage": "boom", "errorType": "EchoError", "stackTrace": []}));
+    assert_eq!(r.header("x-error"), Some("EchoError"));
+    assert_eq!(r.header("x-static"), Some("yes"));
+
+    // $context.responseOverride from a response template.
+    let r = get(&url("/override")).await;
+    assert_eq!(r.status, 418);
+    assert_eq!(r.header("x-teapot"), Some("short"));
+
+    // Proxy: a malformed response or a function error → 502; a valid one passes.
+    let r = http(
+        "POST",
+        &url("/proxy"),
+        &[],
+        r#"{"respond": {"statusCode": "201", "body": "made", "headers": {"h": true}}}"#,
+    )
+    .await;
+    assert_eq!((r.status, r.text().as_str(), r.header("h")), (201, "made", Some("true")));
+    for bad in [
+        r#"{"respond": {}}"#,
+        r#"{"respond": "justAString"}"#,
+        r#"{"respond": {"statusCode": 200, "wrongValue": 1}}"#,
+        r#"{"fail": "x"}"#,
+    ] {
+        let r = http("POST", &url("/proxy"), &[], bad).await;
+        assert_eq!(r.status, 502, "{bad}");
+        assert_eq!(r.text(), r#"{"message":"Internal server error"}"#);
+    }
+
+    // A stage variable naming an alias that does not exist → 500.
+    let r = get(&url("/missing-function")).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.text(), r#"{"message":"Internal server error"}"#);
+
+    // A template that fails at run time → 500.
+    assert_eq!(get(&url("/bad-template")).await.status, 500);
+
+    // Request validation: parameters first, then the body against the model.
+    let r = http("POST", &url("/validated"), &[], r#"{"price": 1}"#).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.text(), r#"{"message":"Missing required request parameters: [x-header-param, qs1]"}"#);
+    assert_eq!(r.header("x-amzn-errortype"), Some("BadRequestException"));
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"), "DEFAULT_4XX customisation applies");
+    let r = http("POST", &url("/validated?qs1=1"), &[], r#"{"name": "x"}"#).await;
+    assert_eq!(r.text(), r#"{"message":"Missing required request parameters: [x-header-param]"}"#);
+    let r = http("POST", &url("/validated?qs1=1"), &[("x-header-param", "y")], r#"{"price": 1}"#).await;
+    assert_eq!((r.status, r.text().as_str()), (400, r#"{"message":"Invalid request body"}"#));
+    let r = http("POST", &url("/validated?qs1=1"), &[("x-header-param", "y")], "not json").await;
+    assert_eq!(r.status, 400);
+    let r = http("POST", &url("/validated?qs1=1"), &[("x-header-param", "y")], "").await;
+    assert_eq!(r.status, 400, "an empty body is validated as {{}}");
+    let r =
+        http("POST", &url("/validated?qs1=1"), &[("x-header-param", "y")], r#"{"name": "pen", "price": 2.5}"#).await;
+    assert_eq!((r.status, r.json()), (201, json!({"ok": true})));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_hygiene_body_limit_and_h2c() {
+    let server = TestServer::start(&bundled_config());
+    let big = vec![b'x'; 10 * 1024 * 1024 + 1];
+    let r = http("POST", &server.url("/prod/items"), &[], big).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.text(), r#"{"message":"Request Too Long"}"#);
+    let r = http_with(true, "GET", &server.url("/dev/items/1"), &[], "").await;
+    assert_eq!((r.status, r.json()["name"].clone()), (200, json!("Pen")), "HTTP/2 over cleartext");
+}
+
+#[test]
+fn api_configuration_errors_name_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[functions.F]\nguest = \"echo\"\n\n[apis.A]\n[apis.A.stages.s]\n";
+    let cases = [
+        (
+            "[apis.A.resources.\"/x\".GET.integration]\ntype = \"function\"\nfunction = \"ItemsFuncton\"\n",
+            "apis.A.resources.\"/x\".GET.integration.function: unknown function \"ItemsFuncton\"",
+            ":8:",
+        ),
+        (
+            "[apis.A.resources.\"/x\".GET]\nrequest_models = { \"application/json\" = \"Nope\" }\nintegration = { type = \"mock\" }\n",
+            "unknown model \"Nope\"",
+            ":7:",
+        ),
+        (
+            "[apis.A.resources.\"/x\".GET.integration]\ntype = \"mock\"\nrequest_templates = { \"application/json\" = '#if($a' }\n",
+            "mapping template: line 1, column",
+            ":8:",
+        ),
+        (
+            "[apis.A.resources.\"/x\".FETCH.integration]\ntype = \"mock\"\n",
+            "unknown method \"FETCH\"",
+            "apis.A.resources",
+        ),
+        ("[apis.A.resources.\"/x\".GET.integration]\ntype = \"lambda\"\n", "unknown integration type", ":7:"),
+        ("[apis.A.resources.\"/a{b}\".GET.integration]\ntype = \"mock\"\n", "invalid path part", "apis.A.resources"),
+        (
+            "[apis.A.resources.\"/x\".GET.integration]\ntype = \"function\"\nfunction = \"F:${stageVariables.alias}\"\n",
+            "needs a stage variable that stage \"s\" does not define",
+            "apis.A",
+        ),
+        ("[apis.A.resources.\"/x\".GET.integration]\ntype = \"mock\"\nbogus = 1\n", "unknown field `bogus`", "line 8"),
+        ("[apis.A.gateway_responses.NOT_A_TYPE]\nstatus = 400\n", "unknown gateway response type", ":6:"),
+    ];
+    for (extra, needle, line) in cases {
+        let path = crate::common::write_file(dir.path(), "gateway.toml", format!("{base}{extra}").as_bytes());
+        let out = std::process::Command::new(crate::common::BIN)
+            .args(["validate", "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted:\n{extra}");
+        assert!(err.contains(needle) && err.contains(line), "{err} lacks {needle:?} / {line:?}");
+    }
+}
