@@ -4,6 +4,7 @@
 
 mod cli;
 mod common;
+mod conformance;
 mod deploy;
 mod durability;
 mod functions;

@@ -1,5 +1,6 @@
 //! Echo: returns the event, the context and the environment it ran with, and
-//! writes a line to stdout and one to stderr (to show log capture).
+//! writes a line to stdout and one to stderr (to show log capture). An event
+//! `{"fail": "message"}` fails with that message; `{"respond": X}` returns X.
 
 use serde_json::{Value, json};
 use wasmgate_guest::{Context, Error};
@@ -9,6 +10,9 @@ fn handle(event: Value, ctx: &Context) -> Result<Value, Error> {
     eprintln!("echo stderr {}", ctx.request_id);
     if let Some(msg) = event.get("fail").and_then(Value::as_str) {
         return Err(Error::new("EchoError", msg));
+    }
+    if let Some(respond) = event.get("respond") {
+        return Ok(respond.clone());
     }
     let env: serde_json::Map<String, Value> = std::env::vars().map(|(k, v)| (k, Value::String(v))).collect();
     Ok(json!({
