@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Load benchmark: requests/s and latency of GET /prod/items through wasmgate
+# (hot instances, and a fresh instance per request) against a bare hyper
+# server returning the same bytes, in one run, with the ratios.
+#
+#   benches/load.sh [DURATION_SECONDS] [CONNECTIONS]     (default 10 s, 64)
+#
+# Needs wrk (Debian: apt-get install wrk). Builds the release binaries first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+conns=${2:-64}
+command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
+
+cargo build --release --quiet --bin wasmgate --example bare_hyper
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# wasmgate on the bundled configuration, ports picked by the OS, quiet logs.
+sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_listen = "127.0.0.1:0"/' \
+    -e "s|^data_dir = .*|data_dir = \"$work/data\"|" gateway.toml > "$work/gateway.toml"
+WASMGATE_LOG=warn target/release/wasmgate serve --config "$work/gateway.toml" > "$work/wasmgate.out" 2> "$work/wasmgate.err" &
+pids+=($!)
+target/release/examples/bare_hyper > "$work/bare.out" &
+pids+=($!)
+for _ in $(seq 100); do
+  grep -q "admin API listening" "$work/wasmgate.out" 2>/dev/null && grep -q listening "$work/bare.out" 2>/dev/null && break
+  sleep 0.1
+done
+gateway=$(sed -n 's/^wasmgate: gateway listening on //p' "$work/wasmgate.out")
+admin=$(sed -n 's/^wasmgate: admin API listening on //p' "$work/wasmgate.out")
+bare=$(sed -n 's/^listening on //p' "$work/bare.out")
+[ -n "$gateway" ] && [ -n "$bare" ] || { cat "$work/wasmgate.err"; exit 1; }
+
+# dev runs $LATEST: give it a fresh instance per request (reuse = false),
+# with a few made ahead of traffic.
+WASMGATE_ADMIN=$admin target/release/wasmgate function update-config ItemsFunction --reuse false --min-warm 4 \
+  --data-dir "$work/data" > /dev/null
+
+run() { # name url
+  wrk -t2 -c"$conns" -d2s "$2" > /dev/null   # warm-up
+  wrk -t2 -c"$conns" -d"${duration}s" --latency "$2" > "$work/$1.txt"
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
+  echo "$1 $rps $p50 $p99"
+}
+
+bare_line=$(run bare "$bare/prod/items")
+hot_line=$(run hot "$gateway/prod/items")
+fresh_line=$(run fresh "$gateway/dev/items")
+# Every response must have been a 200 with the items.
+curl -sf "$gateway/prod/items" | grep -q Pencil
+curl -sf "$gateway/dev/items" | grep -q Pencil
+
+bare_rps=$(echo "$bare_line" | awk '{print $2}')
+printf '\n%-34s %12s %10s %10s %8s\n' "server ($conns connections, ${duration}s)" "requests/s" "p50" "p99" "ratio"
+for line in "$bare_line" "$hot_line" "$fresh_line"; do
+  set -- $line
+  case $1 in
+    bare) name="bare hyper (same bytes)";;
+    hot) name="wasmgate, hot instances";;
+    fresh) name="wasmgate, fresh instance/request";;
+  esac
+  ratio=$(awk -v a="$2" -v b="$bare_rps" 'BEGIN {printf "%.2f", a / b}')
+  printf '%-34s %12s %10s %10s %8s\n' "$name" "$2" "$3" "$4" "${ratio}x"
+done
+grep -h "Non-2xx\|Socket errors" "$work"/*.txt || true
