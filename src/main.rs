@@ -7,6 +7,7 @@ mod bench;
 mod client;
 mod function;
 mod serve;
+mod template;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,9 @@ enum Command {
     Deployment(api::DeploymentCommand),
     /// Run one method of a deployed stage and show the execution log.
     TestInvoke(api::TestInvokeArgs),
+    /// Work with mapping templates (render one for a sample request).
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
 }
 
 fn init_logging() {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
             Command::Deploy(args) => api::deploy(args).await,
             Command::Deployment(cmd) => api::deployment(cmd).await,
             Command::TestInvoke(args) => api::test_invoke(args).await,
+            Command::Template(cmd) => template::run(cmd),
         }
     });
     match result {

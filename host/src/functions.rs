@@ -206,12 +206,18 @@ impl Functions {
         let target = state.resolve(qualified)?;
         let version = target.pick(rand::random::<f64>());
         let f = state.function(&target.function)?;
-        let spec = f
-            .spec(version)
-            .ok_or_else(|| RegistryError::NotFound(format!("Function not found: {}:{version}", f.name)))?;
-        let (loaded, cold) = match self.runtime.loaded(&spec) {
+        let not_found = || RegistryError::NotFound(format!("Function not found: {}:{version}", f.name));
+        let (sha, config, version_name) = match version {
+            VersionRef::Latest => (&f.code_sha256, &f.config, std::borrow::Cow::Borrowed("$LATEST")),
+            VersionRef::Number(n) => {
+                let v = f.versions.get(&n).ok_or_else(not_found)?;
+                (&v.code_sha256, &v.config, std::borrow::Cow::Owned(n.to_string()))
+            }
+        };
+        let (loaded, cold) = match self.runtime.loaded_with(&f.name, &version_name, sha, config) {
             Some(l) => (l, false),
             None => {
+                let spec = f.spec(version).ok_or_else(not_found)?;
                 let registry = self.registry.clone();
                 let sha = spec.code_sha256.clone();
                 self.runtime.prepare(&spec, &move || registry.code().get(&sha)).await?

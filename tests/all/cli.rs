@@ -98,3 +98,66 @@ fn a_bad_configuration_is_rejected_naming_the_key_and_line() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn template_render_shows_what_a_template_produces() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(crate::common::BIN).args(args).current_dir(dir.path()).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let request = write_file(dir.path(), "request.vtl", br#"{ "ID": $input.params("ID") }"#);
+    let (code, out, err) = run(&["template", "render", "--template", request.to_str().unwrap(), "--path", "ID=1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, r#"{ "ID": 1 }"#);
+
+    let mock = write_file(
+        dir.path(),
+        "mock.vtl",
+        b"[\n#foreach($ID in [1, 2, 3])\n#set($price = $ID * 1.5)\n#set($name = \"foo\" + $ID)\n{ \"ID\" : $ID, \"name\" : \"$name\", \"price\" : $price }#if($foreach.hasNext),#end\n#end\n]\n",
+    );
+    let (code, out, _) = run(&["template", "render", "--template", mock.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let items: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        items,
+        json!([{"ID": 1, "name": "foo1", "price": 1.5}, {"ID": 2, "name": "foo2", "price": 3.0}, {"ID": 3, "name": "foo3", "price": 4.5}])
+    );
+    assert!(out.contains("\"price\" : 3.0"), "{out}");
+
+    let all = write_file(
+        dir.path(),
+        "all.vtl",
+        b"$input.json('$.a') $input.params('q') $input.params('X-H') $stageVariables.v $context.identity.sourceIp $context.stage#set($context.responseOverride.status = 201)",
+    );
+    let (code, out, err) = run(&[
+        "template",
+        "render",
+        "--template",
+        all.to_str().unwrap(),
+        "--body",
+        r#"{"a": [1, 2]}"#,
+        "--query",
+        "q=2",
+        "--header",
+        "x-h=3",
+        "--stage-var",
+        "v=4",
+        "--context",
+        "identity.sourceIp=10.0.0.1",
+        "--context",
+        "stage=prod",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "[1,2] 2 3 4 10.0.0.1 prod");
+    assert!(err.contains("responseOverride.status = 201"), "{err}");
+
+    let bad = write_file(dir.path(), "bad.vtl", b"ok\n#if($a\n");
+    let (code, _, err) = run(&["template", "render", "--template", bad.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("bad.vtl: line ") && err.contains(", column "), "{err}");
+}

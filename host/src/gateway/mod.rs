@@ -121,9 +121,12 @@ impl Gateway {
     }
 
     /// Runs one request through routing and its stage's pipeline.
-    pub async fn dispatch(&self, req: &GatewayRequest, trace: &mut Trace) -> GatewayResponse {
+    pub async fn dispatch(&self, req: &mut GatewayRequest, trace: &mut Trace) -> GatewayResponse {
         let served = self.served.load();
-        let Some((api, rest)) = Self::find_api(&served, &req.host, &req.full_path) else {
+        let full_path = std::mem::take(&mut req.full_path);
+        let found_api = Self::find_api(&served, &req.host, &full_path);
+        let Some((api, rest)) = found_api else {
+            req.full_path = full_path;
             return Self::reject(
                 &GatewayResponses::default(),
                 &Rejection::new(ResponseType::MissingAuthenticationToken, None),
@@ -138,13 +141,15 @@ impl Gateway {
         };
         let Some(stage) = api.stages.get(stage_name) else {
             // No such stage: API Gateway answers as for an unknown route.
+            req.full_path = full_path.clone();
             let rejection = Rejection::new(ResponseType::MissingAuthenticationToken, None);
             return Self::reject(&api.responses, &rejection, &ErrorContext::for_request(req));
         };
-        let mut req = req.clone();
         req.path = after.to_string();
-        let Some(found) = stage.router.find(&req.method, after) else {
-            trace.log_line(|| format!("No method matches {} {after}", req.method));
+        req.full_path = full_path;
+        let req = &*req;
+        let Some(found) = stage.router.find(&req.method, &req.path) else {
+            trace.log_line(|| format!("No method matches {} {}", req.method, req.path));
             let ctx = ErrorContext::for_stage(&req, stage, None);
             return Self::reject(
                 &stage.api.gateway_responses,
@@ -176,8 +181,9 @@ fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: 
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
         .map_or(host.as_str(), |(h, _)| h);
     GatewayRequest {
-        request_id: uuid::Uuid::new_v4().to_string(),
-        extended_request_id: pipeline::short_id(&uuid::Uuid::new_v4().to_string()),
+        // Ids from the thread's user-space generator: no system call per request.
+        request_id: uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string(),
+        extended_request_id: pipeline::short_id(&rand::random::<u64>().to_string()),
         method: parts.method.as_str().to_string(),
         // `//stage/x` is `/stage/x`.
         full_path: format!("/{}", parts.uri.path().trim_start_matches('/')),
@@ -230,7 +236,8 @@ impl http::Handler for Gateway {
         };
         let req = parse_request(&parts, body, peer);
         let started = std::time::Instant::now();
-        let resp = self.dispatch(&req, &mut Trace::default()).await;
+        let mut req = req;
+        let resp = self.dispatch(&mut req, &mut Trace::default()).await;
         tracing::info!(
             target: "wasmgate::access",
             request_id = %req.request_id,

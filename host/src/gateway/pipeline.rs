@@ -171,6 +171,26 @@ fn render(
     })
 }
 
+/// `$context` of one request, made only when a template needs it (a request
+/// without templates never pays for it).
+struct LazyContext<'a> {
+    stage: &'a CompiledStage,
+    method: &'a MethodEntry,
+    req: &'a GatewayRequest,
+    ctx: Option<TemplateContext>,
+}
+
+impl<'a> LazyContext<'a> {
+    fn new(stage: &'a CompiledStage, method: &'a MethodEntry, req: &'a GatewayRequest) -> Self {
+        LazyContext { stage, method, req, ctx: None }
+    }
+
+    fn get(&mut self) -> &mut TemplateContext {
+        let (stage, method, req) = (self.stage, self.method, self.req);
+        self.ctx.get_or_insert_with(|| TemplateContext::new(template_context(stage, method, req)))
+    }
+}
+
 /// Runs the pipeline for a routed request.
 pub async fn run(
     functions: &Functions,
@@ -238,10 +258,10 @@ async fn mock(
 ) -> Result<GatewayResponse, Rejection> {
     let body = String::from_utf8_lossy(&req.body).into_owned();
     let input = template_input(stage, req, path_params, body.clone());
-    let mut ctx = TemplateContext::new(template_context(stage, method, req));
+    let mut ctx = LazyContext::new(stage, method, req);
     let status = match request_template(method, req, trace)? {
         Some(t) => {
-            let rendered = render(t, &input, &mut ctx, trace, "request")?;
+            let rendered = render(t, &input, ctx.get(), trace, "request")?;
             trace.log(|| format!("Endpoint request body after transformations: {rendered}"));
             mock_status(&rendered).ok_or_else(|| {
                 trace.log(|| "Execution failed: the mock request template gave no integer statusCode".into());
@@ -337,9 +357,9 @@ async fn function(
     trace: &mut Trace,
 ) -> Result<GatewayResponse, Rejection> {
     let body = String::from_utf8_lossy(&req.body).into_owned();
-    let mut ctx = TemplateContext::new(template_context(stage, method, req));
+    let mut ctx = LazyContext::new(stage, method, req);
     let event = match request_template(method, req, trace)? {
-        Some(t) => render(t, &template_input(stage, req, path_params, body.clone()), &mut ctx, trace, "request")?,
+        Some(t) => render(t, &template_input(stage, req, path_params, body.clone()), ctx.get(), trace, "request")?,
         None if body.trim().is_empty() => "{}".into(),
         None => body,
     };
@@ -397,7 +417,7 @@ fn integration_response(
     path_params: &[(String, String)],
     chosen: Option<&IntegrationResponseSpec>,
     body: String,
-    ctx: &mut TemplateContext,
+    ctx: &mut LazyContext<'_>,
     trace: &mut Trace,
 ) -> Result<GatewayResponse, Rejection> {
     let mut status = chosen.map_or(200, |r| r.status);
@@ -407,7 +427,7 @@ fn integration_response(
         Some((media, t)) => {
             content_type = media.to_string();
             let input = template_input(stage, req, path_params, body.clone());
-            render(t, &input, ctx, trace, "response")?
+            render(t, &input, ctx.get(), trace, "response")?
         }
         None => body.clone(),
     };
@@ -431,11 +451,14 @@ fn integration_response(
             }
         }
     }
-    if let Some(s) = ctx.response_override_status() {
-        status = s;
-    }
-    for (name, value) in ctx.response_override_headers() {
-        set_header(&mut headers, &name, value);
+    // Overrides exist only where a template ran.
+    if let Some(ctx) = &ctx.ctx {
+        if let Some(s) = ctx.response_override_status() {
+            status = s;
+        }
+        for (name, value) in ctx.response_override_headers() {
+            set_header(&mut headers, &name, value);
+        }
     }
     trace.log(|| format!("Method response body after transformations: {out}"));
     Ok(GatewayResponse { status, headers, body: Bytes::from(out) })

@@ -66,7 +66,7 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
     let query = (!t.query.is_empty())
         .then(|| form_urlencoded::Serializer::new(String::new()).extend_pairs(t.query.iter()).finish());
     let request_id = uuid::Uuid::new_v4().to_string();
-    let req = GatewayRequest {
+    let mut req = GatewayRequest {
         extended_request_id: short_id(&request_id),
         request_id,
         method: t.method.to_ascii_uppercase(),
@@ -82,7 +82,7 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
     };
     let started = Instant::now();
     let mut trace = Trace::enabled();
-    let resp = gateway.dispatch(&req, &mut trace).await;
+    let resp = gateway.dispatch(&mut req, &mut trace).await;
     let latency = started.elapsed();
     let headers: serde_json::Map<String, Value> =
         resp.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();

@@ -244,6 +244,21 @@ impl Runtime {
         Ok((pre, compiled))
     }
 
+    /// The loaded version of `function`/`version` if it runs exactly this
+    /// code and configuration (the request path's look-up: no allocation).
+    pub fn loaded_with(
+        &self,
+        function: &str,
+        version: &str,
+        code_sha256: &str,
+        config: &FunctionConfig,
+    ) -> Option<Arc<LoadedVersion>> {
+        let versions = self.versions.read();
+        let loaded = versions.get(function)?.get(version)?;
+        let spec = loaded.spec();
+        (spec.code_sha256 == code_sha256 && &spec.config == config).then(|| loaded.clone())
+    }
+
     /// The loaded version matching `spec` exactly, if there is one.
     pub fn loaded(&self, spec: &VersionSpec) -> Option<Arc<LoadedVersion>> {
         let versions = self.versions.read();
