@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
@@ -79,13 +78,8 @@ pub struct TestInvokeArgs {
 }
 
 /// `NAME=VALUE` pairs as a JSON object.
-pub fn pairs(flag: &str, items: &[String]) -> anyhow::Result<Value> {
-    let mut map = serde_json::Map::new();
-    for item in items {
-        let (k, v) = item.split_once('=').with_context(|| format!("--{flag} {item:?}: use NAME=VALUE"))?;
-        map.insert(k.to_string(), Value::String(v.to_string()));
-    }
-    Ok(Value::Object(map))
+fn pairs(flag: &str, items: &[String]) -> anyhow::Result<Value> {
+    Ok(serde_json::to_value(crate::name_value_pairs(flag, items)?)?)
 }
 
 pub async fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {

@@ -255,12 +255,7 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
                 put("timeout_ms", json!(v));
             }
             if !a.env.is_empty() {
-                let mut env = serde_json::Map::new();
-                for kv in &a.env {
-                    let (k, v) = kv.split_once('=').with_context(|| format!("--env {kv:?}: use KEY=VALUE"))?;
-                    env.insert(k.into(), json!(v));
-                }
-                put("env", Value::Object(env));
+                put("env", serde_json::to_value(crate::name_value_pairs("env", &a.env)?)?);
             }
             if let Some(v) = a.min_warm {
                 put("min_warm", json!(v));

@@ -44,6 +44,19 @@ enum Command {
     Template(template::TemplateCommand),
 }
 
+/// `NAME=VALUE` arguments of a repeatable flag, in order.
+pub(crate) fn name_value_pairs(flag: &str, items: &[String]) -> anyhow::Result<indexmap::IndexMap<String, String>> {
+    use anyhow::Context;
+    items
+        .iter()
+        .map(|item| {
+            item.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("--{flag} {item:?}: use NAME=VALUE"))
+        })
+        .collect()
+}
+
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("WASMGATE_LOG")

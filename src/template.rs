@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use wasmgate_host::template::{Template, TemplateContext, TemplateInput};
 
@@ -41,16 +40,7 @@ pub struct RenderArgs {
     context: Vec<String>,
 }
 
-fn pairs(flag: &str, items: &[String]) -> anyhow::Result<IndexMap<String, String>> {
-    items
-        .iter()
-        .map(|item| {
-            item.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .with_context(|| format!("--{flag} {item:?}: use NAME=VALUE"))
-        })
-        .collect()
-}
+use crate::name_value_pairs as pairs;
 
 /// `$context` for the sample request: API Gateway's usual values, then the
 /// ones given.

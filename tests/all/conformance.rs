@@ -349,7 +349,6 @@ async fn gateway_errors_match_the_recorded_ones() {
         ran += 1;
         let want_status = case["status"].as_u64().unwrap() as u16;
         let want_body = &case["body"];
-        let (status, body) = (r.status, r.json());
         assert_eq!(r.status, want_status, "{id}: {}", r.text());
         assert_eq!(&r.json(), want_body, "{id}");
         if let Some(t) = case.get("x-amzn-ErrorType").and_then(Value::as_str) {

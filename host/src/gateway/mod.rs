@@ -69,13 +69,6 @@ pub struct Gateway {
     compiled: Mutex<HashMap<String, Arc<ApiSpec>>>,
 }
 
-/// What a request resolved to before its pipeline runs.
-pub struct Routed<'a> {
-    pub stage: &'a Arc<CompiledStage>,
-    pub method: &'a MethodEntry,
-    pub path_params: Vec<(String, String)>,
-}
-
 impl Gateway {
     pub fn new(functions: Functions) -> Self {
         Gateway { functions, served: ArcSwap::from_pointee(Served::default()), compiled: Mutex::new(HashMap::new()) }
@@ -150,7 +143,7 @@ impl Gateway {
         let req = &*req;
         let Some(found) = stage.router.find(&req.method, &req.path) else {
             trace.log_line(|| format!("No method matches {} {}", req.method, req.path));
-            let ctx = ErrorContext::for_stage(&req, stage, None);
+            let ctx = ErrorContext::for_stage(req, stage, None);
             return Self::reject(
                 &stage.api.gateway_responses,
                 &Rejection::new(ResponseType::MissingAuthenticationToken, None),
@@ -158,10 +151,12 @@ impl Gateway {
             );
         };
         let path_params = found.path_params.clone();
-        match pipeline::run(&self.functions, stage, found.value, &path_params, &req, trace).await {
+        let call =
+            pipeline::Call { functions: &self.functions, stage, method: found.value, path_params: &path_params, req };
+        match pipeline::run(call, trace).await {
             Ok(response) => response,
             Err(rejection) => {
-                let ctx = ErrorContext::for_stage(&req, stage, Some((found.resource_path, &path_params)));
+                let ctx = ErrorContext::for_stage(req, stage, Some((found.resource_path, &path_params)));
                 Self::reject(&stage.api.gateway_responses, &rejection, &ctx)
             }
         }

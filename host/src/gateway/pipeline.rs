@@ -191,15 +191,30 @@ impl<'a> LazyContext<'a> {
     }
 }
 
+/// One routed request on its way through the pipeline.
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
+    pub functions: &'a Functions,
+    pub stage: &'a CompiledStage,
+    pub method: &'a MethodEntry,
+    pub path_params: &'a [(String, String)],
+    pub req: &'a GatewayRequest,
+}
+
+impl<'a> Call<'a> {
+    /// What the mapping templates see, with `body` as `$input.body`.
+    fn input(&self, body: String) -> TemplateInput {
+        template_input(self.stage, self.req, self.path_params, body)
+    }
+
+    fn context(&self) -> LazyContext<'a> {
+        LazyContext::new(self.stage, self.method, self.req)
+    }
+}
+
 /// Runs the pipeline for a routed request.
-pub async fn run(
-    functions: &Functions,
-    stage: &CompiledStage,
-    method: &MethodEntry,
-    path_params: &[(String, String)],
-    req: &GatewayRequest,
-    trace: &mut Trace,
-) -> Result<GatewayResponse, Rejection> {
+pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
+    let Call { method, path_params, req, .. } = call;
     trace.log(|| format!("Starting execution for request: {}", req.request_id));
     trace.log(|| format!("HTTP Method: {}, Resource Path: {}", req.method, method.spec.resource_path));
     super::validation::validate(&method.spec, req, path_params).inspect_err(|r| {
@@ -207,9 +222,9 @@ pub async fn run(
     })?;
     let integration = &method.spec.integration;
     let mut response = match &integration.kind {
-        IntegrationKind::Mock => mock(stage, method, path_params, req, trace).await?,
-        IntegrationKind::Function { .. } => function(functions, stage, method, path_params, req, trace).await?,
-        IntegrationKind::FunctionProxy { .. } => proxy(functions, stage, method, path_params, req, trace).await?,
+        IntegrationKind::Mock => mock(call, trace).await?,
+        IntegrationKind::Function { .. } => function(call, trace).await?,
+        IntegrationKind::FunctionProxy { .. } => proxy(call, trace).await?,
     };
     response.headers.push(("x-amzn-RequestId".into(), req.request_id.clone()));
     response.headers.push(("x-amz-apigw-id".into(), req.extended_request_id.clone()));
@@ -249,16 +264,11 @@ fn request_template<'a>(
 
 /// A mock integration: the request template says the status
 /// (`{"statusCode": 200}`), the integration response makes the body.
-async fn mock(
-    stage: &CompiledStage,
-    method: &MethodEntry,
-    path_params: &[(String, String)],
-    req: &GatewayRequest,
-    trace: &mut Trace,
-) -> Result<GatewayResponse, Rejection> {
+async fn mock(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
+    let Call { method, req, .. } = call;
     let body = String::from_utf8_lossy(&req.body).into_owned();
-    let input = template_input(stage, req, path_params, body.clone());
-    let mut ctx = LazyContext::new(stage, method, req);
+    let input = call.input(body.clone());
+    let mut ctx = call.context();
     let status = match request_template(method, req, trace)? {
         Some(t) => {
             let rendered = render(t, &input, ctx.get(), trace, "request")?;
@@ -273,7 +283,7 @@ async fn mock(
     };
     let selector = status.to_string();
     let chosen = select_response(&method.spec.integration.responses, Some(&selector), trace)?;
-    integration_response(stage, req, path_params, chosen, String::new(), &mut ctx, trace)
+    integration_response(call, chosen, String::new(), &mut ctx, trace)
 }
 
 /// The `statusCode` of a mock request template's output. API Gateway accepts
@@ -293,13 +303,8 @@ fn mock_status(text: &str) -> Option<u16> {
 }
 
 /// Invokes the stage's function within the integration timeout.
-async fn invoke(
-    functions: &Functions,
-    method: &MethodEntry,
-    event: &str,
-    req: &GatewayRequest,
-    trace: &mut Trace,
-) -> Result<InvokeOutcome, Rejection> {
+async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<InvokeOutcome, Rejection> {
+    let Call { functions, method, req, .. } = call;
     let qualifier = method.function.as_deref().unwrap_or_default();
     trace.log(|| format!("Endpoint request URI: function {qualifier}"));
     trace.log(|| format!("Endpoint request body after transformations: {event}"));
@@ -348,18 +353,12 @@ async fn invoke(
 }
 
 /// A function integration (Lambda custom integration).
-async fn function(
-    functions: &Functions,
-    stage: &CompiledStage,
-    method: &MethodEntry,
-    path_params: &[(String, String)],
-    req: &GatewayRequest,
-    trace: &mut Trace,
-) -> Result<GatewayResponse, Rejection> {
+async fn function(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
+    let Call { method, req, .. } = call;
     let body = String::from_utf8_lossy(&req.body).into_owned();
-    let mut ctx = LazyContext::new(stage, method, req);
+    let mut ctx = call.context();
     let event = match request_template(method, req, trace)? {
-        Some(t) => render(t, &template_input(stage, req, path_params, body.clone()), ctx.get(), trace, "request")?,
+        Some(t) => render(t, &call.input(body.clone()), ctx.get(), trace, "request")?,
         None if body.trim().is_empty() => "{}".into(),
         None => body,
     };
@@ -367,14 +366,14 @@ async fn function(
         trace.log(|| "Execution failed: the event is not valid JSON (Could not parse request body into json)".into());
         return Err(Rejection::internal());
     }
-    let outcome = invoke(functions, method, &event, req, trace).await?;
+    let outcome = invoke(call, &event, trace).await?;
     let (output, error_message) = match &outcome.result {
         Ok(output) => (output.clone(), None),
         Err(e) => (e.to_json(), Some(e.error_message.clone())),
     };
     trace.log(|| format!("Endpoint response body before transformations: {output}"));
     let chosen = select_response(&method.spec.integration.responses, error_message.as_deref(), trace)?;
-    integration_response(stage, req, path_params, chosen, output, &mut ctx, trace)
+    integration_response(call, chosen, output, &mut ctx, trace)
 }
 
 /// The integration response for a selector (the error message of a
@@ -412,9 +411,7 @@ fn select_response<'a>(
 /// Applies an integration response: mapping template (by `Accept`), header
 /// mappings, and the template's `$context.responseOverride`.
 fn integration_response(
-    stage: &CompiledStage,
-    req: &GatewayRequest,
-    path_params: &[(String, String)],
+    call: Call<'_>,
     chosen: Option<&IntegrationResponseSpec>,
     body: String,
     ctx: &mut LazyContext<'_>,
@@ -422,12 +419,11 @@ fn integration_response(
 ) -> Result<GatewayResponse, Rejection> {
     let mut status = chosen.map_or(200, |r| r.status);
     let mut content_type = "application/json".to_string();
-    let accept = req.media_type("accept").filter(|m| m != "*/*").unwrap_or_else(|| "application/json".into());
+    let accept = call.req.media_type("accept").filter(|m| m != "*/*").unwrap_or_else(|| "application/json".into());
     let out = match chosen.and_then(|r| pick_template(&r.templates, &accept)) {
         Some((media, t)) => {
             content_type = media.to_string();
-            let input = template_input(stage, req, path_params, body.clone());
-            render(t, &input, ctx.get(), trace, "response")?
+            render(t, &call.input(body.clone()), ctx.get(), trace, "response")?
         }
         None => body.clone(),
     };
@@ -471,16 +467,10 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
 
 /// A function-proxy integration (Lambda proxy): the proxy event v1 in, the
 /// `{statusCode, headers, body}` object out.
-async fn proxy(
-    functions: &Functions,
-    stage: &CompiledStage,
-    method: &MethodEntry,
-    path_params: &[(String, String)],
-    req: &GatewayRequest,
-    trace: &mut Trace,
-) -> Result<GatewayResponse, Rejection> {
+async fn proxy(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
+    let Call { stage, method, path_params, req, .. } = call;
     let event = super::proxy_event(stage, method, path_params, req).to_string();
-    let outcome = invoke(functions, method, &event, req, trace).await?;
+    let outcome = invoke(call, &event, trace).await?;
     let output = match outcome.result {
         Ok(output) => output,
         Err(e) => {

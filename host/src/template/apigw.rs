@@ -31,12 +31,36 @@ fn parse_path(path: &str) -> Result<JsonPath, String> {
 
 /// Whether a path can select several nodes (then the result is a list).
 fn is_indefinite(path: &str) -> bool {
-    path.contains("..") || path.contains('*') || path.contains("?(") || path.contains(':') || path.contains(',')
+    path.contains("..") || path.contains('*') || path.contains('?') || path.contains(':') || path.contains(',')
+}
+
+thread_local! {
+    /// Parsed JSONPaths: templates use a handful, on every request.
+    static PATH_CACHE: std::cell::RefCell<std::collections::HashMap<String, JsonPath>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn cached_path(path: &str) -> Result<JsonPath, String> {
+    if let Some(p) = PATH_CACHE.with(|c| c.borrow().get(path).cloned()) {
+        return Ok(p);
+    }
+    let p = parse_path(path)?;
+    PATH_CACHE.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(path.to_string(), p.clone());
+    });
+    Ok(p)
 }
 
 /// Selects `path` in `json`: the value, a list for indefinite paths, `None` if missing.
 fn select(json: &Json, path: &str) -> Result<Option<Json>, String> {
-    let p = parse_path(path)?;
+    if path.trim() == "$" {
+        return Ok(Some(json.clone()));
+    }
+    let p = cached_path(path)?;
     let nodes = p.query(json).all();
     if is_indefinite(path) {
         return Ok(Some(Json::Array(nodes.into_iter().cloned().collect())));
@@ -96,12 +120,19 @@ pub(super) fn input(r: &mut Renderer<'_>, parts: &[Part], pos: Pos) -> Result<Op
                     Val::str(if r.input().body.is_empty() { "{}".to_string() } else { r.input().body.clone() })
                 }
                 ("params", 0) => {
-                    let i = r.input();
-                    let mut map = IndexMap::new();
-                    map.insert("path".to_string(), string_map(&i.path));
-                    map.insert("querystring".to_string(), string_map(&i.querystring));
-                    map.insert("header".to_string(), string_map(&i.header));
-                    Val::new_map(map)
+                    // One map per render, as API Gateway's `$input` keeps one.
+                    if let Some(p) = &r.params {
+                        p.clone()
+                    } else {
+                        let i = r.input();
+                        let mut map = IndexMap::with_capacity(3);
+                        map.insert("path".to_string(), string_map(&i.path));
+                        map.insert("querystring".to_string(), string_map(&i.querystring));
+                        map.insert("header".to_string(), string_map(&i.header));
+                        let p = Val::new_map(map);
+                        r.params = Some(p.clone());
+                        p
+                    }
                 }
                 ("params", 1) => {
                     let name = string_arg(a.first()).unwrap_or_default();
@@ -128,7 +159,7 @@ pub(super) fn input(r: &mut Renderer<'_>, parts: &[Part], pos: Pos) -> Result<Op
                         None => None,
                     };
                     Val::str(match selected {
-                        Some(v) => v.to_string(),
+                        Some(v) => json_text(&v),
                         None => "\"\"".to_string(),
                     })
                 }
@@ -177,6 +208,47 @@ pub(super) fn util(r: &mut Renderer<'_>, parts: &[Part], pos: Pos) -> Result<Opt
         return Ok(Some(value));
     }
     rest(r, value, more, pos)
+}
+
+/// Compact JSON of a selected value, numbers as Java prints them (`1.0E7`).
+fn json_text(v: &Json) -> String {
+    let mut out = String::new();
+    write_json(v, &mut out);
+    out
+}
+
+fn write_json(v: &Json, out: &mut String) {
+    match v {
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => out.push_str(&i.to_string()),
+            (None, Some(u)) => out.push_str(&u.to_string()),
+            _ => out.push_str(&super::value::java_double(n.as_f64().unwrap_or(0.0))),
+        },
+        Json::String(s) => super::value::quote_json(s, out),
+        Json::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, out);
+            }
+            out.push(']');
+        }
+        Json::Object(map) => {
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                super::value::quote_json(k, out);
+                out.push(':');
+                write_json(item, out);
+            }
+            out.push('}');
+        }
+        Json::Null | Json::Bool(_) => out.push_str(&v.to_string()),
+    }
 }
 
 /// commons-lang 2.6 `StringEscapeUtils.escapeJavaScript`.

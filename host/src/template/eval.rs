@@ -1,8 +1,22 @@
 //! The evaluator: renders a parsed template against a request, with
-//! Velocity 1.7's semantics as API Gateway runs it (a null or undefined
-//! reference renders as nothing and evaluates to `""`; `#set` to null leaves
-//! the variable as it was), within limits on output, loop iterations, steps
-//! and recursion.
+//! Velocity 1.7's semantics as API Gateway runs it:
+//!
+//! * a null or undefined reference renders as nothing, and inside an
+//!   expression it evaluates to `""` (so `$missing == ""` and
+//!   `$missing == $null` are both true, and `#if($missing)` is true);
+//! * `#set` to a null value (a division by zero, a failed operation) leaves
+//!   the variable as it was;
+//! * `<`, `>`, `<=`, `>=` compare numbers only (anything else is false);
+//!   `==` compares numbers by value, same-typed values with `equals` and
+//!   other pairs by their strings;
+//! * a Java exception in a method (`substring` out of range, a list index
+//!   out of bounds, invalid JSON for `$util.parseJson`) fails the render.
+//!
+//! Limits keep a hostile template bounded: [`MAX_OUTPUT`] bytes of output,
+//! [`MAX_FOREACH`] iterations per `#foreach` (API Gateway's limit; like
+//! Velocity's `directive.foreach.maxloops`, later items are skipped),
+//! [`MAX_STEPS`] evaluation steps and [`MAX_DEPTH`] nested macro and
+//! `#define` calls.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,17 +24,44 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use super::ast::{BinOp, Expr, Node, Part, Pos, Reference};
-use super::value::Val;
+use super::value::{LoopState, Val};
 use super::{RenderError, Template, TemplateContext, TemplateInput, apigw, methods};
 
-/// Most output a template may produce.
+/// Most output a template may produce (API Gateway's payload limit).
 pub const MAX_OUTPUT: usize = 10 * 1024 * 1024;
 /// Most iterations of one `#foreach` (API Gateway's limit); later items are skipped.
 pub const MAX_FOREACH: usize = 1000;
-/// Most evaluation steps of one render.
-pub const MAX_STEPS: u64 = 2_000_000;
-/// Deepest macro recursion.
-pub const MAX_DEPTH: u32 = 64;
+/// Most evaluation steps (references, directives, loop iterations) of one render.
+pub const MAX_STEPS: u64 = 1_000_000;
+/// Deepest nesting of macro calls and `#define` blocks.
+pub const MAX_DEPTH: u32 = 32;
+
+/// The template's variables: few, so a vector searched in order beats hashing.
+#[derive(Default)]
+struct Vars(Vec<(Box<str>, Val)>);
+
+impl Vars {
+    fn get(&self, name: &str) -> Option<&Val> {
+        self.0.iter().find(|(k, _)| &**k == name).map(|(_, v)| v)
+    }
+
+    fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    fn insert(&mut self, name: &str, value: Val) {
+        match self.0.iter_mut().find(|(k, _)| &**k == name) {
+            Some((_, slot)) => *slot = value,
+            None => self.0.push((name.into(), value)),
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(i) = self.0.iter().position(|(k, _)| &**k == name) {
+            self.0.swap_remove(i);
+        }
+    }
+}
 
 enum Flow {
     Normal,
@@ -32,30 +73,36 @@ pub(super) struct Renderer<'a> {
     template: &'a Template,
     input: &'a TemplateInput,
     context: Val,
-    stage_variables: Val,
-    vars: HashMap<String, Val>,
+    stage_variables: Option<Val>,
+    vars: Vars,
     defines: HashMap<String, Arc<Vec<Node>>>,
     out: String,
     steps: u64,
+    /// Where the last step was: the position of errors that have none of their own.
+    pos: Pos,
     depth: u32,
+    loops: u32,
     pub(super) body_json: Option<Option<serde_json::Value>>,
+    /// `$input.params()`, built on first use.
+    pub(super) params: Option<Val>,
 }
 
 impl<'a> Renderer<'a> {
     pub(super) fn new(template: &'a Template, input: &'a TemplateInput, ctx: &TemplateContext) -> Self {
-        let stage_variables =
-            Val::new_map(input.stage_variables.iter().map(|(k, v)| (k.clone(), Val::str(v.as_str()))).collect());
         Renderer {
             template,
             input,
             context: ctx.root.clone(),
-            stage_variables,
-            vars: HashMap::new(),
+            stage_variables: None,
+            vars: Vars::default(),
             defines: HashMap::new(),
             out: String::with_capacity(template.source_len.min(4096) + 64),
             steps: 0,
+            pos: Pos { line: 1, column: 1 },
             depth: 0,
+            loops: 0,
             body_json: None,
+            params: None,
         }
     }
 
@@ -70,9 +117,14 @@ impl<'a> Renderer<'a> {
 
     fn step(&mut self, pos: Pos) -> Result<(), RenderError> {
         self.steps += 1;
+        self.pos = pos;
         if self.steps > MAX_STEPS {
-            return Err(RenderError::at(pos, "the template took too many steps"));
+            return Err(RenderError::at(pos, format!("the template took more than {MAX_STEPS} steps")));
         }
+        self.check_output(pos)
+    }
+
+    fn check_output(&self, pos: Pos) -> Result<(), RenderError> {
         if self.out.len() > MAX_OUTPUT {
             return Err(RenderError::at(pos, format!("the output is larger than {MAX_OUTPUT} bytes")));
         }
@@ -93,27 +145,33 @@ impl<'a> Renderer<'a> {
         match node {
             Node::Text(t) => {
                 self.out.push_str(t);
-                if self.out.len() > MAX_OUTPUT {
-                    return Err(RenderError::at(
-                        Pos::default(),
-                        format!("the output is larger than {MAX_OUTPUT} bytes"),
-                    ));
-                }
+                self.check_output(self.pos)?;
             }
-            Node::Ref { reference, .. } => {
+            Node::Ref { reference, escapes, raw } => {
                 self.step(reference.pos)?;
+                for _ in 0..escapes / 2 {
+                    self.out.push('\\');
+                }
+                if escapes % 2 == 1 {
+                    // An escaped reference prints as written.
+                    self.out.push_str(raw);
+                    return Ok(Flow::Normal);
+                }
                 if reference.parts.is_empty()
+                    && !self.vars.contains_key(&reference.root)
                     && let Some(body) = self.defines.get(&reference.root).cloned()
                 {
-                    return self.nested(reference.pos, |r| r.nodes(&body));
+                    return match self.nested(reference.pos, |r| r.nodes(&body))? {
+                        Flow::Stop => Ok(Flow::Stop),
+                        _ => Ok(Flow::Normal),
+                    };
                 }
-                if let Some(v) = self.reference(reference)? {
-                    match v {
-                        Val::Null => {}
-                        Val::Str(s) => self.out.push_str(&s),
-                        other => self.out.push_str(&other.render()),
-                    }
+                match self.reference(reference)? {
+                    None | Some(Val::Null) => {}
+                    Some(Val::Str(s)) => self.out.push_str(&s),
+                    Some(other) => other.write_to(&mut self.out),
                 }
+                self.check_output(reference.pos)?;
             }
             Node::Set { target, value, pos } => {
                 self.step(*pos)?;
@@ -122,7 +180,7 @@ impl<'a> Renderer<'a> {
             }
             Node::If { branches, otherwise } => {
                 for (cond, body) in branches {
-                    if self.expr(cond)?.truthy() {
+                    if self.truth(cond)? {
                         return self.nodes(body);
                     }
                 }
@@ -131,29 +189,33 @@ impl<'a> Renderer<'a> {
                 }
             }
             Node::Foreach { var, iterable, body, pos } => return self.foreach(var, iterable, body, *pos),
-            Node::Break => return Ok(Flow::Break),
+            // Outside a loop, #break leaves the template.
+            Node::Break => return Ok(if self.loops == 0 { Flow::Stop } else { Flow::Break }),
             Node::Stop => return Ok(Flow::Stop),
             Node::Define { name, body } => {
-                self.defines.insert(name.clone(), Arc::new(body.clone()));
+                self.defines.insert(name.clone(), Arc::clone(body));
+                self.vars.remove(name);
             }
-            Node::MacroCall { name, args, pos } => {
+            Node::MacroCall { name, args, pos, raw } => {
                 self.step(*pos)?;
                 let Some(m) = self.template.macros.get(name) else {
                     // Not a macro: Velocity prints the call as written.
-                    self.out.push('#');
-                    self.out.push_str(name);
+                    self.out.push_str(raw);
                     return Ok(Flow::Normal);
                 };
                 let values: Vec<Val> = args.iter().map(|a| self.expr(a)).collect::<Result<_, _>>()?;
                 let saved: Vec<(String, Option<Val>)> =
                     m.params.iter().map(|p| (p.clone(), self.vars.get(p).cloned())).collect();
                 for (p, v) in m.params.iter().zip(values) {
-                    self.vars.insert(p.clone(), v);
+                    self.vars.insert(p, v);
                 }
-                let flow = self.nested(*pos, |r| r.nodes(&m.body));
+                let body = Arc::clone(&m.body);
+                let loops = std::mem::take(&mut self.loops);
+                let flow = self.nested(*pos, |r| r.nodes(&body));
+                self.loops = loops;
                 for (p, old) in saved {
                     match old {
-                        Some(v) => self.vars.insert(p, v),
+                        Some(v) => self.vars.insert(&p, v),
                         None => self.vars.remove(&p),
                     };
                 }
@@ -171,53 +233,64 @@ impl<'a> Renderer<'a> {
         pos: Pos,
         f: impl FnOnce(&mut Self) -> Result<Flow, RenderError>,
     ) -> Result<Flow, RenderError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(RenderError::at(pos, "macros or #define blocks nest too deeply"));
+        if self.depth >= MAX_DEPTH {
+            return Err(RenderError::at(pos, format!("macros or #define blocks nest more than {MAX_DEPTH} deep")));
         }
+        self.depth += 1;
         let flow = f(self);
         self.depth -= 1;
         flow
     }
 
+    /// Sets a variable, reusing its key when it exists (no allocation per loop iteration).
+    fn set_var(&mut self, name: &str, value: Val) {
+        self.vars.insert(name, value);
+    }
+
     fn foreach(&mut self, var: &str, iterable: &Expr, body: &[Node], pos: Pos) -> Result<Flow, RenderError> {
         let items: Vec<Val> = match self.expr(iterable)? {
-            Val::List(l) => l.lock().items.clone(),
-            Val::Map(m) => m.lock().values().cloned().collect(),
+            Val::List(l) => l.lock().items.iter().take(MAX_FOREACH).cloned().collect(),
+            Val::Map(m) => m.lock().values().take(MAX_FOREACH).cloned().collect(),
             _ => Vec::new(),
         };
         let saved_var = self.vars.get(var).cloned();
         let saved_foreach = self.vars.get("foreach").cloned();
         let saved_count = self.vars.get("velocityCount").cloned();
-        let total = items.len().min(MAX_FOREACH);
+        let total = items.len();
         let mut flow = Flow::Normal;
-        for (index, item) in items.into_iter().take(MAX_FOREACH).enumerate() {
-            self.step(pos)?;
-            let mut state = IndexMap::new();
-            state.insert("index".to_string(), Val::Int(index as i64));
-            state.insert("count".to_string(), Val::Int(index as i64 + 1));
-            state.insert("hasNext".to_string(), Val::Bool(index + 1 < total));
-            state.insert("first".to_string(), Val::Bool(index == 0));
-            state.insert("last".to_string(), Val::Bool(index + 1 == total));
-            self.vars.insert("foreach".into(), Val::new_map(state));
-            self.vars.insert("velocityCount".into(), Val::Int(index as i64 + 1));
+        self.loops += 1;
+        let state = Arc::new(parking_lot::Mutex::new(LoopState { index: 0, total }));
+        let state_val = Val::Loop(Arc::clone(&state));
+        for (index, item) in items.into_iter().enumerate() {
+            if let Err(e) = self.step(pos) {
+                self.loops -= 1;
+                return Err(e);
+            }
+            state.lock().index = index;
+            self.set_var("foreach", state_val.clone());
+            self.set_var("velocityCount", Val::Int(index as i64 + 1));
             if item.is_null() {
                 self.vars.remove(var);
             } else {
-                self.vars.insert(var.to_string(), item);
+                self.set_var(var, item);
             }
-            match self.nodes(body)? {
-                Flow::Normal => {}
-                Flow::Break => break,
-                Flow::Stop => {
+            match self.nodes(body) {
+                Ok(Flow::Normal) => {}
+                Ok(Flow::Break) => break,
+                Ok(Flow::Stop) => {
                     flow = Flow::Stop;
                     break;
                 }
+                Err(e) => {
+                    self.loops -= 1;
+                    return Err(e);
+                }
             }
         }
+        self.loops -= 1;
         for (name, old) in [(var, saved_var), ("foreach", saved_foreach), ("velocityCount", saved_count)] {
             match old {
-                Some(v) => self.vars.insert(name.to_string(), v),
+                Some(v) => self.vars.insert(name, v),
                 None => self.vars.remove(name),
             };
         }
@@ -226,33 +299,27 @@ impl<'a> Renderer<'a> {
 
     /// Evaluates a reference: `None` when it is undefined or a look-up failed.
     fn reference(&mut self, r: &Reference) -> Result<Option<Val>, RenderError> {
-        let mut current = match r.root.as_str() {
-            "input" if !self.vars.contains_key("input") => {
-                return apigw::input(self, &r.parts, r.pos);
-            }
-            "util" if !self.vars.contains_key("util") => {
-                return apigw::util(self, &r.parts, r.pos);
-            }
-            "context" => self.context.clone(),
-            "stageVariables" => self.stage_variables.clone(),
-            name => match self.vars.get(name) {
-                Some(v) => v.clone(),
-                None => match self.defines.get(name).cloned() {
+        let mut current = match self.vars.get(&r.root) {
+            Some(v) => v.clone(),
+            None => match r.root.as_str() {
+                "input" => return apigw::input(self, &r.parts, r.pos),
+                "util" => return apigw::util(self, &r.parts, r.pos),
+                "context" => self.context.clone(),
+                "stageVariables" => self.stage_variables(),
+                name => match self.defines.get(name).cloned() {
                     Some(body) => {
-                        let mut sub = String::new();
-                        std::mem::swap(&mut sub, &mut self.out);
+                        let saved = std::mem::take(&mut self.out);
                         let flow = self.nested(r.pos, |me| me.nodes(&body));
-                        std::mem::swap(&mut sub, &mut self.out);
+                        let rendered = std::mem::replace(&mut self.out, saved);
                         flow?;
-                        Val::str(sub)
+                        Val::str(rendered)
                     }
                     None => return Ok(None),
                 },
             },
         };
         for part in &r.parts {
-            let next = self.part(&current, part, r.pos)?;
-            match next {
+            match self.part(&current, part, r.pos)? {
                 Some(v) => current = v,
                 None => return Ok(None),
             }
@@ -260,12 +327,21 @@ impl<'a> Renderer<'a> {
         Ok(Some(current))
     }
 
+    fn stage_variables(&mut self) -> Val {
+        let input = self.input;
+        self.stage_variables
+            .get_or_insert_with(|| {
+                Val::new_map(input.stage_variables.iter().map(|(k, v)| (k.clone(), Val::str(v.as_str()))).collect())
+            })
+            .clone()
+    }
+
     pub(super) fn part(&mut self, target: &Val, part: &Part, pos: Pos) -> Result<Option<Val>, RenderError> {
         match part {
             Part::Property(name) => Ok(methods::property(target, name)),
             Part::Index(e) => {
                 let key = self.expr(e)?;
-                Ok(methods::index(target, &key))
+                methods::index(target, &key).map_err(|m| RenderError::at(pos, m))
             }
             Part::Method(name, args) => {
                 let args: Vec<Val> = args.iter().map(|a| self.expr(a)).collect::<Result<_, _>>()?;
@@ -280,11 +356,21 @@ impl<'a> Renderer<'a> {
             return Ok(());
         }
         let Some((last, init)) = target.parts.split_last() else {
-            self.vars.insert(target.root.clone(), value);
+            self.set_var(&target.root, value);
             return Ok(());
         };
-        let container =
-            self.reference(&Reference { root: target.root.clone(), parts: init.to_vec(), pos: target.pos })?;
+        let container = if init.is_empty() {
+            match self.vars.get(&target.root) {
+                Some(v) => Some(v.clone()),
+                None => match target.root.as_str() {
+                    "context" => Some(self.context.clone()),
+                    "stageVariables" => Some(self.stage_variables()),
+                    _ => None,
+                },
+            }
+        } else {
+            self.reference(&Reference { root: target.root.clone(), parts: init.to_vec(), pos: target.pos })?
+        };
         let Some(container) = container else { return Ok(()) };
         match (last, &container) {
             (Part::Property(name), Val::Map(m)) => {
@@ -292,17 +378,18 @@ impl<'a> Renderer<'a> {
             }
             (Part::Index(e), Val::Map(m)) => {
                 let key = self.expr(e)?;
-                m.lock().insert(methods::key_string(&key), value);
+                m.lock().insert(methods::key_string(&key).into_owned(), value);
             }
             (Part::Index(e), Val::List(l)) => {
-                let index = self.expr(e)?;
-                if let Val::Int(i) = index {
+                if let Val::Int(i) = self.expr(e)? {
                     let mut list = l.lock();
                     let len = list.items.len() as i64;
-                    if (0..len).contains(&i) {
-                        list.items[i as usize] = value;
-                    } else {
-                        return Err(RenderError::at(pos, format!("index {i} out of bounds for a list of {len}")));
+                    let at = if i < 0 { i + len } else { i };
+                    match usize::try_from(at).ok().and_then(|at| list.items.get_mut(at)) {
+                        Some(slot) => *slot = value,
+                        None => {
+                            return Err(RenderError::at(pos, format!("Index {i} out of bounds for length {len}")));
+                        }
                     }
                 }
             }
@@ -311,25 +398,40 @@ impl<'a> Renderer<'a> {
         Ok(())
     }
 
-    /// Evaluates an expression. An undefined reference evaluates to `""` (as
-    /// API Gateway's Velocity does).
+    /// Evaluates an expression. A null or undefined reference evaluates to
+    /// `""`, as in API Gateway's Velocity.
     pub(super) fn expr(&mut self, e: &Expr) -> Result<Val, RenderError> {
         Ok(match e {
             Expr::Literal(v) => v.clone(),
+            Expr::Word(w) => Val::str(w.as_str()),
             Expr::Interpolated(nodes) => {
-                let mut sub = String::new();
-                std::mem::swap(&mut sub, &mut self.out);
+                let saved = std::mem::take(&mut self.out);
                 let flow = self.nodes(nodes);
-                std::mem::swap(&mut sub, &mut self.out);
+                let rendered = std::mem::replace(&mut self.out, saved);
                 flow?;
-                Val::str(sub)
+                Val::str(rendered)
             }
-            Expr::Ref(r) => self.reference(r)?.unwrap_or_else(Val::empty_str),
+            Expr::Ref(r) => {
+                if r.parts.is_empty()
+                    && !self.vars.contains_key(&r.root)
+                    && let Some(body) = self.defines.get(&r.root).cloned()
+                {
+                    let saved = std::mem::take(&mut self.out);
+                    let flow = self.nested(r.pos, |me| me.nodes(&body));
+                    let rendered = std::mem::replace(&mut self.out, saved);
+                    flow?;
+                    return Ok(Val::str(rendered));
+                }
+                match self.reference(r)? {
+                    None | Some(Val::Null) => Val::empty_str(),
+                    Some(v) => v,
+                }
+            }
             Expr::List(items) => Val::new_list(items.iter().map(|i| self.expr(i)).collect::<Result<_, _>>()?, false),
             Expr::Map(entries) => {
-                let mut map = IndexMap::new();
+                let mut map = IndexMap::with_capacity(entries.len());
                 for (k, v) in entries {
-                    let key = methods::key_string(&self.expr(k)?);
+                    let key = methods::key_string(&self.expr(k)?).into_owned();
                     let value = self.expr(v)?;
                     map.insert(key, value);
                 }
@@ -338,25 +440,52 @@ impl<'a> Renderer<'a> {
             Expr::Range(a, b) => {
                 let (a, b) = (self.expr(a)?, self.expr(b)?);
                 let (Some(a), Some(b)) = (int_of(&a), int_of(&b)) else { return Ok(Val::Null) };
+                // More than a #foreach can use is never needed.
+                let cap = MAX_FOREACH + 1;
                 let items: Vec<Val> = if a <= b {
-                    (a..=b).take(MAX_FOREACH + 1).map(Val::Int).collect()
+                    (a..=b).take(cap).map(Val::Int).collect()
                 } else {
-                    (b..=a).rev().take(MAX_FOREACH + 1).map(Val::Int).collect()
+                    (b..=a).rev().take(cap).map(Val::Int).collect()
                 };
                 Val::new_list(items, false)
             }
-            Expr::Not(inner) => Val::Bool(!self.expr(inner)?.truthy()),
-            Expr::Neg(inner) => match self.expr(inner)? {
-                Val::Int(i) => Val::Int(i.wrapping_neg()),
-                Val::Double(d) => Val::Double(-d),
-                _ => Val::Null,
-            },
-            Expr::Binary(BinOp::And, a, b) => Val::Bool(self.expr(a)?.truthy() && self.expr(b)?.truthy()),
-            Expr::Binary(BinOp::Or, a, b) => Val::Bool(self.expr(a)?.truthy() || self.expr(b)?.truthy()),
+            Expr::Not(_) | Expr::Binary(BinOp::And | BinOp::Or, _, _) => Val::Bool(self.truth(e)?),
             Expr::Binary(op, a, b) => {
                 let (a, b) = (self.expr(a)?, self.expr(b)?);
-                binary(*op, &a, &b)
+                let v = binary(*op, &a, &b);
+                if let Val::Str(s) = &v
+                    && s.len() > MAX_OUTPUT
+                {
+                    return Err(RenderError::at(self.pos, format!("a string is longer than {MAX_OUTPUT} bytes")));
+                }
+                v
             }
+        })
+    }
+}
+
+impl Renderer<'_> {
+    /// An expression as a condition (`#if`, `&&`, `||`, `!`), as Velocity 1.7
+    /// evaluates it: a reference by its value (null and `false` are false),
+    /// `true`/`false` and comparisons by their result, and every other
+    /// literal or arithmetic expression as false, without evaluating it.
+    fn truth(&mut self, e: &Expr) -> Result<bool, RenderError> {
+        Ok(match e {
+            Expr::Ref(_) => self.expr(e)?.truthy(),
+            Expr::Literal(Val::Bool(b)) => *b,
+            Expr::Not(inner) => !self.truth(inner)?,
+            Expr::Binary(BinOp::And, a, b) => self.truth(a)? && self.truth(b)?,
+            Expr::Binary(BinOp::Or, a, b) => self.truth(a)? || self.truth(b)?,
+            Expr::Binary(BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge, _, _) => {
+                self.expr(e)?.truthy()
+            }
+            Expr::Binary(..)
+            | Expr::Literal(_)
+            | Expr::Interpolated(_)
+            | Expr::List(_)
+            | Expr::Map(_)
+            | Expr::Range(..)
+            | Expr::Word(_) => false,
         })
     }
 }
@@ -365,21 +494,23 @@ fn int_of(v: &Val) -> Option<i64> {
     match v {
         Val::Int(i) => Some(*i),
         Val::Double(d) => Some(*d as i64),
-        Val::Str(s) => s.trim().parse().ok(),
+        // Velocity's ranges take numbers only.
         _ => None,
     }
 }
 
-/// Velocity 1.7's equality: numbers by value, same types by equals, other
-/// pairs by their string forms; null is treated as an empty string (API
-/// Gateway's null handling).
-fn equals(a: &Val, b: &Val) -> bool {
+/// Velocity 1.7's `==`: numbers by value, values of one type with
+/// `equals`, other pairs by their `toString()`; null is `""` (API Gateway).
+pub(super) fn equals(a: &Val, b: &Val) -> bool {
     match (a, b) {
         (Val::Null, Val::Null) => true,
         (Val::Null, other) | (other, Val::Null) => matches!(other, Val::Str(s) if s.is_empty()),
         _ => {
             if let (Some(x), Some(y)) = (a.as_number(), b.as_number()) {
-                return x == y;
+                return match (a, b) {
+                    (Val::Int(i), Val::Int(j)) => i == j,
+                    _ => x == y,
+                };
             }
             if std::mem::discriminant(a) == std::mem::discriminant(b) {
                 return a == b;
@@ -394,10 +525,11 @@ fn binary(op: BinOp, a: &Val, b: &Val) -> Val {
         BinOp::Eq => return Val::Bool(equals(a, b)),
         BinOp::Ne => return Val::Bool(!equals(a, b)),
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            let ord = match (a.as_number(), b.as_number()) {
-                (Some(x), Some(y)) => x.partial_cmp(&y),
-                _ => match (a, b) {
-                    (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
+            let ord = match (a, b) {
+                (Val::Int(x), Val::Int(y)) => Some(x.cmp(y)),
+                _ => match (a.as_number(), b.as_number()) {
+                    (Some(x), Some(y)) => x.partial_cmp(&y),
+                    // Velocity compares numbers only.
                     _ => None,
                 },
             };
@@ -411,34 +543,35 @@ fn binary(op: BinOp, a: &Val, b: &Val) -> Val {
         }
         _ => {}
     }
-    // `+` with a string on either side concatenates.
-    if op == BinOp::Add && (matches!(a, Val::Str(_)) || matches!(b, Val::Str(_))) {
-        let (x, y) = (
-            if a.is_null() { String::new() } else { a.render() },
-            if b.is_null() { String::new() } else { b.render() },
-        );
-        return Val::str(x + &y);
-    }
     match (a, b) {
-        (Val::Int(x), Val::Int(y)) => match op {
-            BinOp::Add => x.checked_add(*y).map(Val::Int).unwrap_or(Val::Double(*x as f64 + *y as f64)),
-            BinOp::Sub => x.checked_sub(*y).map(Val::Int).unwrap_or(Val::Double(*x as f64 - *y as f64)),
-            BinOp::Mul => x.checked_mul(*y).map(Val::Int).unwrap_or(Val::Double(*x as f64 * *y as f64)),
-            BinOp::Div => x.checked_div(*y).map(Val::Int).unwrap_or(Val::Null),
-            BinOp::Mod => x.checked_rem(*y).map(Val::Int).unwrap_or(Val::Null),
-            _ => Val::Null,
-        },
+        (Val::Int(x), Val::Int(y)) => {
+            let (x, y) = (*x, *y);
+            match op {
+                // Java widens to BigInteger on long overflow; this falls back to a double.
+                BinOp::Add => x.checked_add(y).map_or(Val::Double(x as f64 + y as f64), Val::Int),
+                BinOp::Sub => x.checked_sub(y).map_or(Val::Double(x as f64 - y as f64), Val::Int),
+                BinOp::Mul => x.checked_mul(y).map_or(Val::Double(x as f64 * y as f64), Val::Int),
+                BinOp::Div => x.checked_div(y).map_or(Val::Null, Val::Int),
+                BinOp::Mod => x.checked_rem(y).map_or(Val::Null, Val::Int),
+                _ => Val::Null,
+            }
+        }
         _ => match (a.as_number(), b.as_number()) {
             (Some(x), Some(y)) => match op {
                 BinOp::Add => Val::Double(x + y),
                 BinOp::Sub => Val::Double(x - y),
                 BinOp::Mul => Val::Double(x * y),
-                BinOp::Div if y == 0.0 => Val::Null,
+                BinOp::Div | BinOp::Mod if y == 0.0 => Val::Null,
                 BinOp::Div => Val::Double(x / y),
-                BinOp::Mod if y == 0.0 => Val::Null,
                 BinOp::Mod => Val::Double(x % y),
                 _ => Val::Null,
             },
+            // `+` with a string on either side concatenates.
+            _ if op == BinOp::Add && (matches!(a, Val::Str(_)) || matches!(b, Val::Str(_))) => {
+                let mut s = a.render();
+                b.write_to(&mut s);
+                Val::str(s)
+            }
             _ => Val::Null,
         },
     }
@@ -457,5 +590,6 @@ mod tests {
         assert!(equals(&Val::Int(1), &Val::Double(1.0)));
         assert!(equals(&Val::Int(1), &Val::str("1")));
         assert!(equals(&Val::Null, &Val::str("")));
+        assert_eq!(binary(BinOp::Lt, &Val::str("a"), &Val::str("b")), Val::Bool(false));
     }
 }

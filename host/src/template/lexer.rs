@@ -1,6 +1,12 @@
-//! The expression lexer: the tokens inside a directive's parentheses and a
-//! method call's arguments (`#if($a.size() > 1 && $b)`). Template text itself
-//! is scanned by the parser, which hands over to this lexer inside `( … )`.
+//! The expression lexer: the tokens inside a directive's parentheses, a
+//! method call's arguments and an index (`#if($a.size() > 1 && $b)`). The
+//! template text itself is scanned by the parser, which hands over to this
+//! lexer inside `( … )`, `[ … ]` and `{ … }`.
+//!
+//! It follows Velocity 1.7's DIRECTIVE lexer state: `-1` is one integer
+//! token (so `5-1` is two numbers, a parse error, while `5 - 1` is a
+//! subtraction), `1..3` is a range, `1.` and `1e3` are doubles, and the
+//! word operators `and or not eq ne lt gt le ge` stand for their symbols.
 
 /// An expression token.
 #[derive(Debug, Clone, PartialEq)]
@@ -9,9 +15,10 @@ pub enum Token {
     Dollar,
     Int(i64),
     Double(f64),
-    /// A double-quoted string (raw content, interpolated later).
-    DoubleQuoted(String),
-    /// A single-quoted string (literal).
+    /// A double-quoted string: its content (`""` folded to `"`) and the
+    /// offset of the content in the source, for positions when it is interpolated.
+    DoubleQuoted(String, usize),
+    /// A single-quoted string (literal, `''` folded to `'`).
     SingleQuoted(String),
     Word(String),
     Op(&'static str),
@@ -27,97 +34,174 @@ pub enum Token {
     Eof,
 }
 
-/// Reads one token at `*i` of `src`, skipping whitespace. Errors are messages.
-pub fn next_token(src: &str, i: &mut usize) -> Result<Token, String> {
+impl Token {
+    /// How the token reads in an error message.
+    pub fn describe(&self) -> String {
+        match self {
+            Token::Dollar => "`$`".into(),
+            Token::Int(i) => format!("`{i}`"),
+            Token::Double(d) => format!("`{d}`"),
+            Token::DoubleQuoted(s, _) => format!("\"{s}\""),
+            Token::SingleQuoted(s) => format!("'{s}'"),
+            Token::Word(w) => format!("`{w}`"),
+            Token::Op(o) => format!("`{o}`"),
+            Token::LParen => "`(`".into(),
+            Token::RParen => "`)`".into(),
+            Token::LBracket => "`[`".into(),
+            Token::RBracket => "`]`".into(),
+            Token::LBrace => "`{`".into(),
+            Token::RBrace => "`}`".into(),
+            Token::Comma => "`,`".into(),
+            Token::Colon => "`:`".into(),
+            Token::DotDot => "`..`".into(),
+            Token::Eof => "the end of the template".into(),
+        }
+    }
+}
+
+/// Skips whitespace (newlines included) from `*i`.
+pub fn skip_ws(src: &str, i: &mut usize) {
     let b = src.as_bytes();
-    while *i < b.len() && b[*i].is_ascii_whitespace() {
+    while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\n' | b'\r') {
         *i += 1;
     }
+}
+
+/// Reads one token at `*i` of `src`, skipping whitespace first. A `$` is
+/// not consumed (the parser reads the reference). Errors are messages.
+pub fn next_token(src: &str, i: &mut usize) -> Result<Token, String> {
+    skip_ws(src, i);
+    let b = src.as_bytes();
     let Some(&c) = b.get(*i) else { return Ok(Token::Eof) };
-    let two = |s: &str| src[*i..].starts_with(s);
-    let tok = |t: Token, n: usize, i: &mut usize| {
+    let starts = |s: &str| src.as_bytes()[*i..].starts_with(s.as_bytes());
+    let one = |t: Token, n: usize, i: &mut usize| {
         *i += n;
         Ok(t)
     };
     match c {
-        b'$' => tok(Token::Dollar, 0, i),
-        b'(' => tok(Token::LParen, 1, i),
-        b')' => tok(Token::RParen, 1, i),
-        b'[' => tok(Token::LBracket, 1, i),
-        b']' => tok(Token::RBracket, 1, i),
-        b'{' => tok(Token::LBrace, 1, i),
-        b'}' => tok(Token::RBrace, 1, i),
-        b',' => tok(Token::Comma, 1, i),
-        b':' => tok(Token::Colon, 1, i),
-        b'.' if two("..") => tok(Token::DotDot, 2, i),
-        b'=' if two("==") => tok(Token::Op("=="), 2, i),
-        b'!' if two("!=") => tok(Token::Op("!="), 2, i),
-        b'<' if two("<=") => tok(Token::Op("<="), 2, i),
-        b'>' if two(">=") => tok(Token::Op(">="), 2, i),
-        b'&' if two("&&") => tok(Token::Op("&&"), 2, i),
-        b'|' if two("||") => tok(Token::Op("||"), 2, i),
-        b'=' => tok(Token::Op("="), 1, i),
-        b'!' => tok(Token::Op("!"), 1, i),
-        b'<' => tok(Token::Op("<"), 1, i),
-        b'>' => tok(Token::Op(">"), 1, i),
-        b'+' => tok(Token::Op("+"), 1, i),
-        b'-' => tok(Token::Op("-"), 1, i),
-        b'*' => tok(Token::Op("*"), 1, i),
-        b'/' => tok(Token::Op("/"), 1, i),
-        b'%' => tok(Token::Op("%"), 1, i),
-        b'"' | b'\'' => {
-            let quote = c;
-            let start = *i + 1;
-            let mut j = start;
-            while j < b.len() && b[j] != quote {
-                // A doubled quote stands for one quote, as in Velocity.
-                j += 1;
-            }
-            if j >= b.len() {
-                return Err("unterminated string literal".into());
-            }
-            let mut content = src[start..j].to_string();
-            *i = j + 1;
-            while b.get(*i) == Some(&quote) && b.get(*i + 1).is_some() {
-                // "a""b" → a"b
-                let rest_start = *i + 1;
-                let mut k = rest_start;
-                while k < b.len() && b[k] != quote {
-                    k += 1;
-                }
-                if k >= b.len() {
-                    return Err("unterminated string literal".into());
-                }
-                content.push(quote as char);
-                content.push_str(&src[rest_start..k]);
-                *i = k + 1;
-            }
-            Ok(if quote == b'"' { Token::DoubleQuoted(content) } else { Token::SingleQuoted(content) })
+        b'$' => Ok(Token::Dollar),
+        b'(' => one(Token::LParen, 1, i),
+        b')' => one(Token::RParen, 1, i),
+        b'[' => one(Token::LBracket, 1, i),
+        b']' => one(Token::RBracket, 1, i),
+        b'{' => one(Token::LBrace, 1, i),
+        b'}' => one(Token::RBrace, 1, i),
+        b',' => one(Token::Comma, 1, i),
+        b':' => one(Token::Colon, 1, i),
+        b'.' if starts("..") => one(Token::DotDot, 2, i),
+        b'=' if starts("==") => one(Token::Op("=="), 2, i),
+        b'!' if starts("!=") => one(Token::Op("!="), 2, i),
+        b'<' if starts("<=") => one(Token::Op("<="), 2, i),
+        b'>' if starts(">=") => one(Token::Op(">="), 2, i),
+        b'&' if starts("&&") => one(Token::Op("&&"), 2, i),
+        b'|' if starts("||") => one(Token::Op("||"), 2, i),
+        b'=' => one(Token::Op("="), 1, i),
+        b'!' => one(Token::Op("!"), 1, i),
+        b'<' => one(Token::Op("<"), 1, i),
+        b'>' => one(Token::Op(">"), 1, i),
+        b'+' => one(Token::Op("+"), 1, i),
+        b'*' => one(Token::Op("*"), 1, i),
+        b'/' => one(Token::Op("/"), 1, i),
+        b'%' => one(Token::Op("%"), 1, i),
+        b'-' if b.get(*i + 1).is_some_and(u8::is_ascii_digit)
+            || (b.get(*i + 1) == Some(&b'.') && b.get(*i + 2).is_some_and(u8::is_ascii_digit)) =>
+        {
+            number(src, i)
         }
-        b'0'..=b'9' => {
+        b'-' => one(Token::Op("-"), 1, i),
+        b'0'..=b'9' => number(src, i),
+        b'.' if b.get(*i + 1).is_some_and(u8::is_ascii_digit) => number(src, i),
+        b'"' | b'\'' => string(src, i, c),
+        c if c.is_ascii_alphabetic() || c == b'_' || c == b'@' => {
             let start = *i;
-            while *i < b.len() && b[*i].is_ascii_digit() {
+            while *i < b.len() && (b[*i].is_ascii_alphanumeric() || b[*i] == b'_' || b[*i] == b'@') {
                 *i += 1;
             }
-            // `1..3` is a range, `1.5` a double.
-            if b.get(*i) == Some(&b'.') && b.get(*i + 1).is_some_and(u8::is_ascii_digit) {
-                *i += 1;
-                while *i < b.len() && b[*i].is_ascii_digit() {
-                    *i += 1;
-                }
-                return src[start..*i].parse().map(Token::Double).map_err(|e| format!("bad number: {e}"));
-            }
-            src[start..*i].parse().map(Token::Int).map_err(|_| format!("integer {} is too large", &src[start..*i]))
+            let word = &src[start..*i];
+            Ok(match word {
+                "and" => Token::Op("&&"),
+                "or" => Token::Op("||"),
+                "not" => Token::Op("!"),
+                "eq" => Token::Op("=="),
+                "ne" => Token::Op("!="),
+                "lt" => Token::Op("<"),
+                "gt" => Token::Op(">"),
+                "le" => Token::Op("<="),
+                "ge" => Token::Op(">="),
+                w => Token::Word(w.to_string()),
+            })
         }
-        c if c.is_ascii_alphabetic() || c == b'_' => {
-            let start = *i;
-            while *i < b.len() && (b[*i].is_ascii_alphanumeric() || b[*i] == b'_') {
-                *i += 1;
-            }
-            Ok(Token::Word(src[start..*i].to_string()))
+        _ => {
+            let ch = src[*i..].chars().next().unwrap_or('?');
+            Err(format!("unexpected character {ch:?}"))
         }
-        other => Err(format!("unexpected character {:?}", other as char)),
     }
+}
+
+/// `-?digits`, `-?digits.digits*`, `-?.digits`, with an optional exponent.
+fn number(src: &str, i: &mut usize) -> Result<Token, String> {
+    let b = src.as_bytes();
+    let start = *i;
+    if b[*i] == b'-' {
+        *i += 1;
+    }
+    let digits = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+    };
+    digits(i);
+    let mut double = false;
+    // `1..3` is a range: the integer stops before `..`.
+    if b.get(*i) == Some(&b'.') && b.get(*i + 1) != Some(&b'.') {
+        double = true;
+        *i += 1;
+        digits(i);
+    }
+    if matches!(b.get(*i), Some(b'e' | b'E')) {
+        let mut j = *i + 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        if b.get(j).is_some_and(u8::is_ascii_digit) {
+            *i = j;
+            digits(i);
+            double = true;
+        }
+    }
+    let text = &src[start..*i];
+    if double {
+        text.parse().map(Token::Double).map_err(|_| format!("bad number {text}"))
+    } else {
+        text.parse().map(Token::Int).map_err(|_| format!("integer {text} is too large"))
+    }
+}
+
+/// A string literal; a doubled quote stands for one quote, as in Velocity.
+fn string(src: &str, i: &mut usize, quote: u8) -> Result<Token, String> {
+    let b = src.as_bytes();
+    let start = *i + 1;
+    let mut j = start;
+    let mut content = String::new();
+    let mut chunk = start;
+    loop {
+        match b.get(j) {
+            None => return Err("unterminated string literal".into()),
+            Some(&c) if c == quote => {
+                content.push_str(&src[chunk..j]);
+                if b.get(j + 1) == Some(&quote) {
+                    content.push(quote as char);
+                    j += 2;
+                    chunk = j;
+                } else {
+                    *i = j + 1;
+                    break;
+                }
+            }
+            Some(_) => j += 1,
+        }
+    }
+    Ok(if quote == b'"' { Token::DoubleQuoted(content, start) } else { Token::SingleQuoted(content) })
 }
 
 #[cfg(test)]
@@ -142,7 +226,7 @@ mod tests {
     #[test]
     fn tokens() {
         assert_eq!(
-            all(r#"1 1.5 [1..3] "a" 'b' == && foo"#),
+            all(r#"1 1.5 [1..3] "a" 'b''c' == && foo -1 - 2 1e3 and"#),
             vec![
                 Token::Int(1),
                 Token::Double(1.5),
@@ -151,11 +235,16 @@ mod tests {
                 Token::DotDot,
                 Token::Int(3),
                 Token::RBracket,
-                Token::DoubleQuoted("a".into()),
-                Token::SingleQuoted("b".into()),
+                Token::DoubleQuoted("a".into(), 19),
+                Token::SingleQuoted("b'c".into()),
                 Token::Op("=="),
                 Token::Op("&&"),
                 Token::Word("foo".into()),
+                Token::Int(-1),
+                Token::Op("-"),
+                Token::Int(2),
+                Token::Double(1000.0),
+                Token::Op("&&"),
             ]
         );
     }

@@ -1,28 +1,48 @@
-//! The parser: template text → [`Node`]s. It scans text, comments, escapes,
-//! references and directives itself, and parses directive arguments with the
-//! expression lexer. Velocity 1.7's whitespace rules are applied here: `#set`
-//! eats the spaces and newline after it, block directives (`#if`, `#elseif`,
-//! `#else`, `#end`, `#foreach`, `#break`, `#stop`, `#define`, `#macro`) eat
-//! one newline right after them, a `##` comment eats its newline.
+//! The parser: template text → [`Node`]s, following Velocity 1.7's grammar
+//! (`Parser.jjt`) closely enough that a template which fails to parse on
+//! API Gateway fails here too, and the whitespace comes out the same:
+//!
+//! * text is everything up to the next `$`, `#` or `\`;
+//! * `#set` eats the spaces and tabs before it when they start a token (at
+//!   the start of the template, or right after a reference, directive or
+//!   comment), but not when they end a piece of text (`a #set(…)` keeps `a `);
+//! * the `)` closing a directive (`#set`, `#if`, `#elseif`, `#foreach`,
+//!   `#define`, `#macro`, a macro call) and the words `#else` and `#end` eat
+//!   the spaces, tabs and one newline after them, if a newline follows;
+//! * `##` comments eat their newline, `#* … *#` comments do not;
+//! * `\` before `$ref` or `#directive` escapes it; pairs of `\` print as one.
+//!
+//! Method arguments, list items and map entries are Velocity 1.7
+//! "parameters" (literals, references, lists, maps, ranges — no operators),
+//! so `$s.substring($i + 1)` is a parse error here as it is on AWS. The
+//! expression tokens come from [`super::lexer`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::ParseError;
 use super::ast::{BinOp, Expr, Macro, Node, Part, Pos, Reference};
-use super::lexer::{Token, next_token};
+use super::lexer::{Token, next_token, skip_ws};
 use super::value::Val;
 
-/// Deepest nesting of blocks and expressions.
-const MAX_NESTING: usize = 128;
+/// Deepest nesting of blocks, expressions and interpolated strings.
+const MAX_NESTING: usize = 150;
+
+/// Directives Velocity knows (an escaped one prints without its backslash).
+const DIRECTIVES: &[&str] = &[
+    "if", "else", "elseif", "end", "set", "foreach", "define", "macro", "break", "stop", "include", "parse", "evaluate",
+];
 
 pub struct Parser<'a> {
     src: &'a str,
     i: usize,
-    line_starts: Vec<usize>,
+    /// Offset of `src` in the whole template (a string literal's content is parsed alone).
+    base: usize,
+    line_starts: Arc<Vec<usize>>,
     depth: usize,
     pub macros: HashMap<String, Macro>,
-    /// Offset of `src` in the whole template (for nested string parsing).
-    base: usize,
+    /// The next directive follows `$#`: it is literal text (or a call of no macro).
+    literal_next: bool,
 }
 
 /// What ended a block.
@@ -45,14 +65,22 @@ impl<'a> Parser<'a> {
     pub fn new(src: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(src.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
-        Parser { src, i: 0, line_starts, depth: 0, macros: HashMap::new(), base: 0 }
+        Parser {
+            src,
+            i: 0,
+            base: 0,
+            line_starts: Arc::new(line_starts),
+            depth: 0,
+            macros: HashMap::new(),
+            literal_next: false,
+        }
     }
 
     fn pos_at(&self, offset: usize) -> Pos {
         let offset = offset + self.base;
-        let line = self.line_starts.partition_point(|s| *s <= offset);
-        let start = self.line_starts[line - 1];
-        Pos { line: line as u32, column: (offset - start + 1) as u32 }
+        let line = self.line_starts.partition_point(|s| *s <= offset).max(1);
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        Pos { line: line as u32, column: (offset.saturating_sub(start) + 1) as u32 }
     }
 
     fn err<T>(&self, at: usize, message: impl Into<String>) -> Result<T, ParseError> {
@@ -64,50 +92,76 @@ impl<'a> Parser<'a> {
         self.src.as_bytes()
     }
 
-    fn rest(&self) -> &'a str {
-        &self.src[self.i..]
-    }
-
     /// Parses the whole template.
     pub fn parse(&mut self) -> Result<Vec<Node>, ParseError> {
         let (nodes, end, at) = self.block()?;
         match end {
             BlockEnd::Eof => Ok(nodes),
-            _ => self.err(at, "#end, #else or #elseif without an open #if, #foreach, #define or #macro"),
+            BlockEnd::End => self.err(at, "#end without an open #if, #foreach, #define or #macro"),
+            BlockEnd::Else | BlockEnd::ElseIf(_) => self.err(at, "#else or #elseif without an open #if"),
         }
     }
 
-    fn enter(&mut self) -> Result<(), ParseError> {
+    fn enter(&mut self, at: usize) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_NESTING {
-            return self.err(self.i, "nested too deeply");
+            return self.err(at, format!("the template nests more than {MAX_NESTING} levels deep"));
         }
         Ok(())
     }
 
-    /// Eats one newline (`\n` or `\r\n`) right here.
-    fn eat_newline(&mut self) {
-        if self.rest().starts_with("\r\n") {
-            self.i += 2;
-        } else if self.rest().starts_with('\n') {
-            self.i += 1;
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// After a directive's `)`, `#else` or `#end`: eats spaces and tabs and
+    /// one newline, when a newline follows them.
+    fn eat_line_end(&mut self) {
+        let b = self.bytes();
+        let mut j = self.i;
+        while matches!(b.get(j), Some(b' ' | b'\t')) {
+            j += 1;
+        }
+        match b.get(j) {
+            Some(b'\n') => self.i = j + 1,
+            Some(b'\r') if b.get(j + 1) == Some(&b'\n') => self.i = j + 2,
+            Some(b'\r') => self.i = j + 1,
+            _ => {}
         }
     }
 
-    /// A directive name at `self.i` (after `#`), in `name` or `{name}` form.
-    fn directive_name(&self) -> Option<(String, usize)> {
+    /// `#set(` or `#{set}(` (spaces allowed before `(`) at `at`: the offset after `(`.
+    fn set_at(&self, at: usize) -> Option<usize> {
+        let rest = &self.bytes()[at..];
+        let n = if rest.starts_with(b"#set") {
+            4
+        } else if rest.starts_with(b"#{set}") {
+            6
+        } else {
+            return None;
+        };
+        let mut j = n;
+        while rest.get(j) == Some(&b' ') {
+            j += 1;
+        }
+        (rest.get(j) == Some(&b'(')).then_some(at + j + 1)
+    }
+
+    /// A directive name after the `#` at `at` (`name` or `{name}`): the name and the offset after it.
+    fn directive_word(&self, at: usize) -> Option<(&'a str, usize)> {
         let b = self.bytes();
-        let mut j = self.i + 1;
+        let mut j = at + 1;
         let braced = b.get(j) == Some(&b'{');
         if braced {
             j += 1;
         }
         let start = j;
-        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
-            j += 1;
-        }
-        if j == start || !is_ident_start(b[start]) {
+        let first = *b.get(j)?;
+        if !(first.is_ascii_alphabetic() || first == b'_' || (!braced && first == b'@')) {
             return None;
+        }
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_' || b[j] == b'@') {
+            j += 1;
         }
         let name = &self.src[start..j];
         if braced {
@@ -116,12 +170,28 @@ impl<'a> Parser<'a> {
             }
             j += 1;
         }
-        Some((name.to_string(), j))
+        Some((name, j))
+    }
+
+    /// Whether `(` follows `at` after whitespace (newlines included).
+    fn paren_follows(&self, at: usize) -> bool {
+        let b = self.bytes();
+        let mut j = at;
+        while matches!(b.get(j), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            j += 1;
+        }
+        b.get(j) == Some(&b'(')
     }
 
     /// Parses nodes until `#end`/`#else`/`#elseif` or the end of input.
     fn block(&mut self) -> Result<(Vec<Node>, BlockEnd, usize), ParseError> {
-        self.enter()?;
+        self.enter(self.i)?;
+        let result = self.block_inner();
+        self.leave();
+        result
+    }
+
+    fn block_inner(&mut self) -> Result<(Vec<Node>, BlockEnd, usize), ParseError> {
         let mut nodes = Vec::new();
         let mut text = String::new();
         let b = self.bytes();
@@ -130,88 +200,200 @@ impl<'a> Parser<'a> {
                 nodes.push(Node::Text(std::mem::take(text)));
             }
         };
+        // The previous token was a reference: a `#set` right after it leaves
+        // Velocity's lexer in its reference state, where `[` and `{` fail.
+        let mut after_ref = false;
         while self.i < b.len() {
+            // Spaces and tabs that start a token belong to a `#set` after them.
+            if matches!(b[self.i], b' ' | b'\t') {
+                let mut j = self.i;
+                while matches!(b.get(j), Some(b' ' | b'\t')) {
+                    j += 1;
+                }
+                if self.set_at(j).is_some() {
+                    self.i = j;
+                }
+            }
             let c = b[self.i];
-            if c == b'\\' && matches!(b.get(self.i + 1), Some(b'$') | Some(b'#')) {
-                text.push(b[self.i + 1] as char);
-                self.i += 2;
+            if c == b'\\' {
+                let start = self.i;
+                let mut n = start;
+                while b.get(n) == Some(&b'\\') {
+                    n += 1;
+                }
+                let k = n - start;
+                match b.get(n) {
+                    Some(b'$') => {
+                        if let Some((reference, after)) = self.reference_at(n)? {
+                            flush(&mut text, &mut nodes);
+                            let raw = self.src[n..after].to_string();
+                            nodes.push(Node::Ref { reference, escapes: k as u32, raw });
+                            self.i = after;
+                            after_ref = true;
+                            continue;
+                        }
+                        text.push_str(&self.src[start..n]);
+                        self.i = n;
+                        self.dollar_text(&mut text)?;
+                    }
+                    Some(b'#') => {
+                        let word = self.directive_word(n).filter(|_| !self.bytes()[n..].starts_with(b"##"));
+                        let known = word.is_some_and(|(w, _)| DIRECTIVES.contains(&w) || self.macros.contains_key(w));
+                        if k % 2 == 1 {
+                            match word {
+                                Some((_, end)) => {
+                                    if known {
+                                        text.push_str(&"\\".repeat(k / 2));
+                                        text.push_str(&self.src[n..end]);
+                                    } else {
+                                        text.push_str(&self.src[start..end]);
+                                    }
+                                    self.i = end;
+                                }
+                                None => {
+                                    text.push_str(&self.src[start..n]);
+                                    self.i = n;
+                                }
+                            }
+                        } else {
+                            // `#set(` is one token to Velocity, not a directive name after `#`.
+                            let control = known && self.set_at(n).is_none();
+                            text.push_str(&"\\".repeat(if control { k / 2 } else { k }));
+                            self.i = n;
+                        }
+                    }
+                    _ => {
+                        text.push_str(&self.src[start..n]);
+                        self.i = n;
+                    }
+                }
+                after_ref = false;
+                continue;
+            }
+            if c == b'$' {
+                if let Some((reference, after)) = self.reference_at(self.i)? {
+                    flush(&mut text, &mut nodes);
+                    let raw = self.src[self.i..after].to_string();
+                    nodes.push(Node::Ref { reference, escapes: 0, raw });
+                    self.i = after;
+                    after_ref = true;
+                    continue;
+                }
+                self.dollar_text(&mut text)?;
+                after_ref = false;
                 continue;
             }
             if c == b'#' {
-                let rest = self.rest();
-                if rest.starts_with("##") {
+                let at = self.i;
+                let rest = &b[at..];
+                if rest.starts_with(b"##") {
                     // A line comment, with its newline.
-                    match rest.find('\n') {
-                        Some(n) => self.i += n + 1,
-                        None => self.i = b.len(),
+                    let mut j = at + 2;
+                    while j < b.len() && b[j] != b'\n' && b[j] != b'\r' {
+                        j += 1;
                     }
+                    if b.get(j) == Some(&b'\r') && b.get(j + 1) == Some(&b'\n') {
+                        j += 1;
+                    }
+                    self.i = (j + 1).min(b.len());
+                    after_ref = false;
                     continue;
                 }
-                if let Some(inner) = rest.strip_prefix("#*") {
-                    match inner.find("*#") {
-                        Some(n) => self.i += n + 4,
-                        None => return self.err(self.i, "unterminated #* comment"),
-                    }
-                    continue;
-                }
-                if rest.starts_with("#[[") {
-                    match rest.find("]]#") {
+                if rest.starts_with(b"#[[") {
+                    match self.src[at + 3..].find("]]#") {
                         Some(n) => {
-                            text.push_str(&rest[3..n]);
-                            self.i += n + 3;
+                            text.push_str(&self.src[at + 3..at + 3 + n]);
+                            self.i = at + 3 + n + 3;
                         }
-                        None => return self.err(self.i, "unterminated #[[ block"),
+                        None => return self.err(at, "#[[ without ]]#"),
+                    }
+                    after_ref = false;
+                    continue;
+                }
+                if rest.starts_with(b"#*") {
+                    // A block comment; unterminated, it runs to the end.
+                    self.i = match self.src[at + 2..].find("*#") {
+                        Some(n) => at + 2 + n + 2,
+                        None => b.len(),
+                    };
+                    after_ref = false;
+                    continue;
+                }
+                if let Some(after) = self.set_at(at) {
+                    flush(&mut text, &mut nodes);
+                    self.i = after;
+                    let node = self.set_directive(at)?;
+                    nodes.push(node);
+                    if after_ref && matches!(b.get(self.i), Some(b'[' | b'{')) {
+                        return self.err(self.i, "unexpected `[` or `{` after a #set that follows a reference");
+                    }
+                    after_ref = false;
+                    continue;
+                }
+                after_ref = false;
+                if std::mem::take(&mut self.literal_next)
+                    && let Some((name, after)) = self.directive_word(at)
+                {
+                    if self.paren_follows(after) {
+                        flush(&mut text, &mut nodes);
+                        self.i = after;
+                        if let Some(node) = self.directive(&format!("#{name}"), at)? {
+                            nodes.push(node);
+                        }
+                    } else {
+                        text.push_str(&self.src[at..after]);
+                        self.i = after;
                     }
                     continue;
                 }
-                if let Some((name, after)) = self.directive_name() {
-                    let at = self.i;
-                    match name.as_str() {
+                if let Some((name, after)) = self.directive_word(at) {
+                    match name {
                         "end" | "else" => {
                             flush(&mut text, &mut nodes);
                             self.i = after;
-                            self.eat_newline();
-                            self.depth -= 1;
+                            self.eat_line_end();
                             return Ok((nodes, if name == "end" { BlockEnd::End } else { BlockEnd::Else }, at));
                         }
                         "elseif" => {
                             flush(&mut text, &mut nodes);
                             self.i = after;
-                            let cond = self.paren_expr()?;
-                            self.eat_newline();
-                            self.depth -= 1;
+                            let cond = self.paren_condition(at, "#elseif")?;
                             return Ok((nodes, BlockEnd::ElseIf(cond), at));
                         }
-                        "set" | "if" | "foreach" | "define" | "macro" | "break" | "stop" => {
+                        "if" => {
                             flush(&mut text, &mut nodes);
                             self.i = after;
-                            if let Some(node) = self.directive(&name, at)? {
+                            let node = self.if_directive(at)?;
+                            nodes.push(node);
+                            continue;
+                        }
+                        _ if self.paren_follows(after) => {
+                            flush(&mut text, &mut nodes);
+                            self.i = after;
+                            if let Some(node) = self.directive(name, at)? {
                                 nodes.push(node);
                             }
                             continue;
                         }
+                        "break" | "stop" => {
+                            flush(&mut text, &mut nodes);
+                            self.i = after;
+                            nodes.push(if name == "break" { Node::Break } else { Node::Stop });
+                            continue;
+                        }
+                        "foreach" | "define" | "macro" => return self.err(at, format!("#{name} needs `(`")),
                         _ => {
-                            // A macro call `#name(…)`; otherwise plain text.
-                            if self.src[after..].trim_start_matches([' ', '\t']).starts_with('(') {
-                                flush(&mut text, &mut nodes);
-                                self.i = after;
-                                let args = self.macro_args()?;
-                                nodes.push(Node::MacroCall { name, args, pos: self.pos_at(at) });
-                                continue;
-                            }
+                            text.push_str(&self.src[at..after]);
+                            self.i = after;
+                            continue;
                         }
                     }
                 }
+                if at + 1 == b.len() && self.base == 0 {
+                    return self.err(at, "a `#` at the end of the template");
+                }
                 text.push('#');
                 self.i += 1;
-                continue;
-            }
-            if c == b'$'
-                && let Some((node, after)) = self.text_reference(self.i)?
-            {
-                flush(&mut text, &mut nodes);
-                nodes.push(node);
-                self.i = after;
                 continue;
             }
             // Plain text up to the next special character.
@@ -221,132 +403,201 @@ impl<'a> Parser<'a> {
                 self.i += 1;
             }
             text.push_str(&self.src[start..self.i]);
+            after_ref = false;
         }
         flush(&mut text, &mut nodes);
-        self.depth -= 1;
         Ok((nodes, BlockEnd::Eof, self.i))
     }
-}
 
-impl<'a> Parser<'a> {
-    /// Parses a directive whose name ends at `self.i`.
+    /// A `$` (or `$!`) that starts no reference: text (`$!` prints as `$`
+    /// unless a `{` follows), except at the very end of the template, where
+    /// Velocity's lexer fails.
+    fn dollar_text(&mut self, text: &mut String) -> Result<(), ParseError> {
+        let b = self.bytes();
+        let at = self.i;
+        let bang = b.get(at + 1) == Some(&b'!');
+        let end = at + if bang { 2 } else { 1 };
+        if end >= b.len() && self.base == 0 {
+            return self.err(at, "a `$` at the end of the template");
+        }
+        self.i = end;
+        // The `$` joins the token after it (Velocity's lexer reads `$` as a
+        // prefix): before `#set`, `#if`, `#else`, `#elseif`, `#end` or a block
+        // comment it vanishes; before another directive, that directive
+        // becomes literal text.
+        let mut j = end;
+        while matches!(b.get(j), Some(b' ' | b'\t')) {
+            j += 1;
+        }
+        if self.set_at(j).is_some() || b[end..].starts_with(b"#*") {
+            return Ok(());
+        }
+        if b.get(end) == Some(&b'#') && !b[end..].starts_with(b"##") {
+            match self.directive_word(end) {
+                Some(("if" | "elseif" | "else" | "end", _)) => return Ok(()),
+                Some(_) => self.literal_next = true,
+                None => {}
+            }
+        }
+        let keep_bang = bang && matches!(b.get(end), Some(b'{' | b'$' | b'#'));
+        text.push_str(if keep_bang { "$!" } else { "$" });
+        Ok(())
+    }
+
+    /// `#set(` has been read: `$ref = expr )`.
+    fn set_directive(&mut self, at: usize) -> Result<Node, ParseError> {
+        let target = self.reference_in_expr("#set needs `$reference = value`")?;
+        let eq_at = self.i;
+        match self.token()? {
+            Token::Op("=") => {}
+            t => return self.err(eq_at, format!("#set needs `$reference = value`, found {}", t.describe())),
+        }
+        let value = self.expr()?;
+        self.expect(Token::RParen, "`)` closing #set")?;
+        self.eat_line_end();
+        Ok(Node::Set { target, value, pos: self.pos_at(at) })
+    }
+
+    /// `( expr )` after `#if`/`#elseif`, with the line end after it.
+    fn paren_condition(&mut self, at: usize, what: &str) -> Result<Expr, ParseError> {
+        skip_ws(self.src, &mut self.i);
+        if self.bytes().get(self.i) != Some(&b'(') {
+            return self.err(at, format!("{what} needs `(`"));
+        }
+        self.i += 1;
+        let cond = self.expr()?;
+        self.expect(Token::RParen, &format!("`)` closing {what}"))?;
+        self.eat_line_end();
+        Ok(cond)
+    }
+
+    fn if_directive(&mut self, at: usize) -> Result<Node, ParseError> {
+        let mut current = self.paren_condition(at, "#if")?;
+        let mut branches = Vec::new();
+        loop {
+            let (body, end, end_at) = self.block()?;
+            branches.push((current, body));
+            match end {
+                BlockEnd::End => return Ok(Node::If { branches, otherwise: None }),
+                BlockEnd::ElseIf(next) => current = next,
+                BlockEnd::Else => {
+                    let (otherwise, end, end_at) = self.block()?;
+                    return match end {
+                        BlockEnd::End => Ok(Node::If { branches, otherwise: Some(otherwise) }),
+                        BlockEnd::Eof => self.err(at, "#if without #end"),
+                        _ => self.err(end_at, "#else or #elseif after #else"),
+                    };
+                }
+                BlockEnd::Eof => {
+                    let _ = end_at;
+                    return self.err(at, "#if without #end");
+                }
+            }
+        }
+    }
+
+    /// `#name(` follows (after whitespace): `#foreach`, `#define`, `#macro`,
+    /// `#break`/`#stop` with an argument, or a macro call.
     fn directive(&mut self, name: &str, at: usize) -> Result<Option<Node>, ParseError> {
+        skip_ws(self.src, &mut self.i);
+        self.i += 1; // `(`
         match name {
-            "set" => {
-                self.expect_open_paren(at, "#set")?;
-                let target = self.reference_in_expr(at)?;
-                match self.token()? {
-                    Token::Op("=") => {}
-                    _ => return self.err(self.i, "#set needs `$reference = value`"),
-                }
-                let value = self.expr()?;
-                self.expect(Token::RParen, "`)` closing #set")?;
-                // #set eats the whitespace and the newline after it.
-                while matches!(self.bytes().get(self.i), Some(b' ') | Some(b'\t')) {
-                    self.i += 1;
-                }
-                self.eat_newline();
-                Ok(Some(Node::Set { target, value, pos: self.pos_at(at) }))
-            }
-            "if" => {
-                let cond = self.paren_expr()?;
-                self.eat_newline();
-                let mut branches = Vec::new();
-                let mut current = cond;
-                loop {
-                    let (body, end, end_at) = self.block()?;
-                    match end {
-                        BlockEnd::End => {
-                            branches.push((current, body));
-                            return Ok(Some(Node::If { branches, otherwise: None }));
-                        }
-                        BlockEnd::ElseIf(next) => {
-                            branches.push((current, body));
-                            current = next;
-                        }
-                        BlockEnd::Else => {
-                            branches.push((current, body));
-                            let (otherwise, end, end_at) = self.block()?;
-                            if !matches!(end, BlockEnd::End) {
-                                return self.err(end_at, "#if: expected #end after #else");
-                            }
-                            return Ok(Some(Node::If { branches, otherwise: Some(otherwise) }));
-                        }
-                        BlockEnd::Eof => {
-                            return self.err(at, format!("#if without #end (the block reaches the end at {end_at})"));
-                        }
-                    }
-                }
-            }
             "foreach" => {
-                self.expect_open_paren(at, "#foreach")?;
-                let var = self.reference_in_expr(at)?;
+                let var = self.reference_in_expr("#foreach needs `($item in $list)`")?;
                 if !var.parts.is_empty() {
                     return self.err(at, "#foreach needs a plain `$name` as its loop variable");
                 }
+                self.skip_comma()?;
                 match self.token()? {
                     Token::Word(w) if w == "in" => {}
-                    _ => return self.err(self.i, "#foreach needs `$item in $list`"),
+                    _ => return self.err(at, "#foreach needs `($item in $list)`"),
                 }
-                let iterable = self.expr()?;
+                self.skip_comma()?;
+                let iterable = self.directive_arg()?;
                 self.expect(Token::RParen, "`)` closing #foreach")?;
-                self.eat_newline();
+                self.eat_line_end();
                 let (body, end, _) = self.block()?;
                 if !matches!(end, BlockEnd::End) {
                     return self.err(at, "#foreach without #end");
                 }
                 Ok(Some(Node::Foreach { var: var.root, iterable, body, pos: self.pos_at(at) }))
             }
-            "break" | "stop" => {
-                self.eat_newline();
-                Ok(Some(if name == "break" { Node::Break } else { Node::Stop }))
-            }
             "define" => {
-                self.expect_open_paren(at, "#define")?;
-                let var = self.reference_in_expr(at)?;
+                let var = self.reference_in_expr("#define needs `($name)`")?;
                 self.expect(Token::RParen, "`)` closing #define")?;
-                self.eat_newline();
+                self.eat_line_end();
                 let (body, end, _) = self.block()?;
                 if !matches!(end, BlockEnd::End) {
                     return self.err(at, "#define without #end");
                 }
-                Ok(Some(Node::Define { name: var.root, body }))
+                Ok(Some(Node::Define { name: var.root, body: Arc::new(body) }))
             }
             "macro" => {
-                self.expect_open_paren(at, "#macro")?;
                 let name = match self.token()? {
                     Token::Word(w) => w,
                     _ => return self.err(at, "#macro needs a name: #macro(name $arg …)"),
                 };
                 let mut params = Vec::new();
                 loop {
+                    let save = self.i;
                     match self.token()? {
                         Token::RParen => break,
                         Token::Comma => {}
-                        Token::Dollar => params.push(self.reference_in_expr(at)?.root),
-                        _ => return self.err(self.i, "#macro parameters are `$name`s"),
+                        Token::Dollar => {
+                            self.i = save;
+                            skip_ws(self.src, &mut self.i);
+                            params.push(self.reference_in_expr("#macro parameters are `$name`s")?.root);
+                        }
+                        t => return self.err(save, format!("#macro parameters are `$name`s, found {}", t.describe())),
                     }
                 }
-                self.eat_newline();
+                self.eat_line_end();
                 let (body, end, _) = self.block()?;
                 if !matches!(end, BlockEnd::End) {
                     return self.err(at, "#macro without #end");
                 }
-                self.macros.insert(name, Macro { params, body });
+                self.macros.entry(name).or_insert(Macro { params, body: Arc::new(body) });
                 Ok(None)
             }
-            _ => Ok(None),
+            _ => {
+                let mut args = Vec::new();
+                loop {
+                    let save = self.i;
+                    match self.token()? {
+                        Token::RParen => break,
+                        Token::Comma => {}
+                        Token::Eof => return self.err(at, format!("#{name}( without `)`")),
+                        _ => {
+                            self.i = save;
+                            args.push(self.directive_arg()?);
+                        }
+                    }
+                }
+                self.eat_line_end();
+                Ok(Some(match name {
+                    "break" => Node::Break,
+                    "stop" => Node::Stop,
+                    _ => Node::MacroCall {
+                        name: name.to_string(),
+                        args,
+                        pos: self.pos_at(at),
+                        raw: self.src[at..self.i].to_string(),
+                    },
+                }))
+            }
         }
     }
 
-    fn expect_open_paren(&mut self, at: usize, what: &str) -> Result<(), ParseError> {
-        match self.token()? {
-            Token::LParen => Ok(()),
-            _ => self.err(at, format!("{what} needs `(`")),
+    fn skip_comma(&mut self) -> Result<(), ParseError> {
+        let save = self.i;
+        if self.token()? != Token::Comma {
+            self.i = save;
         }
+        Ok(())
     }
 
     fn token(&mut self) -> Result<Token, ParseError> {
+        skip_ws(self.src, &mut self.i);
         let at = self.i;
         next_token(self.src, &mut self.i).or_else(|m| self.err(at, m))
     }
@@ -359,66 +610,34 @@ impl<'a> Parser<'a> {
     }
 
     fn expect(&mut self, want: Token, what: &str) -> Result<(), ParseError> {
+        skip_ws(self.src, &mut self.i);
         let at = self.i;
         let got = self.token()?;
-        if got == want { Ok(()) } else { self.err(at, format!("expected {what}, found {got:?}")) }
-    }
-
-    /// `( expr )`.
-    fn paren_expr(&mut self) -> Result<Expr, ParseError> {
-        let at = self.i;
-        self.expect_open_paren(at, "the directive")?;
-        let e = self.expr()?;
-        self.expect(Token::RParen, "`)`")?;
-        Ok(e)
-    }
-
-    fn macro_args(&mut self) -> Result<Vec<Expr>, ParseError> {
-        self.expect(Token::LParen, "`(`")?;
-        let mut args = Vec::new();
-        loop {
-            match self.peek()? {
-                Token::RParen => {
-                    self.token()?;
-                    return Ok(args);
-                }
-                Token::Comma => {
-                    self.token()?;
-                }
-                Token::Eof => return self.err(self.i, "unterminated macro call"),
-                _ => args.push(self.primary()?),
-            }
-        }
+        if got == want { Ok(()) } else { self.err(at, format!("expected {what}, found {}", got.describe())) }
     }
 
     /// A reference inside an expression: `$` is next (after whitespace).
-    fn reference_in_expr(&mut self, at: usize) -> Result<Reference, ParseError> {
-        match self.token()? {
-            Token::Dollar => {}
-            _ => return self.err(at, "expected a $reference"),
+    fn reference_in_expr(&mut self, what: &str) -> Result<Reference, ParseError> {
+        skip_ws(self.src, &mut self.i);
+        let at = self.i;
+        if self.bytes().get(at) != Some(&b'$') {
+            return self.err(at, what.to_string());
         }
-        let start = self.i;
-        match self.reference(start, true)? {
-            Some((r, _quiet, after)) => {
+        match self.reference_at(at)? {
+            Some((r, after)) => {
                 self.i = after;
                 Ok(r)
             }
-            None => self.err(start, "expected a $reference"),
+            None => self.err(at, what.to_string()),
         }
     }
 
-    /// A reference in template text at `at` (a `$`): the node and where it ends,
-    /// or `None` when the `$` is plain text.
-    fn text_reference(&mut self, at: usize) -> Result<Option<(Node, usize)>, ParseError> {
-        Ok(self.reference(at, false)?.map(|(reference, quiet, after)| (Node::Ref { reference, quiet }, after)))
-    }
-
-    /// Reads `$[!][{]name(.prop|.method(args)|[index])*[}]` at `at`.
-    fn reference(&mut self, at: usize, in_expr: bool) -> Result<Option<(Reference, bool, usize)>, ParseError> {
+    /// Reads `$[!][{]name([index])*(.prop|.method(args))*…[}]` at `at`, or
+    /// `None` when the `$` starts no reference.
+    fn reference_at(&mut self, at: usize) -> Result<Option<(Reference, usize)>, ParseError> {
         let b = self.bytes();
         let mut j = at + 1;
-        let quiet = b.get(j) == Some(&b'!');
-        if quiet {
+        if b.get(j) == Some(&b'!') {
             j += 1;
         }
         let formal = b.get(j) == Some(&b'{');
@@ -428,158 +647,266 @@ impl<'a> Parser<'a> {
         if !b.get(j).is_some_and(|c| is_ident_start(*c)) {
             return Ok(None);
         }
+        self.enter(at)?;
         let start = j;
         while j < b.len() && is_ident(b[j]) {
             j += 1;
-        }
-        // A trailing '-' is not part of the name (`$a-` then text).
-        while j > start + 1 && b[j - 1] == b'-' {
-            j -= 1;
         }
         let root = self.src[start..j].to_string();
         let mut parts = Vec::new();
         loop {
             match b.get(j) {
-                Some(b'.') if b.get(j + 1).is_some_and(|c| is_ident_start(*c)) => {
+                Some(b'[') => {
+                    self.i = j + 1;
+                    let index = self.index_parameter()?;
+                    self.expect(Token::RBracket, "`]`")?;
+                    j = self.i;
+                    parts.push(Part::Index(index));
+                }
+                Some(b'.') if b.get(j + 1).is_some_and(u8::is_ascii_alphabetic) => {
                     let s = j + 1;
                     let mut k = s;
-                    while k < b.len() && (b[k].is_ascii_alphanumeric() || b[k] == b'_') {
+                    while k < b.len() && is_ident(b[k]) {
                         k += 1;
                     }
                     let name = self.src[s..k].to_string();
                     if b.get(k) == Some(&b'(') {
-                        let save = self.i;
-                        self.i = k;
+                        self.i = k + 1;
                         let args = self.call_args()?;
                         j = self.i;
-                        self.i = save;
                         parts.push(Part::Method(name, args));
                     } else {
                         parts.push(Part::Property(name));
                         j = k;
                     }
                 }
-                Some(b'[') => {
-                    let save = self.i;
-                    self.i = j + 1;
-                    self.enter()?;
-                    let index = self.expr()?;
-                    self.depth -= 1;
-                    self.expect(Token::RBracket, "`]`")?;
-                    j = self.i;
-                    self.i = save;
-                    parts.push(Part::Index(index));
-                }
                 _ => break,
             }
         }
         if formal {
             if b.get(j) != Some(&b'}') {
-                if in_expr {
-                    return self.err(at, "`${` without `}`");
-                }
-                return Ok(None);
+                return self.err(j, "`${` without `}`");
             }
             j += 1;
         }
-        Ok(Some((Reference { root, parts, pos: self.pos_at(at) }, quiet, j)))
+        self.leave();
+        Ok(Some((Reference { root, parts, pos: self.pos_at(at) }, j)))
     }
 
-    /// `( arg, … )` of a method call; `self.i` is at `(`.
+    /// `arg, … )` of a method call, after its `(`.
     fn call_args(&mut self) -> Result<Vec<Expr>, ParseError> {
-        self.expect(Token::LParen, "`(`")?;
-        self.enter()?;
         let mut args = Vec::new();
         if self.peek()? == Token::RParen {
             self.token()?;
-            self.depth -= 1;
             return Ok(args);
         }
         loop {
-            args.push(self.expr()?);
+            args.push(self.parameter()?);
+            let at = self.i;
             match self.token()? {
                 Token::Comma => {}
-                Token::RParen => break,
-                t => return self.err(self.i, format!("expected `,` or `)` in the arguments, found {t:?}")),
+                Token::RParen => return Ok(args),
+                t => {
+                    return self
+                        .err(at, format!("expected `,` or `)` after a method argument, found {}", t.describe()));
+                }
             }
         }
-        self.depth -= 1;
-        Ok(args)
     }
 
+    /// Velocity's index parameter: a string, an integer, a boolean or a reference.
+    fn index_parameter(&mut self) -> Result<Expr, ParseError> {
+        skip_ws(self.src, &mut self.i);
+        let at = self.i;
+        match self.token()? {
+            Token::Int(i) => Ok(Expr::Literal(Val::Int(i))),
+            Token::SingleQuoted(s) => Ok(Expr::Literal(Val::str(s))),
+            Token::DoubleQuoted(s, offset) => self.string_literal(s, offset),
+            Token::Word(w) if w == "true" || w == "false" => Ok(Expr::Literal(Val::Bool(w == "true"))),
+            Token::Dollar => {
+                self.i = at;
+                Ok(Expr::Ref(self.reference_in_expr("expected a reference")?))
+            }
+            t => self.err(at, format!("an index must be a string, an integer or a reference, found {}", t.describe())),
+        }
+    }
+
+    /// Velocity's parameter (method arguments, list items, map entries):
+    /// a literal, a reference, a list, a map or a range — no operators.
+    fn parameter(&mut self) -> Result<Expr, ParseError> {
+        skip_ws(self.src, &mut self.i);
+        let at = self.i;
+        let t = self.token()?;
+        match t {
+            Token::Int(i) => Ok(Expr::Literal(Val::Int(i))),
+            Token::Double(d) => Ok(Expr::Literal(Val::Double(d))),
+            Token::SingleQuoted(s) => Ok(Expr::Literal(Val::str(s))),
+            Token::DoubleQuoted(s, offset) => self.string_literal(s, offset),
+            Token::Word(w) if w == "true" || w == "false" => Ok(Expr::Literal(Val::Bool(w == "true"))),
+            Token::Dollar => {
+                self.i = at;
+                Ok(Expr::Ref(self.reference_in_expr("expected a reference")?))
+            }
+            Token::LBracket => self.list_or_range(at),
+            Token::LBrace => self.map_literal(at),
+            t => self.err(
+                at,
+                format!("expected a literal, a reference, a list or a map (Velocity 1.7 allows no operators here), found {}", t.describe()),
+            ),
+        }
+    }
+
+    /// A `#foreach` or macro-call argument: a parameter or a bare word.
+    fn directive_arg(&mut self) -> Result<Expr, ParseError> {
+        skip_ws(self.src, &mut self.i);
+        let save = self.i;
+        match self.token()? {
+            Token::Word(w) if w != "true" && w != "false" => Ok(Expr::Word(w)),
+            _ => {
+                self.i = save;
+                self.parameter()
+            }
+        }
+    }
+
+    /// After `[`: `]`, `a, b, …]` or `from..to]`.
+    fn list_or_range(&mut self, at: usize) -> Result<Expr, ParseError> {
+        self.enter(at)?;
+        let result = (|| {
+            if self.peek()? == Token::RBracket {
+                self.token()?;
+                return Ok(Expr::List(Vec::new()));
+            }
+            let first = self.parameter()?;
+            if self.peek()? == Token::DotDot {
+                self.token()?;
+                let last = self.parameter()?;
+                let bound = |e: &Expr| matches!(e, Expr::Ref(_) | Expr::Literal(Val::Int(_)));
+                if !bound(&first) || !bound(&last) {
+                    return self.err(at, "a range's ends must be integers or references");
+                }
+                self.expect(Token::RBracket, "`]` closing the range")?;
+                return Ok(Expr::Range(Box::new(first), Box::new(last)));
+            }
+            let mut items = vec![first];
+            loop {
+                let at = self.i;
+                match self.token()? {
+                    Token::Comma => items.push(self.parameter()?),
+                    Token::RBracket => return Ok(Expr::List(items)),
+                    t => return self.err(at, format!("expected `,` or `]` in the list, found {}", t.describe())),
+                }
+            }
+        })();
+        self.leave();
+        result
+    }
+
+    /// After `{`: `}` or `key: value, …}`.
+    fn map_literal(&mut self, at: usize) -> Result<Expr, ParseError> {
+        self.enter(at)?;
+        let result = (|| {
+            let mut entries = Vec::new();
+            if self.peek()? == Token::RBrace {
+                self.token()?;
+                return Ok(Expr::Map(entries));
+            }
+            loop {
+                let key = self.parameter()?;
+                self.expect(Token::Colon, "`:` in the map")?;
+                let value = self.parameter()?;
+                entries.push((key, value));
+                let at = self.i;
+                match self.token()? {
+                    Token::Comma => {}
+                    Token::RBrace => return Ok(Expr::Map(entries)),
+                    t => return self.err(at, format!("expected `,` or `}}` in the map, found {}", t.describe())),
+                }
+            }
+        })();
+        self.leave();
+        result
+    }
+
+    /// A double-quoted string: literal, or interpolated when it holds `$` or `#`.
+    fn string_literal(&mut self, s: String, offset: usize) -> Result<Expr, ParseError> {
+        if !s.contains('$') && !s.contains('#') {
+            return Ok(Expr::Literal(Val::str(s)));
+        }
+        self.enter(offset)?;
+        let mut inner = Parser {
+            src: &s,
+            i: 0,
+            base: self.base + offset,
+            line_starts: Arc::clone(&self.line_starts),
+            depth: self.depth,
+            macros: HashMap::new(),
+            literal_next: false,
+        };
+        let nodes = inner.parse();
+        let macros = std::mem::take(&mut inner.macros);
+        self.leave();
+        for (name, m) in macros {
+            self.macros.entry(name).or_insert(m);
+        }
+        Ok(Expr::Interpolated(nodes?))
+    }
+
+    /// An expression: `||` over `&&` over `== !=` over `< > <= >=` over `+ -` over `* / %` over `!`.
     pub fn expr(&mut self) -> Result<Expr, ParseError> {
-        self.enter()?;
-        let e = self.binary(0)?;
-        self.depth -= 1;
-        Ok(e)
+        self.enter(self.i)?;
+        let e = self.binary(0);
+        self.leave();
+        e
     }
 
     fn binary(&mut self, level: usize) -> Result<Expr, ParseError> {
         const LEVELS: &[&[(&str, BinOp)]] = &[
-            &[("||", BinOp::Or), ("or", BinOp::Or)],
-            &[("&&", BinOp::And), ("and", BinOp::And)],
-            &[("==", BinOp::Eq), ("!=", BinOp::Ne), ("eq", BinOp::Eq), ("ne", BinOp::Ne)],
-            &[
-                ("<", BinOp::Lt),
-                ("<=", BinOp::Le),
-                (">", BinOp::Gt),
-                (">=", BinOp::Ge),
-                ("lt", BinOp::Lt),
-                ("le", BinOp::Le),
-                ("gt", BinOp::Gt),
-                ("ge", BinOp::Ge),
-            ],
+            &[("||", BinOp::Or)],
+            &[("&&", BinOp::And)],
+            &[("==", BinOp::Eq), ("!=", BinOp::Ne)],
+            &[("<", BinOp::Lt), ("<=", BinOp::Le), (">", BinOp::Gt), (">=", BinOp::Ge)],
             &[("+", BinOp::Add), ("-", BinOp::Sub)],
             &[("*", BinOp::Mul), ("/", BinOp::Div), ("%", BinOp::Mod)],
         ];
-        if level == LEVELS.len() {
-            return self.unary();
-        }
+        let Some(ops) = LEVELS.get(level) else { return self.unary() };
         let mut left = self.binary(level + 1)?;
-        loop {
+        // Each operator nests the tree one level deeper (`1+1+1…`): count it.
+        let mut chained = 0;
+        let result = loop {
             let save = self.i;
-            let op = match self.token()? {
-                Token::Op(o) => LEVELS[level].iter().find(|(s, _)| *s == o).map(|(_, op)| *op),
-                Token::Word(w) => LEVELS[level].iter().find(|(s, _)| *s == w).map(|(_, op)| *op),
-                _ => None,
+            let op = match self.token() {
+                Ok(Token::Op(o)) => ops.iter().find(|(s, _)| *s == o).map(|(_, op)| *op),
+                Ok(_) => None,
+                Err(e) => break Err(e),
             };
-            match op {
-                Some(op) => {
-                    let right = self.binary(level + 1)?;
-                    left = Expr::Binary(op, Box::new(left), Box::new(right));
-                }
-                None => {
-                    self.i = save;
-                    return Ok(left);
-                }
+            let Some(op) = op else {
+                self.i = save;
+                break Ok(left);
+            };
+            if let Err(e) = self.enter(save) {
+                break Err(e);
             }
+            chained += 1;
+            match self.binary(level + 1) {
+                Ok(right) => left = Expr::Binary(op, Box::new(left), Box::new(right)),
+                Err(e) => break Err(e),
+            }
+        };
+        for _ in 0..chained {
+            self.leave();
         }
+        result
     }
 
     fn unary(&mut self) -> Result<Expr, ParseError> {
         let save = self.i;
         match self.token()? {
             Token::Op("!") => {
-                self.enter()?;
-                let e = self.unary()?;
-                self.depth -= 1;
-                Ok(Expr::Not(Box::new(e)))
-            }
-            Token::Word(w) if w == "not" => {
-                self.enter()?;
-                let e = self.unary()?;
-                self.depth -= 1;
-                Ok(Expr::Not(Box::new(e)))
-            }
-            Token::Op("-") => {
-                self.enter()?;
-                let e = self.unary()?;
-                self.depth -= 1;
-                Ok(match e {
-                    Expr::Literal(Val::Int(i)) => Expr::Literal(Val::Int(-i)),
-                    Expr::Literal(Val::Double(d)) => Expr::Literal(Val::Double(-d)),
-                    other => Expr::Neg(Box::new(other)),
-                })
+                self.enter(save)?;
+                let e = self.unary();
+                self.leave();
+                Ok(Expr::Not(Box::new(e?)))
             }
             _ => {
                 self.i = save;
@@ -589,90 +916,19 @@ impl<'a> Parser<'a> {
     }
 
     fn primary(&mut self) -> Result<Expr, ParseError> {
+        skip_ws(self.src, &mut self.i);
         let at = self.i;
         match self.token()? {
-            Token::Int(i) => Ok(Expr::Literal(Val::Int(i))),
-            Token::Double(d) => Ok(Expr::Literal(Val::Double(d))),
-            Token::SingleQuoted(s) => Ok(Expr::Literal(Val::str(s))),
-            Token::DoubleQuoted(s) => {
-                if !s.contains('$') && !s.contains('#') {
-                    return Ok(Expr::Literal(Val::str(s)));
-                }
-                // Interpolated: parse the content as template text.
-                let content_offset = (self.i - 1).saturating_sub(s.len());
-                let mut inner = Parser {
-                    src: self.src.get(content_offset..content_offset + s.len()).unwrap_or(""),
-                    i: 0,
-                    line_starts: self.line_starts.clone(),
-                    depth: self.depth,
-                    macros: HashMap::new(),
-                    base: self.base + content_offset,
-                };
-                if inner.src != s {
-                    // A doubled quote was folded: parse the folded text alone.
-                    let mut p = Parser::new(&s);
-                    return Ok(Expr::Interpolated(p.parse()?));
-                }
-                let nodes = inner.parse()?;
-                Ok(Expr::Interpolated(nodes))
-            }
-            Token::Word(w) => match w.as_str() {
-                "true" => Ok(Expr::Literal(Val::Bool(true))),
-                "false" => Ok(Expr::Literal(Val::Bool(false))),
-                "null" => Ok(Expr::Literal(Val::Null)),
-                other => self.err(at, format!("unexpected word {other:?} in an expression")),
-            },
-            Token::Dollar => {
-                self.i = at;
-                let r = self.reference_in_expr(at)?;
-                Ok(Expr::Ref(r))
-            }
             Token::LParen => {
                 let e = self.expr()?;
                 self.expect(Token::RParen, "`)`")?;
                 Ok(e)
             }
-            Token::LBracket => {
-                if self.peek()? == Token::RBracket {
-                    self.token()?;
-                    return Ok(Expr::List(Vec::new()));
-                }
-                let first = self.expr()?;
-                if self.peek()? == Token::DotDot {
-                    self.token()?;
-                    let last = self.expr()?;
-                    self.expect(Token::RBracket, "`]` closing the range")?;
-                    return Ok(Expr::Range(Box::new(first), Box::new(last)));
-                }
-                let mut items = vec![first];
-                loop {
-                    match self.token()? {
-                        Token::Comma => items.push(self.expr()?),
-                        Token::RBracket => return Ok(Expr::List(items)),
-                        t => return self.err(self.i, format!("expected `,` or `]` in the list, found {t:?}")),
-                    }
-                }
-            }
-            Token::LBrace => {
-                let mut entries = Vec::new();
-                if self.peek()? == Token::RBrace {
-                    self.token()?;
-                    return Ok(Expr::Map(entries));
-                }
-                loop {
-                    let key = self.expr()?;
-                    self.expect(Token::Colon, "`:` in the map")?;
-                    let value = self.expr()?;
-                    entries.push((key, value));
-                    match self.token()? {
-                        Token::Comma => {}
-                        Token::RBrace => return Ok(Expr::Map(entries)),
-                        t => return self.err(self.i, format!("expected `,` or `}}` in the map, found {t:?}")),
-                    }
-                }
-            }
             Token::Eof => self.err(at, "unexpected end of the template in an expression"),
-            t => self.err(at, format!("unexpected {t:?} in an expression")),
+            _ => {
+                self.i = at;
+                self.parameter()
+            }
         }
     }
 }

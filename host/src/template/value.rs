@@ -1,10 +1,12 @@
-//! Runtime values with Java's semantics: integers (Integer/Long) and doubles
-//! with Java's arithmetic and printing, strings, booleans, null, lists and
-//! ordered maps (shared and mutable, as Java collections are).
+//! Runtime values with Java's semantics, as Velocity sees API Gateway's
+//! objects: integers (Java's Integer/Long, held as `i64`) and doubles with
+//! Java's arithmetic and printing, strings, booleans, null, lists, ordered
+//! maps (shared and mutable, as Java collections are) and map entries.
 //!
-//! Printing follows what API Gateway prints: a map as Java's `{k=v, k2=v2}`;
-//! a list made in the template as Java's `[a, b]`; a list that came from JSON
-//! (`$input.path`, `$util.parseJson`) as compact JSON.
+//! Printing follows what API Gateway prints: a map as Java's `{k=v, k2=v2}`,
+//! a list made in the template as Java's `[a, b]`, a list that came from
+//! JSON (`$input.path`, `$util.parseJson`) as compact JSON, a double as
+//! Java's `Double.toString` (`1.5`, `3.0`, `1.0E7`).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -24,6 +26,14 @@ pub struct ListData {
 pub type ListRef = Arc<Mutex<ListData>>;
 pub type MapRef = Arc<Mutex<IndexMap<String, Val>>>;
 
+/// Deepest nesting printed or converted (a list can contain itself).
+const MAX_PRINT_DEPTH: usize = 64;
+/// Printing stops past this many bytes (a list of itself twice, nested, is
+/// exponentially long); the renderer's output limit then fails the render.
+pub const MAX_PRINT: usize = 10 * 1024 * 1024 + 1;
+/// Most values one comparison or conversion visits.
+const MAX_VISITS: usize = 1_000_000;
+
 #[derive(Debug, Clone, Default)]
 pub enum Val {
     #[default]
@@ -34,31 +44,76 @@ pub enum Val {
     Str(Arc<str>),
     List(ListRef),
     Map(MapRef),
+    /// A `Map.Entry` from `entrySet()`: `.key`, `.value`, prints `k=v`.
+    Entry(Arc<(String, Val)>),
+    /// `$foreach`: the loop's position (`index`, `count`, `hasNext`, `first`, `last`).
+    Loop(Arc<Mutex<LoopState>>),
+}
+
+/// Where a `#foreach` is: the 0-based index of the current item, of `total`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LoopState {
+    pub index: usize,
+    pub total: usize,
+}
+
+impl LoopState {
+    /// A property of `$foreach`.
+    pub fn property(&self, name: &str) -> Option<Val> {
+        Some(match name {
+            "index" => Val::Int(self.index as i64),
+            "count" => Val::Int(self.index as i64 + 1),
+            "hasNext" => Val::Bool(self.index + 1 < self.total),
+            "first" => Val::Bool(self.index == 0),
+            "last" => Val::Bool(self.index + 1 == self.total),
+            _ => return None,
+        })
+    }
 }
 
 impl PartialEq for Val {
+    /// Java's `equals` (numbers of different types compare by value).
     fn eq(&self, other: &Val) -> bool {
-        match (self, other) {
-            (Val::Null, Val::Null) => true,
-            (Val::Bool(a), Val::Bool(b)) => a == b,
-            (Val::Int(a), Val::Int(b)) => a == b,
-            (Val::Double(a), Val::Double(b)) => a == b,
-            (Val::Int(a), Val::Double(b)) | (Val::Double(b), Val::Int(a)) => (*a as f64) == *b,
-            (Val::Str(a), Val::Str(b)) => a == b,
-            (Val::List(a), Val::List(b)) => {
-                Arc::ptr_eq(a, b) || {
-                    let (x, y) = (a.lock().items.clone(), b.lock().items.clone());
-                    x == y
-                }
+        eq_depth(self, other, 0, &mut 0)
+    }
+}
+
+/// Equality that gives up (false) on structures nested too deeply or
+/// containing themselves, and never waits for a lock.
+fn eq_depth(a: &Val, b: &Val, depth: usize, visits: &mut usize) -> bool {
+    *visits += 1;
+    if depth > MAX_PRINT_DEPTH || *visits > MAX_VISITS {
+        return false;
+    }
+    match (a, b) {
+        (Val::Null, Val::Null) => true,
+        (Val::Bool(a), Val::Bool(b)) => a == b,
+        (Val::Int(a), Val::Int(b)) => a == b,
+        (Val::Double(a), Val::Double(b)) => a == b,
+        (Val::Int(a), Val::Double(b)) | (Val::Double(b), Val::Int(a)) => (*a as f64) == *b,
+        (Val::Str(a), Val::Str(b)) => a == b,
+        (Val::List(x), Val::List(y)) => {
+            if Arc::ptr_eq(x, y) {
+                return true;
             }
-            (Val::Map(a), Val::Map(b)) => {
-                Arc::ptr_eq(a, b) || {
-                    let (x, y) = (a.lock().clone(), b.lock().clone());
-                    x == y
-                }
-            }
-            _ => false,
+            let (Some(xs), Some(ys)) = (x.try_lock().map(|l| l.items.clone()), y.try_lock().map(|l| l.items.clone()))
+            else {
+                return false;
+            };
+            xs.len() == ys.len() && xs.iter().zip(&ys).all(|(a, b)| eq_depth(a, b, depth + 1, visits))
         }
+        (Val::Map(x), Val::Map(y)) => {
+            if Arc::ptr_eq(x, y) {
+                return true;
+            }
+            let (Some(xs), Some(ys)) = (x.try_lock().map(|m| m.clone()), y.try_lock().map(|m| m.clone())) else {
+                return false;
+            };
+            xs.len() == ys.len() && xs.iter().all(|(k, v)| ys.get(k).is_some_and(|w| eq_depth(v, w, depth + 1, visits)))
+        }
+        (Val::Entry(x), Val::Entry(y)) => x.0 == y.0 && eq_depth(&x.1, &y.1, depth + 1, visits),
+        (Val::Loop(x), Val::Loop(y)) => Arc::ptr_eq(x, y),
+        _ => false,
     }
 }
 
@@ -83,8 +138,8 @@ impl Val {
         matches!(self, Val::Null)
     }
 
-    /// Velocity 1.7's truth: null and `false` are false, everything else true
-    /// (an empty string too).
+    /// Velocity 1.7's truth: null and `false` are false, everything else
+    /// true (an empty string, an empty list and 0 too).
     pub fn truthy(&self) -> bool {
         !matches!(self, Val::Null | Val::Bool(false))
     }
@@ -97,15 +152,24 @@ impl Val {
         }
     }
 
-    /// Java's `toString()`, as a template renders the value.
+    /// Java's `toString()`, as a template renders the value (null as `null`;
+    /// the renderer prints a null reference as nothing).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        self.write_to(&mut out, 0);
+        self.write_to(&mut out);
         out
     }
 
-    fn write_to(&self, out: &mut String, depth: usize) {
-        if depth > 64 {
+    /// Appends Java's `toString()` to `out`.
+    pub fn write_to(&self, out: &mut String) {
+        self.write_depth(out, 0);
+    }
+
+    fn write_depth(&self, out: &mut String, depth: usize) {
+        if out.len() > MAX_PRINT {
+            return;
+        }
+        if depth > MAX_PRINT_DEPTH {
             out.push_str("...");
             return;
         }
@@ -123,7 +187,7 @@ impl Val {
                     return;
                 };
                 if list.json {
-                    out.push_str(&self_to_json_locked(&list.items, depth).to_string());
+                    write_json_items(&list.items, out, depth);
                     return;
                 }
                 out.push('[');
@@ -131,7 +195,7 @@ impl Val {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    v.write_to(out, depth + 1);
+                    v.write_depth(out, depth + 1);
                 }
                 out.push(']');
             }
@@ -147,20 +211,73 @@ impl Val {
                     }
                     out.push_str(k);
                     out.push('=');
-                    v.write_to(out, depth + 1);
+                    v.write_depth(out, depth + 1);
                 }
                 out.push('}');
+            }
+            Val::Loop(l) => {
+                let s = *l.lock();
+                let _ = write!(out, "{{index={}, count={}, hasNext={}}}", s.index, s.index + 1, s.index + 1 < s.total);
+            }
+            Val::Entry(e) => {
+                out.push_str(&e.0);
+                out.push('=');
+                e.1.write_depth(out, depth + 1);
             }
         }
     }
 
-    /// The value as JSON (for `$input.json` and conversions out).
-    pub fn to_json(&self) -> Json {
-        self.to_json_depth(0)
+    /// Compact JSON text, numbers printed as Java prints them (what
+    /// `$input.json` and a JSON list's `toString()` give).
+    pub fn to_json_text(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out, 0);
+        out
     }
 
-    fn to_json_depth(&self, depth: usize) -> Json {
-        if depth > 64 {
+    fn write_json(&self, out: &mut String, depth: usize) {
+        if out.len() > MAX_PRINT {
+            return;
+        }
+        if depth > MAX_PRINT_DEPTH {
+            out.push_str("null");
+            return;
+        }
+        match self {
+            Val::Null => out.push_str("null"),
+            Val::Bool(_) | Val::Int(_) | Val::Double(_) => self.write_depth(out, depth),
+            Val::Str(s) => quote_json(s, out),
+            Val::List(l) => match l.try_lock() {
+                Some(list) => write_json_items(&list.items, out, depth),
+                None => out.push_str("null"),
+            },
+            Val::Map(m) => match m.try_lock() {
+                Some(map) => {
+                    out.push('{');
+                    for (i, (k, v)) in map.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        quote_json(k, out);
+                        out.push(':');
+                        v.write_json(out, depth + 1);
+                    }
+                    out.push('}');
+                }
+                None => out.push_str("null"),
+            },
+            Val::Entry(_) | Val::Loop(_) => quote_json(&self.render(), out),
+        }
+    }
+
+    /// The value as a `serde_json` value (for reading `$context` back).
+    pub fn to_json(&self) -> Json {
+        self.to_json_depth(0, &mut 0)
+    }
+
+    fn to_json_depth(&self, depth: usize, visits: &mut usize) -> Json {
+        *visits += 1;
+        if depth > MAX_PRINT_DEPTH || *visits > MAX_VISITS {
             return Json::Null;
         }
         match self {
@@ -170,17 +287,21 @@ impl Val {
             Val::Double(d) => serde_json::Number::from_f64(*d).map(Json::Number).unwrap_or(Json::Null),
             Val::Str(s) => Json::String(s.to_string()),
             Val::List(l) => match l.try_lock() {
-                Some(list) => self_to_json_locked(&list.items, depth),
+                Some(list) => Json::Array(list.items.iter().map(|v| v.to_json_depth(depth + 1, visits)).collect()),
                 None => Json::Null,
             },
             Val::Map(m) => match m.try_lock() {
-                Some(map) => Json::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json_depth(depth + 1))).collect()),
+                Some(map) => {
+                    Json::Object(map.iter().map(|(k, v)| (k.clone(), v.to_json_depth(depth + 1, visits))).collect())
+                }
                 None => Json::Null,
             },
+            Val::Entry(_) | Val::Loop(_) => Json::String(self.render()),
         }
     }
 
-    /// A value from JSON: objects become maps, arrays JSON lists.
+    /// A value from JSON: objects become maps, arrays JSON lists, integers
+    /// `Int`, other numbers `Double`.
     pub fn from_json(json: &Json) -> Val {
         match json {
             Json::Null => Val::Null,
@@ -196,11 +317,40 @@ impl Val {
     }
 }
 
-fn self_to_json_locked(items: &[Val], depth: usize) -> Json {
-    Json::Array(items.iter().map(|v| v.to_json_depth(depth + 1)).collect())
+fn write_json_items(items: &[Val], out: &mut String, depth: usize) {
+    out.push('[');
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        v.write_json(out, depth + 1);
+    }
+    out.push(']');
 }
 
-/// Java's `Double.toString`: `1.5`, `3.0`, `1.0E7`, `1.0E-4`.
+/// A JSON string literal (`"`, `\`, the usual short escapes, other control
+/// characters as `\u00xx`; everything else as is).
+pub fn quote_json(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Java's `Double.toString`: `1.5`, `3.0`, `1.0E7`, `1.0E-4`, `NaN`.
 pub fn java_double(d: f64) -> String {
     if d.is_nan() {
         return "NaN".into();
@@ -232,11 +382,11 @@ mod tests {
     fn doubles_print_as_java() {
         assert_eq!(java_double(1.5), "1.5");
         assert_eq!(java_double(3.0), "3.0");
-        assert_eq!(java_double(4.5), "4.5");
         assert_eq!(java_double(1e7), "1.0E7");
         assert_eq!(java_double(1.25e-4), "1.25E-4");
         assert_eq!(java_double(0.001), "0.001");
         assert_eq!(java_double(-2.0), "-2.0");
+        assert_eq!(java_double(1.5e8), "1.5E8");
     }
 
     #[test]
