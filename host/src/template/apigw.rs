@@ -56,16 +56,24 @@ fn cached_path(path: &str) -> Result<JsonPath, String> {
 }
 
 /// Selects `path` in `json`: the value, a list for indefinite paths, `None` if missing.
-fn select(json: &Json, path: &str) -> Result<Option<Json>, String> {
+fn select<'j>(json: &'j Json, path: &str) -> Result<Selected<'j>, String> {
     if path.trim() == "$" {
-        return Ok(Some(json.clone()));
+        return Ok(Selected::One(json));
     }
     let p = cached_path(path)?;
     let nodes = p.query(json).all();
     if is_indefinite(path) {
-        return Ok(Some(Json::Array(nodes.into_iter().cloned().collect())));
+        return Ok(Selected::Many(nodes));
     }
-    Ok(nodes.first().map(|v| (*v).clone()))
+    Ok(nodes.first().map_or(Selected::Missing, |v| Selected::One(v)))
+}
+
+/// What a JSONPath selected (borrowed from the parsed body).
+enum Selected<'j> {
+    Missing,
+    One(&'j Json),
+    /// An indefinite path (`..`, `*`, a slice, a union, a filter): always a list.
+    Many(Vec<&'j Json>),
 }
 
 impl Renderer<'_> {
@@ -146,22 +154,34 @@ pub(super) fn input(r: &mut Renderer<'_>, parts: &[Part], pos: Pos) -> Result<Op
                 }
                 ("path", 1) => {
                     let path = string_arg(a.first()).unwrap_or_default();
-                    let Some(json) = r.body_json().cloned() else { return Ok(None) };
-                    match select(&json, &path).map_err(|m| RenderError::at(pos, m))? {
-                        Some(v) => Val::from_json(&v),
-                        None => return Ok(None),
+                    let Some(json) = r.body_json() else { return Ok(None) };
+                    match select(json, &path).map_err(|m| RenderError::at(pos, m))? {
+                        Selected::One(v) => Val::from_json(v),
+                        Selected::Many(nodes) => Val::new_list(nodes.into_iter().map(Val::from_json).collect(), true),
+                        Selected::Missing => return Ok(None),
                     }
                 }
                 ("json", 1) => {
                     let path = string_arg(a.first()).unwrap_or_default();
-                    let selected = match r.body_json().cloned() {
-                        Some(json) => select(&json, &path).map_err(|m| RenderError::at(pos, m))?,
-                        None => None,
-                    };
-                    Val::str(match selected {
-                        Some(v) => json_text(&v),
-                        None => "\"\"".to_string(),
-                    })
+                    let mut out = String::new();
+                    match r.body_json() {
+                        Some(json) => match select(json, &path).map_err(|m| RenderError::at(pos, m))? {
+                            Selected::One(v) => write_json(v, &mut out),
+                            Selected::Many(nodes) => {
+                                out.push('[');
+                                for (i, v) in nodes.into_iter().enumerate() {
+                                    if i > 0 {
+                                        out.push(',');
+                                    }
+                                    write_json(v, &mut out);
+                                }
+                                out.push(']');
+                            }
+                            Selected::Missing => out.push_str("\"\""),
+                        },
+                        None => out.push_str("\"\""),
+                    }
+                    Val::str(out)
                 }
                 _ => return Ok(None),
             }
@@ -191,12 +211,15 @@ pub(super) fn util(r: &mut Renderer<'_>, parts: &[Part], pos: Pos) -> Result<Opt
             None => Val::Null,
         },
         "urlEncode" => Val::str(arg.map(|s| url_encode(&s)).unwrap_or_default()),
-        "urlDecode" => Val::str(arg.map(|s| url_decode(&s)).unwrap_or_default()),
+        "urlDecode" => match arg {
+            Some(s) => Val::str(url_decode(&s).map_err(|m| RenderError::at(pos, format!("$util.urlDecode: {m}")))?),
+            None => Val::empty_str(),
+        },
         "base64Encode" => {
             Val::str(arg.map(|s| base64::engine::general_purpose::STANDARD.encode(s)).unwrap_or_default())
         }
         "base64Decode" => match arg {
-            Some(s) => match base64::engine::general_purpose::STANDARD.decode(s.trim()) {
+            Some(s) => match base64_decode(s.trim()) {
                 Ok(bytes) => Val::str(String::from_utf8_lossy(&bytes).into_owned()),
                 Err(e) => return Err(RenderError::at(pos, format!("$util.base64Decode: {e}"))),
             },
@@ -211,12 +234,6 @@ pub(super) fn util(r: &mut Renderer<'_>, parts: &[Part], pos: Pos) -> Result<Opt
 }
 
 /// Compact JSON of a selected value, numbers as Java prints them (`1.0E7`).
-fn json_text(v: &Json) -> String {
-    let mut out = String::new();
-    write_json(v, &mut out);
-    out
-}
-
 fn write_json(v: &Json, out: &mut String) {
     match v {
         Json::Number(n) => match (n.as_i64(), n.as_u64()) {
@@ -291,9 +308,43 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
-/// `java.net.URLDecoder.decode(s, "UTF-8")`.
-pub fn url_decode(s: &str) -> String {
-    form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+/// `java.net.URLDecoder.decode(s, "UTF-8")`: `+` is a space, `%XX` a byte;
+/// a malformed escape is an error, as Java's is an exception.
+pub fn url_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(byte) => out.push(byte),
+                    None => return Err("URLDecoder: Illegal hex characters in escape (%) pattern".into()),
+                }
+                i += 3;
+            }
+            other => {
+                out.push(other);
+                i += 1;
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Java's basic `Base64` decoder: the standard alphabet, padding optional.
+fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const JAVA: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    JAVA.decode(s).map_err(|e| format!("Illegal base64 input: {e}"))
 }
 
 #[cfg(test)]
@@ -304,6 +355,8 @@ mod tests {
     fn helpers_match_java() {
         assert_eq!(escape_javascript("it's \"a\"/b\n\u{e9}"), "it\\'s \\\"a\\\"\\/b\\n\\u00E9");
         assert_eq!(url_encode(r#"{"some": "value"}"#), "%7B%22some%22%3A+%22value%22%7D");
-        assert_eq!(url_decode("a+b%2Bc"), "a b+c");
+        assert_eq!(url_decode("a+b%2Bc&d=e").unwrap(), "a b+c&d=e");
+        assert!(url_decode("%zz").is_err());
+        assert_eq!(base64_decode("aGk").unwrap(), b"hi");
     }
 }

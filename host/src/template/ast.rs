@@ -106,6 +106,9 @@ pub enum Expr {
     Word(String),
     Not(Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `a + b`, with both operands' source text: when one side is a string
+    /// and the other fails (null), Velocity concatenates the failed side's text.
+    Add(Box<Expr>, Box<Expr>, std::sync::Arc<(Box<str>, Box<str>)>),
 }
 
 /// A `#macro` definition.

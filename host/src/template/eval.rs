@@ -242,51 +242,21 @@ impl<'a> Renderer<'a> {
         flow
     }
 
-    /// Sets a variable, reusing its key when it exists (no allocation per loop iteration).
-    fn set_var(&mut self, name: &str, value: Val) {
-        self.vars.insert(name, value);
-    }
-
+    /// `#foreach` over a list (live, as Java's iterator: a structural change
+    /// in the body ends the loop or fails with Java's
+    /// ConcurrentModificationException), a map's values, or nothing.
     fn foreach(&mut self, var: &str, iterable: &Expr, body: &[Node], pos: Pos) -> Result<Flow, RenderError> {
-        let items: Vec<Val> = match self.expr(iterable)? {
-            Val::List(l) => l.lock().items.iter().take(MAX_FOREACH).cloned().collect(),
-            Val::Map(m) => m.lock().values().take(MAX_FOREACH).cloned().collect(),
-            _ => Vec::new(),
-        };
+        let source = self.expr(iterable)?;
+        if !matches!(source, Val::List(_) | Val::Map(_)) {
+            return Ok(Flow::Normal);
+        }
         let saved_var = self.vars.get(var).cloned();
         let saved_foreach = self.vars.get("foreach").cloned();
         let saved_count = self.vars.get("velocityCount").cloned();
-        let total = items.len();
-        let mut flow = Flow::Normal;
-        self.loops += 1;
-        let state = Arc::new(parking_lot::Mutex::new(LoopState { index: 0, total }));
+        let state = Arc::new(parking_lot::Mutex::new(LoopState::default()));
         let state_val = Val::Loop(Arc::clone(&state));
-        for (index, item) in items.into_iter().enumerate() {
-            if let Err(e) = self.step(pos) {
-                self.loops -= 1;
-                return Err(e);
-            }
-            state.lock().index = index;
-            self.set_var("foreach", state_val.clone());
-            self.set_var("velocityCount", Val::Int(index as i64 + 1));
-            if item.is_null() {
-                self.vars.remove(var);
-            } else {
-                self.set_var(var, item);
-            }
-            match self.nodes(body) {
-                Ok(Flow::Normal) => {}
-                Ok(Flow::Break) => break,
-                Ok(Flow::Stop) => {
-                    flow = Flow::Stop;
-                    break;
-                }
-                Err(e) => {
-                    self.loops -= 1;
-                    return Err(e);
-                }
-            }
-        }
+        self.loops += 1;
+        let result = self.foreach_items(&source, var, body, pos, &state, &state_val);
         self.loops -= 1;
         for (name, old) in [(var, saved_var), ("foreach", saved_foreach), ("velocityCount", saved_count)] {
             match old {
@@ -294,7 +264,61 @@ impl<'a> Renderer<'a> {
                 None => self.vars.remove(name),
             };
         }
-        Ok(flow)
+        result
+    }
+
+    fn foreach_items(
+        &mut self,
+        source: &Val,
+        var: &str,
+        body: &[Node],
+        pos: Pos,
+        state: &parking_lot::Mutex<LoopState>,
+        state_val: &Val,
+    ) -> Result<Flow, RenderError> {
+        let len_of = |v: &Val| match v {
+            Val::List(l) => l.lock().items.len(),
+            Val::Map(m) => m.lock().len(),
+            _ => 0,
+        };
+        for index in 0..MAX_FOREACH {
+            let item = match source {
+                Val::List(l) => l.lock().items.get(index).cloned(),
+                Val::Map(m) => m.lock().get_index(index).map(|(_, v)| v.clone()),
+                _ => None,
+            };
+            let Some(item) = item else { break };
+            let len = len_of(source);
+            self.step(pos)?;
+            *state.lock() = LoopState { index, total: len };
+            self.vars.insert("foreach", state_val.clone());
+            self.vars.insert("velocityCount", Val::Int(index as i64 + 1));
+            if item.is_null() {
+                self.vars.remove(var);
+            } else {
+                self.vars.insert(var, item);
+            }
+            match self.nodes(body)? {
+                Flow::Normal => {}
+                Flow::Break => break,
+                Flow::Stop => return Ok(Flow::Stop),
+            }
+            let now = len_of(source);
+            if now != len {
+                // Java's iterators: a list's ends when its cursor meets the new
+                // size, a map's when the changed entry was the last; otherwise
+                // the next step throws.
+                let ends = match source {
+                    Val::List(_) => index + 1 == now,
+                    _ => index + 1 >= len,
+                };
+                if ends {
+                    break;
+                }
+                return Err(RenderError::at(pos, "java.util.ConcurrentModificationException"));
+            }
+        }
+        Ok(Flow::Normal)
     }
 
     /// Evaluates a reference: `None` when it is undefined or a look-up failed.
@@ -344,6 +368,14 @@ impl<'a> Renderer<'a> {
                 methods::index(target, &key).map_err(|m| RenderError::at(pos, m))
             }
             Part::Method(name, args) => {
+                // Most calls have at most two arguments: no allocation for them.
+                if args.len() <= 2 {
+                    let mut values: [Val; 2] = Default::default();
+                    for (slot, a) in values.iter_mut().zip(args) {
+                        *slot = self.expr(a)?;
+                    }
+                    return methods::call(target, name, &values[..args.len()]).map_err(|m| RenderError::at(pos, m));
+                }
                 let args: Vec<Val> = args.iter().map(|a| self.expr(a)).collect::<Result<_, _>>()?;
                 methods::call(target, name, &args).map_err(|m| RenderError::at(pos, m))
             }
@@ -356,7 +388,7 @@ impl<'a> Renderer<'a> {
             return Ok(());
         }
         let Some((last, init)) = target.parts.split_last() else {
-            self.set_var(&target.root, value);
+            self.vars.insert(&target.root, value);
             return Ok(());
         };
         let container = if init.is_empty() {
@@ -450,6 +482,22 @@ impl<'a> Renderer<'a> {
                 Val::new_list(items, false)
             }
             Expr::Not(_) | Expr::Binary(BinOp::And | BinOp::Or, _, _) => Val::Bool(self.truth(e)?),
+            Expr::Add(a, b, texts) => {
+                let (mut a, mut b) = (self.expr(a)?, self.expr(b)?);
+                // A string plus a failed operand: Velocity uses the operand's source text.
+                if matches!(b, Val::Str(_)) && a.is_null() {
+                    a = Val::str(&*texts.0);
+                } else if matches!(a, Val::Str(_)) && b.is_null() {
+                    b = Val::str(&*texts.1);
+                }
+                let v = binary(BinOp::Add, &a, &b);
+                if let Val::Str(s) = &v
+                    && s.len() > MAX_OUTPUT
+                {
+                    return Err(RenderError::at(self.pos, format!("a string is longer than {MAX_OUTPUT} bytes")));
+                }
+                v
+            }
             Expr::Binary(op, a, b) => {
                 let (a, b) = (self.expr(a)?, self.expr(b)?);
                 let v = binary(*op, &a, &b);
@@ -480,6 +528,7 @@ impl Renderer<'_> {
                 self.expr(e)?.truthy()
             }
             Expr::Binary(..)
+            | Expr::Add(..)
             | Expr::Literal(_)
             | Expr::Interpolated(_)
             | Expr::List(_)
@@ -500,11 +549,12 @@ fn int_of(v: &Val) -> Option<i64> {
 }
 
 /// Velocity 1.7's `==`: numbers by value, values of one type with
-/// `equals`, other pairs by their `toString()`; null is `""` (API Gateway).
+/// `equals`, other pairs by their `toString()`; null equals only null.
 pub(super) fn equals(a: &Val, b: &Val) -> bool {
     match (a, b) {
+        // A null here is a failed operation (references are `""`): equal only to another.
         (Val::Null, Val::Null) => true,
-        (Val::Null, other) | (other, Val::Null) => matches!(other, Val::Str(s) if s.is_empty()),
+        (Val::Null, _) | (_, Val::Null) => false,
         _ => {
             if let (Some(x), Some(y)) = (a.as_number(), b.as_number()) {
                 return match (a, b) {
@@ -589,7 +639,8 @@ mod tests {
         assert_eq!(binary(BinOp::Add, &Val::str("foo"), &Val::Int(1)).render(), "foo1");
         assert!(equals(&Val::Int(1), &Val::Double(1.0)));
         assert!(equals(&Val::Int(1), &Val::str("1")));
-        assert!(equals(&Val::Null, &Val::str("")));
+        assert!(!equals(&Val::Null, &Val::str("")));
+        assert!(equals(&Val::Null, &Val::Null));
         assert_eq!(binary(BinOp::Lt, &Val::str("a"), &Val::str("b")), Val::Bool(false));
     }
 }

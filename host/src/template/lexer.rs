@@ -235,7 +235,7 @@ mod tests {
                 Token::DotDot,
                 Token::Int(3),
                 Token::RBracket,
-                Token::DoubleQuoted("a".into(), 19),
+                Token::DoubleQuoted("a".into(), 14),
                 Token::SingleQuoted("b'c".into()),
                 Token::Op("=="),
                 Token::Op("&&"),

@@ -281,6 +281,17 @@ pub fn call(target: &Val, name: &str, args: &[Val]) -> Result<Option<Val>, Strin
                     list.items.extend(extra);
                     Some(Val::Bool(true))
                 }
+                ("subList", 2) => {
+                    let (from, to) = (arg_int(args, 0).unwrap_or(-1), arg_int(args, 1).unwrap_or(-1));
+                    let len = list.items.len() as i64;
+                    if from < 0 || to > len || from > to {
+                        return Err(format!(
+                            "java.lang.IndexOutOfBoundsException: fromIndex {from}, toIndex {to}, size {len}"
+                        ));
+                    }
+                    // A copy (Java's is a view); it prints as Java's `[a, b]`.
+                    Some(Val::new_list(list.items[from as usize..to as usize].to_vec(), false))
+                }
                 ("clear", 0) => {
                     list.items.clear();
                     Some(Val::Null)

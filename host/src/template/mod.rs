@@ -2,13 +2,27 @@
 //! parsed once per deployment and rendered per request.
 //!
 //! No Rust crate implements Velocity, so this is wasmgate's own small
-//! interpreter: [`lexer`] (expression tokens) → [`parser`] (text, directives,
-//! references; Velocity's whitespace rules) → [`ast`] → [`eval`] (Velocity
-//! 1.7 semantics with API Gateway's null handling), over [`value`]s with
-//! Java's arithmetic and printing, the Java [`methods`] templates call, and
-//! API Gateway's variables in [`apigw`]. It does not depend on the gateway, so
-//! it can be tested and fuzzed alone; `wasmgate template render` runs it on a
-//! sample request.
+//! interpreter, split by concept:
+//!
+//! * [`lexer`]: the tokens inside directives and method calls;
+//! * [`parser`]: template text, references and directives → [`ast`], with
+//!   Velocity 1.7's grammar and whitespace rules (`#set` eats the spaces
+//!   before it and the newline after it, block directives eat one newline,
+//!   `##` eats its newline, `\` escapes …);
+//! * [`eval`]: the renderer, with API Gateway's null handling (a null or
+//!   undefined reference prints nothing and evaluates to `""`) and limits;
+//! * [`value`]: the runtime values with Java's semantics and printing
+//!   (`1 * 1.5` is `1.5`, `3 * 1.5` is `3.0`, a map prints `{k=v}`, a JSON
+//!   list prints as JSON);
+//! * [`methods`]: the Java `String`/`List`/`Map` methods templates call;
+//! * [`apigw`]: `$input` (body, `json`, `path` via JSONPath, `params`) and
+//!   `$util`; `$context` and `$stageVariables` are maps the renderer holds.
+//!
+//! It does not depend on the gateway, so it is tested and fuzzed alone.
+//! The behaviour was checked against the real Velocity 1.7 engine with API
+//! Gateway's variables emulated on top (`../shared/tools/vtl-oracle`):
+//! every AWS-recorded case of the shared conformance vectors matches, and
+//! so do the oracle-checked cases in `host/tests/template/cases.json`.
 //!
 //! ```
 //! use wasmgate_host::template::{Template, TemplateContext, TemplateInput};
@@ -16,14 +30,34 @@
 //! let t = Template::parse(r#"{ "ID": $input.params("ID") }"#).unwrap();
 //! let mut input = TemplateInput::default();
 //! input.path.insert("ID".into(), "1".into());
-//! let mut ctx = TemplateContext::new(serde_json::json!({}));
+//! let mut ctx = TemplateContext::new(serde_json::json!({"requestId": "r-1"}));
 //! assert_eq!(t.render(&input, &mut ctx).unwrap(), r#"{ "ID": 1 }"#);
 //! ```
 //!
+//! The gateway keeps one [`TemplateContext`] per request: the request
+//! template and the response template share it (values set in one are read
+//! in the other, as on AWS), and afterwards the gateway reads the overrides
+//! ([`TemplateContext::response_override_status`],
+//! [`TemplateContext::response_override_headers`],
+//! [`TemplateContext::request_overrides`]).
+//!
 //! Limits keep a hostile template from taking the process down: 300 KB of
-//! source, nesting depth, 1000 iterations per `#foreach` (API Gateway's limit;
-//! later items are skipped, as Velocity's `maxloops` does), a step budget,
-//! macro depth, and 10 MB of output.
+//! source ([`MAX_TEMPLATE_BYTES`]); 64 levels of nesting and 400 chained
+//! operators per expression at parse time (deep parentheses are a parse
+//! error, not a stack overflow); at render time 1000 iterations per
+//! `#foreach` (API Gateway's limit: later items are skipped, as Velocity's
+//! `directive.foreach.maxloops` does), a budget of 1,000,000 steps, 32
+//! nested macro or `#define` calls, lists of at most 1,000,000 items and 10
+//! MB of output or of any one string.
+//!
+//! Known differences from AWS's Velocity: integer overflow past `i64` gives
+//! a double (Java gives a BigInteger); map keys are strings (`{1: "a"}.get("1")`
+//! finds the entry, Java's does not); macro arguments are evaluated once
+//! (Velocity passes them by name); Java arrays (`split`) print as lists;
+//! regular expressions are Rust's `regex` (no look-around or
+//! back-references); a few lexer-state accidents of Velocity 1.7 (e.g. `#$`
+//! before some tokens, `[` right after a `#set` that follows a reference on
+//! the same line) are only partly reproduced.
 
 pub mod apigw;
 pub mod ast;
@@ -45,7 +79,10 @@ use value::Val;
 /// Largest template source (API Gateway's limit).
 pub const MAX_TEMPLATE_BYTES: usize = 300 * 1024;
 
-/// A template that could not be parsed, with its position.
+/// A template that could not be parsed, with its position (1-based line;
+/// column in bytes from the start of the line, 1-based). Displays as
+/// `line L, column C: message`, so a deploy error can prefix where the
+/// template lives (`method GET /items, content type application/json: …`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, column {column}: {message}")]
 pub struct ParseError {
@@ -54,7 +91,10 @@ pub struct ParseError {
     pub message: String,
 }
 
-/// A template that failed while rendering, with the position of the cause.
+/// A template that failed while rendering (a Java exception in a method,
+/// invalid JSON for `$util.parseJson`, a limit), with the position of the
+/// reference or directive that failed. Displays like [`ParseError`]. API
+/// Gateway answers such a failure with a 500.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, column {column}: {message}")]
 pub struct RenderError {
@@ -78,7 +118,9 @@ pub enum TemplateError {
     Render(#[from] RenderError),
 }
 
-/// A parsed template: cheap to share, rendered per request.
+/// A parsed template: built once per deployment, shared between requests
+/// (`Send + Sync`; wrap it in an `Arc`), rendered per request. Rendering
+/// never changes it: literals such as `[]` and `{}` make new values each time.
 pub struct Template {
     nodes: Vec<Node>,
     macros: HashMap<String, Macro>,
@@ -94,19 +136,36 @@ impl fmt::Debug for Template {
 /// What the request carries into a template.
 #[derive(Debug, Clone, Default)]
 pub struct TemplateInput {
-    /// The raw body (request or integration response); empty renders as `{}`.
+    /// The raw body: the client's for a request template, the integration's
+    /// for a response template. `$input.body` prints an empty one as `{}`;
+    /// `$input.json`/`$input.path` read it as JSON (not JSON: `""`/null).
     pub body: String,
+    /// Path parameters, `$input.params('name')` looks here first.
     pub path: IndexMap<String, String>,
+    /// Query-string parameters (one value each), looked at second.
     pub querystring: IndexMap<String, String>,
+    /// Headers (names matched case-insensitively by `$input.params`), last.
     pub header: IndexMap<String, String>,
+    /// `$stageVariables`; an undefined one prints as nothing.
     pub stage_variables: IndexMap<String, String>,
 }
 
-/// `$context`: shared by the request and response templates of one request;
-/// afterwards the gateway reads the overrides a template set.
-#[derive(Debug, Clone)]
+/// `$context`: a mutable tree built from the request's values (`requestId`,
+/// `httpMethod`, `resourcePath`, `stage`, `identity.sourceIp`,
+/// `authorizer.*`, `error.messageString` …) plus empty
+/// `requestOverride.{header,path,querystring}` and `responseOverride.header`
+/// maps, as on AWS. One request keeps one: what the request template sets,
+/// the response template reads. Afterwards the gateway reads the overrides.
+#[derive(Debug)]
 pub struct TemplateContext {
     root: Val,
+}
+
+impl Clone for TemplateContext {
+    /// A deep copy: rendering into the copy leaves the original as it was.
+    fn clone(&self) -> Self {
+        TemplateContext { root: Val::from_json(&self.root.to_json()) }
+    }
 }
 
 fn child_map(parent: &Val, key: &str) -> Val {
@@ -138,8 +197,7 @@ impl TemplateContext {
         TemplateContext { root }
     }
 
-    /// A value by dotted path (`responseOverride.status`).
-    pub fn get(&self, path: &str) -> Option<Json> {
+    fn value(&self, path: &str) -> Option<Val> {
         let mut current = self.root.clone();
         for key in path.split('.') {
             let next = match &current {
@@ -148,44 +206,54 @@ impl TemplateContext {
             };
             current = next?;
         }
-        Some(current.to_json())
+        Some(current)
     }
 
-    /// `$context.responseOverride.status`, if a template set a valid one
-    /// (API Gateway ignores non-integers and values outside 100–599).
+    /// Any value by dotted path (`responseOverride.status`,
+    /// `requestOverride.header.X-Foo`), as JSON; `None` when absent.
+    pub fn get(&self, path: &str) -> Option<Json> {
+        self.value(path).map(|v| v.to_json())
+    }
+
+    /// `$context.responseOverride.status`, if a template set a valid one:
+    /// an integer (or a string holding one) from 100 to 599. API Gateway
+    /// ignores anything else.
     pub fn response_override_status(&self) -> Option<u16> {
-        let status = match self.get("responseOverride.status")? {
-            Json::Number(n) => n.as_u64()?,
-            Json::String(s) => s.trim().parse().ok()?,
+        let status: i64 = match self.value("responseOverride.status")? {
+            Val::Int(i) => i,
+            Val::Str(s) => s.trim().parse().ok()?,
             _ => return None,
         };
         u16::try_from(status).ok().filter(|s| (100..=599).contains(s))
     }
 
+    /// The entries of a map in the tree, values printed as a template
+    /// prints them; null values are left out.
     fn string_pairs(&self, path: &str) -> Vec<(String, String)> {
-        match self.get(path) {
-            Some(Json::Object(m)) => m
-                .into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
-                .collect(),
+        match self.value(path) {
+            Some(Val::Map(m)) => {
+                let entries: Vec<(String, Val)> = m.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                entries.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, v.render())).collect()
+            }
             _ => Vec::new(),
         }
     }
 
-    /// `$context.responseOverride.header.*`.
+    /// `$context.responseOverride.header.*`, in the order they were set.
     pub fn response_override_headers(&self) -> Vec<(String, String)> {
         self.string_pairs("responseOverride.header")
     }
 
-    /// `$context.requestOverride.{header,path,querystring}.*`.
+    /// `$context.requestOverride.{kind}.*` for `kind` `header`, `path` or
+    /// `querystring`, in the order they were set.
     pub fn request_overrides(&self, kind: &str) -> Vec<(String, String)> {
         self.string_pairs(&format!("requestOverride.{kind}"))
     }
 }
 
 impl Template {
-    /// Parses a template.
+    /// Parses a template (at most [`MAX_TEMPLATE_BYTES`]). Fails where API
+    /// Gateway's Velocity 1.7 fails to parse, with the line and column.
     pub fn parse(source: &str) -> Result<Template, ParseError> {
         if source.len() > MAX_TEMPLATE_BYTES {
             return Err(ParseError {
@@ -199,13 +267,14 @@ impl Template {
         Ok(Template { nodes, macros: std::mem::take(&mut parser.macros), source_len: source.len() })
     }
 
-    /// Renders the template for one request.
+    /// Renders the template for one request. `context` is shared with the
+    /// other template of the same request (see [`TemplateContext`]).
     pub fn render(&self, input: &TemplateInput, context: &mut TemplateContext) -> Result<String, RenderError> {
         eval::Renderer::new(self, input, context).run()
     }
 }
 
-/// Parses and renders in one go.
+/// Parses and renders in one go (for one-off templates and tests).
 pub fn render_once(
     source: &str,
     input: &TemplateInput,

@@ -26,7 +26,10 @@ use super::lexer::{Token, next_token, skip_ws};
 use super::value::Val;
 
 /// Deepest nesting of blocks, expressions and interpolated strings.
-const MAX_NESTING: usize = 150;
+const MAX_NESTING: usize = 64;
+/// Most operators chained in one expression (`1 + 1 + …` nests the tree one
+/// level per operator; evaluating and dropping it recurse that deep).
+const MAX_CHAIN: usize = 400;
 
 /// Directives Velocity knows (an escaped one prints without its backslash).
 const DIRECTIVES: &[&str] = &[
@@ -40,6 +43,8 @@ pub struct Parser<'a> {
     base: usize,
     line_starts: Arc<Vec<usize>>,
     depth: usize,
+    /// Operators chained so far in the expression being parsed.
+    chain: usize,
     pub macros: HashMap<String, Macro>,
     /// The next directive follows `$#`: it is literal text (or a call of no macro).
     literal_next: bool,
@@ -61,6 +66,16 @@ fn is_ident(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }
 
+/// An operand's source as Velocity prints a failed one: trimmed, without
+/// the parentheses around it.
+fn operand_text(s: &str) -> Box<str> {
+    let mut t = s.trim();
+    while t.len() >= 2 && t.starts_with('(') && t.ends_with(')') {
+        t = t[1..t.len() - 1].trim();
+    }
+    t.into()
+}
+
 impl<'a> Parser<'a> {
     pub fn new(src: &'a str) -> Self {
         let mut line_starts = vec![0];
@@ -71,6 +86,7 @@ impl<'a> Parser<'a> {
             base: 0,
             line_starts: Arc::new(line_starts),
             depth: 0,
+            chain: 0,
             macros: HashMap::new(),
             literal_next: false,
         }
@@ -203,7 +219,11 @@ impl<'a> Parser<'a> {
         // The previous token was a reference: a `#set` right after it leaves
         // Velocity's lexer in its reference state, where `[` and `{` fail.
         let mut after_ref = false;
+        // The previous token was a reference ending in `.property` (not `${…}`):
+        // Velocity's lexer is then in a state where `##` starts no comment.
+        let mut after_prop = false;
         while self.i < b.len() {
+            let prop = std::mem::take(&mut after_prop);
             // Spaces and tabs that start a token belong to a `#set` after them.
             if matches!(b[self.i], b' ' | b'\t') {
                 let mut j = self.i;
@@ -230,6 +250,12 @@ impl<'a> Parser<'a> {
                             nodes.push(Node::Ref { reference, escapes: k as u32, raw });
                             self.i = after;
                             after_ref = true;
+                            continue;
+                        }
+                        if self.dollar_vanishes(n) {
+                            // `\$#end`: the backslashes belong to the `$`, which joins the directive.
+                            self.i = n + if b.get(n + 1) == Some(&b'!') { 2 } else { 1 };
+                            after_ref = false;
                             continue;
                         }
                         text.push_str(&self.src[start..n]);
@@ -274,6 +300,7 @@ impl<'a> Parser<'a> {
                 if let Some((reference, after)) = self.reference_at(self.i)? {
                     flush(&mut text, &mut nodes);
                     let raw = self.src[self.i..after].to_string();
+                    after_prop = !raw.ends_with('}') && matches!(reference.parts.last(), Some(Part::Property(_)));
                     nodes.push(Node::Ref { reference, escapes: 0, raw });
                     self.i = after;
                     after_ref = true;
@@ -286,6 +313,21 @@ impl<'a> Parser<'a> {
             if c == b'#' {
                 let at = self.i;
                 let rest = &b[at..];
+                if prop && rest.starts_with(b"##") {
+                    // `$a.b##…`: the first `#` joins a directive after it, or
+                    // both are text.
+                    let directive = self
+                        .directive_word(at + 1)
+                        .is_some_and(|(w, _)| DIRECTIVES.contains(&w) || self.macros.contains_key(w));
+                    if directive || self.set_at(at + 1).is_some() {
+                        self.i = at + 1;
+                    } else {
+                        text.push_str("##");
+                        self.i = at + 2;
+                    }
+                    after_ref = false;
+                    continue;
+                }
                 if rest.starts_with(b"##") {
                     // A line comment, with its newline.
                     let mut j = at + 2;
@@ -324,8 +366,8 @@ impl<'a> Parser<'a> {
                     self.i = after;
                     let node = self.set_directive(at)?;
                     nodes.push(node);
-                    if after_ref && matches!(b.get(self.i), Some(b'[' | b'{')) {
-                        return self.err(self.i, "unexpected `[` or `{` after a #set that follows a reference");
+                    if after_ref && b.get(self.i) == Some(&b'[') {
+                        return self.err(self.i, "unexpected `[` after a #set that follows a reference");
                     }
                     after_ref = false;
                     continue;
@@ -392,6 +434,11 @@ impl<'a> Parser<'a> {
                 if at + 1 == b.len() && self.base == 0 {
                     return self.err(at, "a `#` at the end of the template");
                 }
+                if b.get(at + 1) == Some(&b'$') && self.dollar_vanishes(at + 1) {
+                    // `#$#end`: the `#` joins the `$`, which joins the directive.
+                    self.i = at + 1;
+                    continue;
+                }
                 text.push('#');
                 self.i += 1;
                 continue;
@@ -421,27 +468,42 @@ impl<'a> Parser<'a> {
             return self.err(at, "a `$` at the end of the template");
         }
         self.i = end;
-        // The `$` joins the token after it (Velocity's lexer reads `$` as a
-        // prefix): before `#set`, `#if`, `#else`, `#elseif`, `#end` or a block
-        // comment it vanishes; before another directive, that directive
-        // becomes literal text.
-        let mut j = end;
-        while matches!(b.get(j), Some(b' ' | b'\t')) {
-            j += 1;
-        }
-        if self.set_at(j).is_some() || b[end..].starts_with(b"#*") {
+        if self.dollar_vanishes(at) {
             return Ok(());
         }
-        if b.get(end) == Some(&b'#') && !b[end..].starts_with(b"##") {
-            match self.directive_word(end) {
-                Some(("if" | "elseif" | "else" | "end", _)) => return Ok(()),
-                Some(_) => self.literal_next = true,
-                None => {}
-            }
+        // Before another directive, `$#name` is literal text.
+        if b.get(end) == Some(&b'#') && !b[end..].starts_with(b"##") && self.directive_word(end).is_some() {
+            self.literal_next = true;
         }
         let keep_bang = bang && matches!(b.get(end), Some(b'{' | b'$' | b'#'));
         text.push_str(if keep_bang { "$!" } else { "$" });
         Ok(())
+    }
+
+    /// Whether the `$` (or `$!`) at `at` joins a token that prints nothing:
+    /// `#set`, `#if`, `#elseif`, `#else`, `#end` or a block comment.
+    fn dollar_vanishes(&self, at: usize) -> bool {
+        let b = self.bytes();
+        let mut end = at + if b.get(at + 1) == Some(&b'!') { 2 } else { 1 };
+        // `$\$#end`: each `\…$` joins the next token too.
+        loop {
+            let mut k = end;
+            while b.get(k) == Some(&b'\\') {
+                k += 1;
+            }
+            if b.get(k) != Some(&b'$') {
+                break;
+            }
+            end = k + if b.get(k + 1) == Some(&b'!') { 2 } else { 1 };
+        }
+        let mut j = end;
+        while matches!(b.get(j), Some(b' ' | b'\t')) {
+            j += 1;
+        }
+        self.set_at(j).is_some()
+            || b[end.min(b.len())..].starts_with(b"#*")
+            || (b.get(end) == Some(&b'#')
+                && matches!(self.directive_word(end), Some(("if" | "elseif" | "else" | "end", _))))
     }
 
     /// `#set(` has been read: `$ref = expr )`.
@@ -840,6 +902,7 @@ impl<'a> Parser<'a> {
             base: self.base + offset,
             line_starts: Arc::clone(&self.line_starts),
             depth: self.depth,
+            chain: self.chain,
             macros: HashMap::new(),
             literal_next: false,
         };
@@ -860,42 +923,62 @@ impl<'a> Parser<'a> {
         e
     }
 
-    fn binary(&mut self, level: usize) -> Result<Expr, ParseError> {
-        const LEVELS: &[&[(&str, BinOp)]] = &[
-            &[("||", BinOp::Or)],
-            &[("&&", BinOp::And)],
-            &[("==", BinOp::Eq), ("!=", BinOp::Ne)],
-            &[("<", BinOp::Lt), ("<=", BinOp::Le), (">", BinOp::Gt), (">=", BinOp::Ge)],
-            &[("+", BinOp::Add), ("-", BinOp::Sub)],
-            &[("*", BinOp::Mul), ("/", BinOp::Div), ("%", BinOp::Mod)],
-        ];
-        let Some(ops) = LEVELS.get(level) else { return self.unary() };
-        let mut left = self.binary(level + 1)?;
+    /// Precedence climbing over the operators binding at least as tightly as `min`.
+    fn binary(&mut self, min: u8) -> Result<Expr, ParseError> {
+        fn op_of(t: &Token) -> Option<(u8, BinOp)> {
+            let Token::Op(o) = t else { return None };
+            Some(match *o {
+                "||" => (0, BinOp::Or),
+                "&&" => (1, BinOp::And),
+                "==" => (2, BinOp::Eq),
+                "!=" => (2, BinOp::Ne),
+                "<" => (3, BinOp::Lt),
+                "<=" => (3, BinOp::Le),
+                ">" => (3, BinOp::Gt),
+                ">=" => (3, BinOp::Ge),
+                "+" => (4, BinOp::Add),
+                "-" => (4, BinOp::Sub),
+                "*" => (5, BinOp::Mul),
+                "/" => (5, BinOp::Div),
+                "%" => (5, BinOp::Mod),
+                _ => return None,
+            })
+        }
+        skip_ws(self.src, &mut self.i);
+        let left_start = self.i;
+        let mut left = self.unary()?;
+        let mut left_end = self.i;
         // Each operator nests the tree one level deeper (`1+1+1…`): count it.
         let mut chained = 0;
         let result = loop {
             let save = self.i;
             let op = match self.token() {
-                Ok(Token::Op(o)) => ops.iter().find(|(s, _)| *s == o).map(|(_, op)| *op),
-                Ok(_) => None,
+                Ok(t) => op_of(&t).filter(|(prec, _)| *prec >= min),
                 Err(e) => break Err(e),
             };
-            let Some(op) = op else {
+            let Some((prec, op)) = op else {
                 self.i = save;
                 break Ok(left);
             };
-            if let Err(e) = self.enter(save) {
-                break Err(e);
-            }
+            self.chain += 1;
             chained += 1;
-            match self.binary(level + 1) {
+            if self.chain > MAX_CHAIN {
+                break self.err(save, format!("an expression chains more than {MAX_CHAIN} operators"));
+            }
+            skip_ws(self.src, &mut self.i);
+            let right_start = self.i;
+            match self.binary(prec + 1) {
+                Ok(right) if op == BinOp::Add => {
+                    let text = |s: usize, e: usize| operand_text(self.src.get(s..e).unwrap_or(""));
+                    let texts = (text(left_start, left_end), text(right_start, self.i));
+                    left = Expr::Add(Box::new(left), Box::new(right), Arc::new(texts));
+                }
                 Ok(right) => left = Expr::Binary(op, Box::new(left), Box::new(right)),
                 Err(e) => break Err(e),
             }
+            left_end = self.i;
         };
-        for _ in 0..chained {
-            self.leave();
-        }
+        self.chain -= chained;
         result
     }
 
