@@ -20,8 +20,16 @@ use tokio::net::TcpListener;
 /// The response body type of both listeners.
 pub type Body = Full<Bytes>;
 
-/// How long a client may take to send a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How a listener treats its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// How long a client may take to send a request's headers (HTTP/1.1)
+    /// before its connection is closed: a slow client cannot hold a
+    /// connection open forever.
+    pub header_read_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    pub grace: Duration,
+}
 
 /// Something that answers requests.
 pub trait Handler: Send + Sync + 'static {
@@ -29,17 +37,18 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Accepts connections on `listener` and serves them with `handler` until
-/// `shutdown` resolves; then stops accepting and waits (up to `grace`) for the
-/// requests in flight to finish.
+/// `shutdown` resolves; then stops accepting and waits (up to the grace
+/// period) for the requests in flight to finish.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
-    grace: Duration,
+    options: ServeOptions,
 ) {
+    let grace = options.grace;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.header_read_timeout).keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     tokio::pin!(shutdown);
     loop {

@@ -101,7 +101,10 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         .map_err(|e| ServerError::Bind { addr: server.admin_listen, message: e.to_string() })?;
 
     let (tx, rx) = watch::channel(false);
-    let grace = Duration::from_millis(server.shutdown_grace_ms);
+    let options = crate::http::ServeOptions {
+        header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
+        grace: Duration::from_millis(server.shutdown_grace_ms),
+    };
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
@@ -111,8 +114,8 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         AdminOptions { token, max_code_bytes: server.max_code_bytes, config_path: config.path.clone() },
     ));
     let tasks = vec![
-        tokio::spawn(crate::http::serve(gateway_listener, gateway.clone(), stop(rx.clone()), grace)),
-        tokio::spawn(crate::http::serve(admin_listener, admin, stop(rx.clone()), grace)),
+        tokio::spawn(crate::http::serve(gateway_listener, gateway.clone(), stop(rx.clone()), options)),
+        tokio::spawn(crate::http::serve(admin_listener, admin, stop(rx.clone()), options)),
     ];
     let evictor = runtime.spawn_evictor(Duration::from_secs(1));
     let mut rx_evict = rx;

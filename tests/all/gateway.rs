@@ -407,3 +407,20 @@ fn api_configuration_errors_name_the_key_and_line() {
         assert!(err.contains(needle) && err.contains(line), "{err} lacks {needle:?} / {line:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_slow_to_send_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with("header_read_timeout_ms = 500\n", &bundled_config());
+    let addr = server.gateway.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Half a request, then nothing.
+    stream.write_all(b"GET /prod/items HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection stayed open");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400), "closed after the timeout, not before");
+    // Other clients are served meanwhile and after.
+    assert_eq!(get(&server.url("/prod/items")).await.status, 200);
+}

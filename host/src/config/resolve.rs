@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub max_code_bytes: usize,
     pub engine: EngineOptions,
     pub shutdown_grace_ms: u64,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout_ms: u64,
 }
 
 /// Where a function's code comes from at bootstrap.
@@ -132,6 +134,13 @@ pub(super) fn resolve(
         max_code_bytes,
         engine,
         shutdown_grace_ms: s.shutdown_grace_ms.unwrap_or(30_000),
+        header_read_timeout_ms: match &s.header_read_timeout_ms {
+            None => 30_000,
+            Some(t) if *t.get_ref() == 0 => {
+                return cx.err(t.span(), "server.header_read_timeout_ms", "must be at least 1");
+            }
+            Some(t) => *t.get_ref(),
+        },
     };
 
     let mut functions = Vec::new();
