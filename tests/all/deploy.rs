@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, body_json, bundled_config, get, guest};
+use crate::common::{TestServer, body_json, bundled_config, get};
 
 const NOT_FOUND_V1: &str =
     r#"{"message": "Item $input.params('ID') not found", "errorType": "$input.path('$.errorType')"}"#;
@@ -138,5 +138,4 @@ fn test_invoke_shows_response_and_execution_log() {
         server.cli(&["test-invoke", "ItemsAPI", "GET", "/items/{ID}", "--stage", "prod", "--path", "ID=8"]);
     assert_eq!(code, 0);
     assert!(out.contains("Status: 404") && out.contains("pattern NotFoundError"), "{out}");
-    let _ = guest;
 }

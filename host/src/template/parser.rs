@@ -537,7 +537,7 @@ impl<'a> Parser<'a> {
         let mut current = self.paren_condition(at, "#if")?;
         let mut branches = Vec::new();
         loop {
-            let (body, end, end_at) = self.block()?;
+            let (body, end, _) = self.block()?;
             branches.push((current, body));
             match end {
                 BlockEnd::End => return Ok(Node::If { branches, otherwise: None }),
@@ -550,10 +550,7 @@ impl<'a> Parser<'a> {
                         _ => self.err(end_at, "#else or #elseif after #else"),
                     };
                 }
-                BlockEnd::Eof => {
-                    let _ = end_at;
-                    return self.err(at, "#if without #end");
-                }
+                BlockEnd::Eof => return self.err(at, "#if without #end"),
             }
         }
     }
