@@ -61,20 +61,27 @@ pub struct TestInvokeArgs {
     /// The stage whose deployment runs.
     #[arg(long)]
     stage: String,
-    /// A path parameter NAME=VALUE (repeatable).
-    #[arg(long = "path", value_name = "NAME=VALUE")]
-    path: Vec<String>,
-    /// A query string parameter NAME=VALUE (repeatable).
-    #[arg(long = "query", value_name = "NAME=VALUE")]
-    query: Vec<String>,
-    /// A header NAME=VALUE (repeatable).
-    #[arg(long = "header", value_name = "NAME=VALUE")]
-    header: Vec<String>,
+    #[command(flatten)]
+    params: RequestParams,
     /// The request body.
     #[arg(long)]
     body: Option<String>,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+/// The parameters of a sample request (`test-invoke`, `template render`).
+#[derive(Args)]
+pub struct RequestParams {
+    /// A path parameter NAME=VALUE (repeatable).
+    #[arg(long = "path", value_name = "NAME=VALUE")]
+    pub path: Vec<String>,
+    /// A query string parameter NAME=VALUE (repeatable).
+    #[arg(long = "query", value_name = "NAME=VALUE")]
+    pub query: Vec<String>,
+    /// A header NAME=VALUE (repeatable).
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub header: Vec<String>,
 }
 
 /// `NAME=VALUE` pairs as a JSON object.
@@ -123,9 +130,9 @@ pub async fn test_invoke(a: TestInvokeArgs) -> anyhow::Result<ExitCode> {
         "stage": a.stage,
         "method": a.method,
         "resource_path": a.resource_path,
-        "path": pairs("path", &a.path)?,
-        "query": pairs("query", &a.query)?,
-        "headers": pairs("header", &a.header)?,
+        "path": pairs("path", &a.params.path)?,
+        "query": pairs("query", &a.params.query)?,
+        "headers": pairs("header", &a.params.header)?,
         "body": a.body,
     });
     let r = a.client.client()?.send_json(Method::POST, &format!("/v1/apis/{}/test-invoke", a.api), &body).await?;

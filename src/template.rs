@@ -23,15 +23,8 @@ pub struct RenderArgs {
     /// The body (`$input.body`, `$input.path(…)`, `$input.json(…)`).
     #[arg(long, default_value = "")]
     body: String,
-    /// A path parameter NAME=VALUE (repeatable).
-    #[arg(long = "path", value_name = "NAME=VALUE")]
-    path: Vec<String>,
-    /// A query string parameter NAME=VALUE (repeatable).
-    #[arg(long = "query", value_name = "NAME=VALUE")]
-    query: Vec<String>,
-    /// A header NAME=VALUE (repeatable).
-    #[arg(long = "header", value_name = "NAME=VALUE")]
-    header: Vec<String>,
+    #[command(flatten)]
+    params: crate::api::RequestParams,
     /// A stage variable NAME=VALUE (repeatable).
     #[arg(long = "stage-var", value_name = "NAME=VALUE")]
     stage_var: Vec<String>,
@@ -92,9 +85,9 @@ pub fn run(cmd: TemplateCommand) -> anyhow::Result<ExitCode> {
     };
     let input = TemplateInput {
         body: a.body,
-        path: pairs("path", &a.path)?,
-        querystring: pairs("query", &a.query)?,
-        header: pairs("header", &a.header)?,
+        path: pairs("path", &a.params.path)?,
+        querystring: pairs("query", &a.params.query)?,
+        header: pairs("header", &a.params.header)?,
         stage_variables: pairs("stage-var", &a.stage_var)?,
     };
     let mut ctx = TemplateContext::new(context(&a.context)?);
