@@ -3,13 +3,16 @@
 # (hot instances, and a fresh instance per request) against a bare hyper
 # server returning the same bytes, in one run, with the ratios.
 #
-#   benches/load.sh [DURATION_SECONDS] [CONNECTIONS]     (default 10 s, 64)
+#   benches/load.sh [DURATION_SECONDS] [CONNECTIONS] [WRK_THREADS]   (default 10 s, 64, 1)
 #
+# wrk runs on the same machine as the servers: with one thread it takes at
+# most one of the 2 cores and leaves the other to the server under test.
 # Needs wrk (Debian: apt-get install wrk). Builds the release binaries first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 conns=${2:-64}
+threads=${3:-1}
 command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
 
 cargo build --release --quiet --bin wasmgate --example bare_hyper
@@ -34,14 +37,13 @@ admin=$(sed -n 's/^wasmgate: admin API listening on //p' "$work/wasmgate.out")
 bare=$(sed -n 's/^listening on //p' "$work/bare.out")
 [ -n "$gateway" ] && [ -n "$bare" ] || { cat "$work/wasmgate.err"; exit 1; }
 
-# dev runs $LATEST: give it a fresh instance per request (reuse = false),
-# with a few made ahead of traffic.
-WASMGATE_ADMIN=$admin target/release/wasmgate function update-config ItemsFunction --reuse false --min-warm 4 \
+# dev runs $LATEST: give it a fresh instance per request (reuse = false).
+WASMGATE_ADMIN=$admin target/release/wasmgate function update-config ItemsFunction --reuse false \
   --data-dir "$work/data" > /dev/null
 
 run() { # name url
-  wrk -t2 -c"$conns" -d2s "$2" > /dev/null   # warm-up
-  wrk -t2 -c"$conns" -d"${duration}s" --latency "$2" > "$work/$1.txt"
+  wrk -t"$threads" -c"$conns" -d2s "$2" > /dev/null   # warm-up
+  wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$2" > "$work/$1.txt"
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
   p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt")
@@ -57,7 +59,7 @@ curl -sf "$gateway/prod/items" | grep -q Pencil
 curl -sf "$gateway/dev/items" | grep -q Pencil
 
 bare_rps=$(echo "$bare_line" | awk '{print $2}')
-printf '\n%-34s %12s %10s %10s %8s\n' "server ($conns connections, ${duration}s)" "requests/s" "p50" "p99" "ratio"
+printf '\n%-34s %12s %10s %10s %8s\n' "server ($conns conns, $threads wrk thr, ${duration}s)" "requests/s" "p50" "p99" "ratio"
 for line in "$bare_line" "$hot_line" "$fresh_line"; do
   set -- $line
   case $1 in

@@ -172,12 +172,7 @@ impl LoadedVersion {
         };
         if !spec.config.reuse && spec.config.min_warm > 0 {
             // Top the pool of fresh instances up again, off this call's path.
-            let me = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = me.fill_to_min_warm().await {
-                    tracing::warn!(error = %e, "could not refill the warm pool");
-                }
-            });
+            self.refill_in_background();
         }
 
         let deadline = Instant::now() + timeout;

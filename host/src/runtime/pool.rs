@@ -42,6 +42,8 @@ pub struct LoadedVersion {
     engine: Engine,
     idle: Mutex<Vec<Idle>>,
     busy: AtomicU32,
+    /// A background refill of the warm pool is running.
+    refilling: std::sync::atomic::AtomicBool,
     pub(crate) warm_starts: AtomicU64,
     pub(crate) hot_starts: AtomicU64,
 }
@@ -54,6 +56,7 @@ impl LoadedVersion {
             engine,
             idle: Mutex::new(Vec::new()),
             busy: AtomicU32::new(0),
+            refilling: std::sync::atomic::AtomicBool::new(false),
             warm_starts: AtomicU64::new(0),
             hot_starts: AtomicU64::new(0),
         }
@@ -141,6 +144,21 @@ impl LoadedVersion {
         if idle.len() < MAX_IDLE.max(self.spec.config.min_warm as usize) {
             idle.push(Idle { instance, since: Instant::now() });
         }
+    }
+
+    /// Starts one background task that tops the pool up to `min_warm`,
+    /// unless one is running already (one task per shortfall, not per call).
+    pub(crate) fn refill_in_background(self: &std::sync::Arc<Self>) {
+        if self.idle_count() >= self.spec.config.min_warm as usize || self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.fill_to_min_warm().await {
+                tracing::warn!(error = %e, "could not refill the warm pool");
+            }
+            me.refilling.store(false, Ordering::Release);
+        });
     }
 
     /// Instantiates until `min_warm` instances are idle.
