@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Load benchmark: requests/s and latency of GET /prod/items through wasmgate
 # (hot instances, and a fresh instance per request) against a bare hyper
-# server returning the same bytes, in one run, with the ratios.
+# server returning the same bytes, in one run, with the ratios. A second
+# baseline, "bare hyper + wasmtime" (examples/hyper_wasmtime.rs: hyper calling
+# the same function through wasmgate's runtime alone, no gateway), shows what
+# the function call itself costs and what the gateway adds.
 #
 #   benches/load.sh [DURATION_SECONDS] [CONNECTIONS] [WRK_THREADS]   (default 10 s, 64, 1)
 #
@@ -15,7 +18,7 @@ conns=${2:-64}
 threads=${3:-1}
 command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
 
-cargo build --release --quiet --bin wasmgate --example bare_hyper
+cargo build --release --quiet --bin wasmgate --example bare_hyper --example hyper_wasmtime
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -28,14 +31,21 @@ WASMGATE_LOG=warn target/release/wasmgate serve --config "$work/gateway.toml" > 
 pids+=($!)
 target/release/examples/bare_hyper > "$work/bare.out" &
 pids+=($!)
+target/release/examples/hyper_wasmtime > "$work/loop.out" &
+pids+=($!)
+target/release/examples/hyper_wasmtime --fresh > "$work/loop-fresh.out" &
+pids+=($!)
 for _ in $(seq 100); do
-  grep -q "admin API listening" "$work/wasmgate.out" 2>/dev/null && grep -q listening "$work/bare.out" 2>/dev/null && break
+  grep -q "admin API listening" "$work/wasmgate.out" 2>/dev/null && grep -q listening "$work/bare.out" 2>/dev/null \
+    && grep -q listening "$work/loop.out" 2>/dev/null && grep -q listening "$work/loop-fresh.out" 2>/dev/null && break
   sleep 0.1
 done
 gateway=$(sed -n 's/^wasmgate: gateway listening on //p' "$work/wasmgate.out")
 admin=$(sed -n 's/^wasmgate: admin API listening on //p' "$work/wasmgate.out")
 bare=$(sed -n 's/^listening on //p' "$work/bare.out")
-[ -n "$gateway" ] && [ -n "$bare" ] || { cat "$work/wasmgate.err"; exit 1; }
+loop=$(sed -n 's/^listening on //p' "$work/loop.out")
+loop_fresh=$(sed -n 's/^listening on //p' "$work/loop-fresh.out")
+[ -n "$gateway" ] && [ -n "$bare" ] && [ -n "$loop" ] && [ -n "$loop_fresh" ] || { cat "$work/wasmgate.err"; exit 1; }
 
 # dev runs $LATEST: give it a fresh instance per request (reuse = false).
 WASMGATE_ADMIN=$admin target/release/wasmgate function update-config ItemsFunction --reuse false \
@@ -52,7 +62,9 @@ run() { # name url
 }
 
 bare_line=$(run bare "$bare/prod/items")
+loop_line=$(run loop "$loop/prod/items")
 hot_line=$(run hot "$gateway/prod/items")
+loop_fresh_line=$(run loop-fresh "$loop_fresh/prod/items")
 fresh_line=$(run fresh "$gateway/dev/items")
 # Every response must have been a 200 with the items.
 curl -sf "$gateway/prod/items" | grep -q Pencil
@@ -60,11 +72,13 @@ curl -sf "$gateway/dev/items" | grep -q Pencil
 
 bare_rps=$(echo "$bare_line" | awk '{print $2}')
 printf '\n%-34s %12s %10s %10s %8s\n' "server ($conns conns, $threads wrk thr, ${duration}s)" "requests/s" "p50" "p99" "ratio"
-for line in "$bare_line" "$hot_line" "$fresh_line"; do
+for line in "$bare_line" "$loop_line" "$hot_line" "$loop_fresh_line" "$fresh_line"; do
   set -- $line
   case $1 in
     bare) name="bare hyper (same bytes)";;
+    loop) name="bare hyper + wasmtime, hot";;
     hot) name="wasmgate, hot instances";;
+    loop-fresh) name="bare hyper + wasmtime, fresh";;
     fresh) name="wasmgate, fresh instance/request";;
   esac
   ratio=$(awk -v a="$2" -v b="$bare_rps" 'BEGIN {printf "%.2f", a / b}')

@@ -13,6 +13,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: a request allocates and frees
+/// many small values across threads, and glibc's malloc spends a tenth of a
+/// request's time in its free lists under load (`benches/README.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Self-hosted serverless APIs: REST routes to WebAssembly functions.
 #[derive(Parser)]
 #[command(name = "wasmgate", version, about, long_about = None)]

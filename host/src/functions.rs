@@ -204,17 +204,18 @@ impl Functions {
     ) -> Result<InvokeOutcome, FunctionsError> {
         let state = self.registry.snapshot();
         let target = state.resolve(qualified)?;
-        let version = target.pick(rand::random::<f64>());
-        let f = state.function(&target.function)?;
+        let version = if target.additional.is_some() { target.pick(rand::random::<f64>()) } else { target.primary };
+        let f = target.function;
         let not_found = || RegistryError::NotFound(format!("Function not found: {}:{version}", f.name));
+        let mut number = itoa::Buffer::new();
         let (sha, config, version_name) = match version {
-            VersionRef::Latest => (&f.code_sha256, &f.config, std::borrow::Cow::Borrowed("$LATEST")),
+            VersionRef::Latest => (&f.code_sha256, &f.config, "$LATEST"),
             VersionRef::Number(n) => {
                 let v = f.versions.get(&n).ok_or_else(not_found)?;
-                (&v.code_sha256, &v.config, std::borrow::Cow::Owned(n.to_string()))
+                (&v.code_sha256, &v.config, number.format(n))
             }
         };
-        let (loaded, cold) = match self.runtime.loaded_with(&f.name, &version_name, sha, config) {
+        let (loaded, cold) = match self.runtime.loaded_with(&f.name, version_name, sha, config) {
             Some(l) => (l, false),
             None => {
                 let spec = f.spec(version).ok_or_else(not_found)?;

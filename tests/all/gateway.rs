@@ -424,3 +424,53 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
     // Other clients are served meanwhile and after.
     assert_eq!(get(&server.url("/prod/items")).await.status, 200);
 }
+
+/// Reads one HTTP/1.1 response (headers and a `Content-Length` body) off a raw stream.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before a whole response: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_keep_alive_connection_is_closed_but_a_slow_request_in_flight_is_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with("header_read_timeout_ms = 300\n", &bundled_config());
+    let addr = server.gateway.trim_start_matches("http://").to_string();
+
+    // A request whose body arrives well after the timeout: in flight, so served.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /prod/items HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    slow.write_all(b"{}").await.unwrap();
+    let first = read_response(&mut slow).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(first.contains("Pencil"), "{first}");
+
+    // The same connection kept alive serves a second request at once …
+    slow.write_all(b"GET /prod/items HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut slow).await.starts_with("HTTP/1.1 200"));
+    // … and, left idle, is closed after the timeout.
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the idle connection stayed open");
+    assert!(rest.is_empty(), "unexpected bytes: {}", String::from_utf8_lossy(&rest));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200), "closed before the timeout");
+}

@@ -14,18 +14,27 @@ struct Item {
     price: f64,
 }
 
-const ITEMS: [Item; 4] = [
+static ITEMS: [Item; 4] = [
     Item { id: 1, name: "Pen", price: 2.5 },
     Item { id: 2, name: "Pencil", price: 1.5 },
     Item { id: 3, name: "Notebook", price: 4.0 },
     Item { id: 4, name: "Eraser", price: 0.5 },
 ];
 
-fn handle(event: Value, _ctx: &Context) -> Result<Value, Error> {
+/// The answer: the whole list or one item, serialised straight from the
+/// static data (no intermediate `Value`).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Output {
+    All(&'static [Item]),
+    One(&'static Item),
+}
+
+fn handle(event: Value, _ctx: &Context) -> Result<Output, Error> {
     println!("Event: {event}");
     let not_found = || Error::new("NotFoundError", "NotFoundError");
     let Some(id) = event.get("ID") else {
-        return serde_json::to_value(&ITEMS).map_err(|e| Error::new("Runtime.MarshalError", e.to_string()));
+        return Ok(Output::All(&ITEMS));
     };
     // `{"ID": 2}` from a mapping template, or `{"ID": "2"}` from a string parameter.
     let id = match id {
@@ -34,8 +43,7 @@ fn handle(event: Value, _ctx: &Context) -> Result<Value, Error> {
         _ => None,
     }
     .ok_or_else(not_found)?;
-    let item = ITEMS.iter().find(|item| item.id as f64 == id).ok_or_else(not_found)?;
-    serde_json::to_value(item).map_err(|e| Error::new("Runtime.MarshalError", e.to_string()))
+    ITEMS.iter().find(|item| item.id as f64 == id).map(Output::One).ok_or_else(not_found)
 }
 
 wasmgate_guest::handler!(handle);

@@ -175,10 +175,12 @@ fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: 
         .rsplit_once(':')
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
         .map_or(host.as_str(), |(h, _)| h);
+    let time = SystemTime::now();
+    let (request_id, extended_request_id, trace_id) = request::new_ids(time);
     GatewayRequest {
-        // Ids from the thread's user-space generator: no system call per request.
-        request_id: uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string(),
-        extended_request_id: pipeline::short_id(&rand::random::<u64>().to_string()),
+        request_id,
+        extended_request_id,
+        trace_id,
         method: parts.method.as_str().to_string(),
         // `//stage/x` is `/stage/x`.
         full_path: format!("/{}", parts.uri.path().trim_start_matches('/')),
@@ -193,7 +195,7 @@ fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: 
         source_ip: peer.ip(),
         host: host_name.to_ascii_lowercase(),
         protocol: if parts.version == hyper::Version::HTTP_2 { "HTTP/2.0" } else { "HTTP/1.1" },
-        time: SystemTime::now(),
+        time,
     }
 }
 

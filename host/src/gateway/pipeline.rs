@@ -229,7 +229,7 @@ pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, R
     response.headers.push(("x-amzn-RequestId".into(), req.request_id.clone()));
     response.headers.push(("x-amz-apigw-id".into(), req.extended_request_id.clone()));
     if !matches!(integration.kind, IntegrationKind::Mock) {
-        response.headers.push(("X-Amzn-Trace-Id".into(), format!("Root=1-{}", short_id(&req.request_id))));
+        response.headers.push(("X-Amzn-Trace-Id".into(), req.trace_id.clone()));
     }
     trace.log(|| format!("Method completed with status: {}", response.status));
     Ok(response)
@@ -310,7 +310,7 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     trace.log(|| format!("Endpoint request body after transformations: {event}"));
     let timeout = Duration::from_millis(method.spec.integration.timeout_ms);
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(timeout, functions.invoke(qualifier, event, &req.request_id)).await {
+    let outcome = match within(timeout, functions.invoke(qualifier, event, &req.request_id)).await {
         Err(_) => {
             trace.log(|| format!("Execution failed due to a timeout error after {} ms", timeout.as_millis()));
             return Err(Rejection::new(ResponseType::IntegrationTimeout, None));
@@ -335,14 +335,16 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
             started.elapsed().as_micros()
         )
     });
-    trace.invocation = Some(json!({
-        "event": serde_json::from_str::<Value>(event).unwrap_or(Value::Null),
-        "function": qualifier,
-        "version": outcome.version,
-        "start": outcome.start,
-        "duration_us": outcome.duration.as_micros() as u64,
-        "logs": outcome.logs,
-    }));
+    if trace.enabled {
+        trace.invocation = Some(json!({
+            "event": serde_json::from_str::<Value>(event).unwrap_or(Value::Null),
+            "function": qualifier,
+            "version": outcome.version,
+            "start": outcome.start,
+            "duration_us": outcome.duration.as_micros() as u64,
+            "logs": outcome.logs,
+        }));
+    }
     if let Err(e) = &outcome.result
         && e.kind == FailureKind::Timeout
     {
@@ -350,6 +352,23 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
         return Err(Rejection::new(ResponseType::IntegrationTimeout, None));
     }
     Ok(outcome)
+}
+
+/// Runs `call` for at most `timeout` (API Gateway's integration timeout).
+///
+/// A hot function call usually completes in its first poll (the guest runs
+/// to its end without yielding), so the timer — a registration in tokio's
+/// timer wheel, a measurable share of a small request — is armed only when
+/// the call is still pending after that poll; the deadline still counts from
+/// the start.
+async fn within<F: std::future::Future>(timeout: Duration, call: F) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => tokio::time::timeout_at(deadline, call).await,
+    }
 }
 
 /// A function integration (Lambda custom integration).
@@ -367,9 +386,9 @@ async fn function(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, 
         return Err(Rejection::internal());
     }
     let outcome = invoke(call, &event, trace).await?;
-    let (output, error_message) = match &outcome.result {
-        Ok(output) => (output.clone(), None),
-        Err(e) => (e.to_json(), Some(e.error_message.clone())),
+    let (output, error_message) = match outcome.result {
+        Ok(output) => (output, None),
+        Err(e) => (e.to_json(), Some(e.error_message)),
     };
     trace.log(|| format!("Endpoint response body before transformations: {output}"));
     let chosen = select_response(&method.spec.integration.responses, error_message.as_deref(), trace)?;
@@ -418,16 +437,19 @@ fn integration_response(
     trace: &mut Trace,
 ) -> Result<GatewayResponse, Rejection> {
     let mut status = chosen.map_or(200, |r| r.status);
-    let mut content_type = "application/json".to_string();
-    let accept = call.req.media_type("accept").filter(|m| m != "*/*").unwrap_or_else(|| "application/json".into());
-    let out = match chosen.and_then(|r| pick_template(&r.templates, &accept)) {
-        Some((media, t)) => {
-            content_type = media.to_string();
-            render(t, &call.input(body.clone()), ctx.get(), trace, "response")?
+    let template = match chosen {
+        Some(r) if !r.templates.is_empty() => {
+            let accept =
+                call.req.media_type("accept").filter(|m| m != "*/*").unwrap_or_else(|| "application/json".into());
+            pick_template(&r.templates, &accept)
         }
-        None => body.clone(),
+        _ => None,
     };
-    let mut headers = vec![("Content-Type".to_string(), content_type)];
+    let (content_type, rendered) = match template {
+        Some((media, t)) => (media, Some(render(t, &call.input(body.clone()), ctx.get(), trace, "response")?)),
+        None => ("application/json", None),
+    };
+    let mut headers = vec![("Content-Type".to_string(), content_type.to_string())];
     if let Some(r) = chosen {
         for (name, source) in &r.headers {
             let value = match source {
@@ -456,6 +478,7 @@ fn integration_response(
             set_header(&mut headers, &name, value);
         }
     }
+    let out = rendered.unwrap_or(body);
     trace.log(|| format!("Method response body after transformations: {out}"));
     Ok(GatewayResponse { status, headers, body: Bytes::from(out) })
 }

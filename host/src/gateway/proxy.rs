@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::pipeline::{short_id, template_context};
+use super::pipeline::template_context;
 use super::request::GatewayRequest;
 use super::stage::{CompiledStage, MethodEntry};
 
@@ -65,7 +65,7 @@ pub fn build_event(
         add("X-Forwarded-Proto".into(), "http".into());
     }
     if req.header("x-amzn-trace-id").is_none() {
-        add("X-Amzn-Trace-Id".into(), format!("Root=1-{}", short_id(&req.request_id)));
+        add("X-Amzn-Trace-Id".into(), req.trace_id.clone());
     }
 
     let mut query = Map::new();

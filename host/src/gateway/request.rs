@@ -13,6 +13,8 @@ use indexmap::IndexMap;
 pub struct GatewayRequest {
     pub request_id: String,
     pub extended_request_id: String,
+    /// The X-Ray trace id API Gateway adds (`Root=1-…`).
+    pub trace_id: String,
     pub method: String,
     /// The request path as received, with the stage (API Gateway's `$context.path`).
     pub full_path: String,
@@ -27,6 +29,29 @@ pub struct GatewayRequest {
     /// `HTTP/1.1` or `HTTP/2.0`.
     pub protocol: &'static str,
     pub time: SystemTime,
+}
+
+/// Fresh ids for a request, as API Gateway stamps them: the request id (a
+/// UUID), the extended request id (10 characters) and the X-Ray trace id
+/// (`Root=1-{the time, 8 hex digits}-{24 random hex digits}`). From the
+/// thread's user-space generator: no system call per request.
+pub fn new_ids(time: SystemTime) -> (String, String, String) {
+    use std::fmt::Write;
+    let random: [u8; 16] = rand::random();
+    let request_id = uuid::Builder::from_random_bytes(random).into_uuid().hyphenated().to_string();
+    let mut n: u64 = rand::random();
+    let extended: String = (0..10)
+        .map(|_| {
+            let c = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789="[(n % 63) as usize] as char;
+            n /= 63;
+            c
+        })
+        .collect();
+    let secs = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let tail: u128 = rand::random::<u128>() & ((1u128 << 96) - 1);
+    let mut trace_id = String::with_capacity(40);
+    let _ = write!(trace_id, "Root=1-{:08x}-{tail:024x}", secs as u32);
+    (request_id, extended, trace_id)
 }
 
 impl GatewayRequest {
@@ -85,6 +110,7 @@ mod tests {
         GatewayRequest {
             request_id: "r".into(),
             extended_request_id: "e".into(),
+            trace_id: "Root=1-00000000-000000000000000000000000".into(),
             method: "GET".into(),
             full_path: "/dev/items".into(),
             path: "/items".into(),
@@ -106,5 +132,18 @@ mod tests {
         assert_eq!(r.media_type("Content-Type").as_deref(), Some("application/json"));
         assert_eq!(r.clf_time(), "04/Mar/2020:19:15:17 +0000");
         assert_eq!(r.epoch_ms(), 1_583_349_317_000);
+    }
+
+    #[test]
+    fn ids_have_api_gateways_shapes() {
+        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(0x5759_e988);
+        let (id, extended, trace) = new_ids(time);
+        let (id2, _, trace2) = new_ids(time);
+        assert_eq!(id.len(), 36);
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
+        assert_eq!(extended.len(), 10);
+        assert!(trace.starts_with("Root=1-5759e988-"), "{trace}");
+        assert_eq!(trace.len(), "Root=1-5759e988-bd862e3fe1be46a994272793".len());
+        assert!(id != id2 && trace != trace2);
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Gateway;
-use super::pipeline::{Trace, short_id};
+use super::pipeline::Trace;
 use super::request::GatewayRequest;
 
 /// What to send.
@@ -65,10 +65,12 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
     let prefix = served_api.base_path.as_ref().map(|b| format!("/{b}")).unwrap_or_default();
     let query = (!t.query.is_empty())
         .then(|| form_urlencoded::Serializer::new(String::new()).extend_pairs(t.query.iter()).finish());
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let time = SystemTime::now();
+    let (request_id, extended_request_id, trace_id) = super::request::new_ids(time);
     let mut req = GatewayRequest {
-        extended_request_id: short_id(&request_id),
         request_id,
+        extended_request_id,
+        trace_id,
         method: t.method.to_ascii_uppercase(),
         full_path: format!("{prefix}/{}{path}", t.stage),
         path: String::new(),
@@ -78,7 +80,7 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
         source_ip: "127.0.0.1".parse().expect("an IP address"),
         host: served_api.hosts.first().cloned().unwrap_or_else(|| "test-invoke".into()),
         protocol: "HTTP/1.1",
-        time: SystemTime::now(),
+        time,
     };
     let started = Instant::now();
     let mut trace = Trace::enabled();

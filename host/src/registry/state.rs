@@ -124,14 +124,14 @@ impl<'a> Qualifier<'a> {
 }
 
 /// What a qualifier resolved to: one version, or two with a weight.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub function: String,
+#[derive(Debug, Clone)]
+pub struct Target<'a> {
+    pub function: &'a FunctionRecord,
     pub primary: VersionRef,
     pub additional: Option<(u32, f64)>,
 }
 
-impl Target {
+impl Target<'_> {
     /// Picks the version for one call: the additional version with its
     /// weight's probability, else the primary.
     pub fn pick(&self, roll: f64) -> VersionRef {
@@ -184,10 +184,10 @@ impl RegistryState {
     }
 
     /// Resolves `name[:qualifier]` to the version(s) it names.
-    pub fn resolve(&self, qualified: &str) -> Result<Target, RegistryError> {
+    pub fn resolve(&self, qualified: &str) -> Result<Target<'_>, RegistryError> {
         let q = Qualifier::parse(qualified);
         let f = self.function(q.function)?;
-        let target = |primary, additional| Target { function: f.name.clone(), primary, additional };
+        let target = |primary, additional| Target { function: f, primary, additional };
         let not_found = || RegistryError::NotFound(format!("Function not found: {qualified}"));
         match q.qualifier {
             None | Some("$LATEST") => Ok(target(VersionRef::Latest, None)),
@@ -229,7 +229,19 @@ mod tests {
 
     #[test]
     fn weighted_pick() {
-        let t = Target { function: "f".into(), primary: VersionRef::Number(2), additional: Some((1, 0.1)) };
+        let f = FunctionRecord {
+            name: "f".into(),
+            description: String::new(),
+            code_sha256: String::new(),
+            code_size: 0,
+            config: FunctionConfig::default(),
+            created: String::new(),
+            last_modified: String::new(),
+            versions: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+            next_version: 1,
+        };
+        let t = Target { function: &f, primary: VersionRef::Number(2), additional: Some((1, 0.1)) };
         assert_eq!(t.pick(0.05), VersionRef::Number(1));
         assert_eq!(t.pick(0.5), VersionRef::Number(2));
     }

@@ -117,6 +117,11 @@ impl Harness {
         check(self.hot.invoke(self.request()).await?)
     }
 
+    /// One call, on a reused instance (`fresh`: on a fresh one), with its outcome.
+    pub async fn call(&self, fresh: bool) -> Result<super::InvokeOutcome, RuntimeError> {
+        if fresh { self.fresh.invoke(self.request()).await } else { self.hot.invoke(self.request()).await }
+    }
+
     /// Measures every kind of start; returns one row each.
     pub async fn run(&self, samples: Samples) -> Result<Vec<Row>, RuntimeError> {
         let mut rows = Vec::new();

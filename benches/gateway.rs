@@ -1,0 +1,79 @@
+//! The gateway's own cost per request (criterion): `cargo bench --bench gateway`.
+//!
+//! The bundled `gateway.toml` served from a temporary data directory, and
+//! requests handed straight to `Gateway::dispatch` — routing, the stage's
+//! pipeline, the function call and the integration response, without the
+//! socket and HTTP parsing that the load benchmark (`benches/load.sh`) adds.
+//! Next to them, the items function called directly (the guest's own share).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::SystemTime;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use wasmgate_host::gateway::pipeline::Trace;
+use wasmgate_host::gateway::request::GatewayRequest;
+
+fn request(path: &str) -> GatewayRequest {
+    GatewayRequest {
+        request_id: "c0ffee00-0000-4000-8000-000000000000".into(),
+        extended_request_id: "abcdefghij".into(),
+        trace_id: "Root=1-00000000-000000000000000000000000".into(),
+        method: "GET".into(),
+        full_path: path.into(),
+        path: String::new(),
+        raw_query: None,
+        headers: vec![("host".into(), "localhost:8080".into()), ("accept".into(), "*/*".into())],
+        body: bytes::Bytes::new(),
+        source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        host: "localhost".into(),
+        protocol: "HTTP/1.1",
+        time: SystemTime::now(),
+    }
+}
+
+fn gateway(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("gateway.toml")).expect("bundled gateway.toml");
+    let text = text
+        .lines()
+        .map(|l| match l.split_once('=').map(|(k, _)| k.trim()) {
+            Some("listen") => "listen = \"127.0.0.1:0\"".to_string(),
+            Some("admin_listen") => "admin_listen = \"127.0.0.1:0\"".to_string(),
+            Some("data_dir") => format!("data_dir = {:?}", dir.path().join("data")),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = wasmgate_host::config::parse(&text, &root.join("gateway.toml")).expect("valid gateway.toml");
+    let server = rt.block_on(wasmgate_host::server::start(&config)).expect("server starts");
+    let gw = server.gateway.clone();
+
+    let mut group = c.benchmark_group("gateway");
+    for (name, path) in [
+        ("GET /prod/items (function)", "/prod/items"),
+        ("GET /dev/items/2 (function, request template)", "/dev/items/2"),
+        ("GET /dev/items/9 (function error → 404)", "/dev/items/9"),
+        ("GET /prod/nothing (403)", "/prod/nothing"),
+    ] {
+        let template = request(path);
+        let resp = rt.block_on(gw.dispatch(&mut template.clone(), &mut Trace::default()));
+        assert!(matches!(resp.status, 200 | 403 | 404), "{path}: {}", resp.status);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut req = template.clone();
+                rt.block_on(gw.dispatch(&mut req, &mut Trace::default())).status
+            })
+        });
+    }
+    let functions = server.functions.clone();
+    group.bench_function("ItemsFunction:prod alone (the guest's share)", |b| {
+        b.iter(|| rt.block_on(functions.invoke("ItemsFunction:prod", "{}", "bench")).expect("invoke").version)
+    });
+    group.finish();
+    rt.block_on(server.shutdown());
+}
+
+criterion_group!(benches, gateway);
+criterion_main!(benches);
