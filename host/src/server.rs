@@ -104,6 +104,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     let options = crate::http::ServeOptions {
         header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
         grace: Duration::from_millis(server.shutdown_grace_ms),
+        preserve_header_case: true,
     };
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -115,7 +116,12 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     ));
     let tasks = vec![
         tokio::spawn(crate::http::serve(gateway_listener, gateway.clone(), stop(rx.clone()), options)),
-        tokio::spawn(crate::http::serve(admin_listener, admin, stop(rx.clone()), options)),
+        tokio::spawn(crate::http::serve(
+            admin_listener,
+            admin,
+            stop(rx.clone()),
+            crate::http::ServeOptions { preserve_header_case: false, ..options },
+        )),
     ];
     let evictor = runtime.spawn_evictor(Duration::from_secs(1));
     let mut rx_evict = rx;

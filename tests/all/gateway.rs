@@ -154,7 +154,7 @@ async fn every_route_type_matches_as_api_gateway_does() {
     assert_eq!(event["queryStringParameters"], json!({"x": "2"}));
     assert_eq!(event["multiValueQueryStringParameters"], json!({"x": ["1", "2"]}));
     assert_eq!(event["body"], "payload");
-    assert_eq!(event["headers"]["X-Custom"], "v");
+    assert_eq!(event["headers"]["x-custom"], "v", "names as the client sent them");
     assert_eq!(event["requestContext"]["stage"], "v1");
     assert_eq!(event["stageVariables"], json!({"alias": "$LATEST"}));
 
@@ -163,6 +163,60 @@ async fn every_route_type_matches_as_api_gateway_does() {
     let r = http("GET", &server.url("/live/hello"), &[("host", "api.example.test")], "").await;
     assert_eq!(r.json(), json!({"api": "Hosted"}));
     assert_eq!(get(&server.url("/live/hello")).await.status, 403, "without the host it is another API's path");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_event_spells_header_names_as_the_client_sent_them() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start(ROUTES);
+    let addr = server.gateway.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Two requests in one write (pipelined), the first with a body that
+    // looks like a request head; then a chunked one.
+    let fake = "GET /x HTTP/1.1\r\nX-Not-A-Header: 1\r\n\r\n";
+    let first = format!(
+        "PUT /v1/files/a HTTP/1.1\r\nHost: x\r\nX-Mixed-Case: 1\r\nuser-agent: raw-client\r\nContent-Length: {}\r\n\r\n{fake}",
+        fake.len()
+    );
+    let second = "PUT /v1/files/b HTTP/1.1\r\nHOST: x\r\nX-SHOUT: 2\r\nContent-Length: 0\r\n\r\n";
+    stream.write_all(format!("{first}{second}").as_bytes()).await.unwrap();
+    let third =
+        "PUT /v1/files/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nx-Third: 3\r\n\r\n4\r\nbody\r\n0\r\n\r\n";
+    let mut events = Vec::new();
+    for extra in [None, None, Some(third)] {
+        if let Some(req) = extra {
+            stream.write_all(req.as_bytes()).await.unwrap();
+        }
+        let resp = read_response(&mut stream).await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        let body = resp.split_once("\r\n\r\n").unwrap().1;
+        events.push(serde_json::from_str::<Value>(body).unwrap());
+    }
+    let names = |e: &Value| e["headers"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(events[0]["pathParameters"]["path"], "a");
+    assert_eq!(events[0]["body"], fake);
+    assert!(names(&events[0]).contains(&"X-Mixed-Case".to_string()), "{:?}", names(&events[0]));
+    assert_eq!(events[0]["headers"]["user-agent"], "raw-client");
+    assert_eq!(events[0]["multiValueHeaders"]["X-Mixed-Case"], json!(["1"]));
+    assert!(!names(&events[0]).iter().any(|n| n.eq_ignore_ascii_case("x-not-a-header")));
+    assert_eq!(events[1]["pathParameters"]["path"], "b");
+    assert_eq!(events[1]["headers"]["X-SHOUT"], "2");
+    assert_eq!(events[1]["headers"]["HOST"], "x");
+    assert_eq!(events[2]["pathParameters"]["path"], "c");
+    assert_eq!(events[2]["body"], "body");
+    assert_eq!(events[2]["headers"]["x-Third"], "3");
+    // Over HTTP/2 names arrive lower-cased, as the client sends them.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = hyper::Request::put(server.url("/v1/files/h2"))
+        .header("X-Upper", "4")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["headers"]["x-upper"], "4");
 }
 
 const ERRORS: &str = r#"

@@ -186,11 +186,18 @@ fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: 
         full_path: format!("/{}", parts.uri.path().trim_start_matches('/')),
         path: String::new(),
         raw_query: parts.uri.query().map(str::to_string),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-            .collect(),
+        headers: {
+            // Names as the client spelled them where the listener recorded them.
+            let original = parts.extensions.get::<http::header_case::OriginalNames>();
+            parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let name = original.and_then(|o| o.spelling(k.as_str())).unwrap_or(k.as_str());
+                    (name.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())
+                })
+                .collect()
+        },
         body,
         source_ip: peer.ip(),
         host: host_name.to_ascii_lowercase(),

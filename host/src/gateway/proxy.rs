@@ -11,21 +11,6 @@ use super::pipeline::template_context;
 use super::request::GatewayRequest;
 use super::stage::{CompiledStage, MethodEntry};
 
-/// Header names as a browser or curl writes them (`content-type` →
-/// `Content-Type`); HTTP/1 and HTTP/2 deliver them lower-cased.
-fn title_case(name: &str) -> String {
-    name.split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
 fn null_if_empty(map: Map<String, Value>) -> Value {
     if map.is_empty() { Value::Null } else { Value::Object(map) }
 }
@@ -56,7 +41,8 @@ pub fn build_event(
         if lower == "content-length" || lower == "connection" {
             continue;
         }
-        add(title_case(name), value.clone());
+        // As the client spelled it, as API Gateway passes it on.
+        add(name.clone(), value.clone());
     }
     if req.header("x-forwarded-for").is_none() {
         add("X-Forwarded-For".into(), req.source_ip.to_string());
@@ -237,15 +223,4 @@ pub fn parse_response(output: &str, binary: bool) -> Result<ProxyResponse, Malfo
         headers.push(("Content-Type".into(), "application/json".into()));
     }
     Ok(ProxyResponse { status, headers, body })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn title_cases_header_names() {
-        assert_eq!(title_case("content-type"), "Content-Type");
-        assert_eq!(title_case("x-amzn-trace-id"), "X-Amzn-Trace-Id");
-    }
 }

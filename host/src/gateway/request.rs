@@ -21,7 +21,8 @@ pub struct GatewayRequest {
     /// The path after the stage, as received (not decoded).
     pub path: String,
     pub raw_query: Option<String>,
-    /// Headers in arrival order (names as the HTTP layer gives them).
+    /// Headers (names as the client spelled them over HTTP/1.1, lower-case
+    /// over HTTP/2, as it sends them).
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
     pub source_ip: IpAddr,

@@ -1,7 +1,8 @@
 //! HTTP plumbing shared by the gateway and the admin listener: the accept
 //! loop (HTTP/1.1 and HTTP/2 over cleartext, keep-alive, a header read
 //! timeout), graceful shutdown that finishes requests in flight, bounded body
-//! reading, and small response helpers.
+//! reading, and small response helpers. [`header_case`] records the header
+//! names of HTTP/1.1 requests as the client spelled them.
 //!
 //! The header read timeout is kept per connection, not per request: hyper's
 //! own (`http1().header_read_timeout`) arms a fresh timer for every request
@@ -28,6 +29,9 @@ use hyper::{Request, Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+
+pub mod header_case;
+use header_case::CaseRecorder;
 use tokio::time::Instant as TokioInstant;
 
 /// The response body type of both listeners.
@@ -42,6 +46,9 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub grace: Duration,
+    /// Record HTTP/1.1 header names as sent ([`header_case`]): each request
+    /// then carries a [`header_case::OriginalNames`] extension.
+    pub preserve_header_case: bool,
 }
 
 /// Something that answers requests.
@@ -84,9 +91,17 @@ pub async fn serve<H: Handler>(
         let handler = handler.clone();
         let activity = Arc::new(Activity::new(epoch));
         let watched = activity.clone();
-        let service = hyper::service::service_fn(move |req| {
+        let preserve_case = options.preserve_header_case;
+        let (stream, names) = CaseRecorder::new(stream, preserve_case);
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let handler = handler.clone();
             let activity = activity.clone();
+            if preserve_case
+                && req.version() != hyper::Version::HTTP_2
+                && let Some(original) = names.pop()
+            {
+                req.extensions_mut().insert(original);
+            }
             async move {
                 let _in_flight = activity.begin(req.version());
                 Ok::<_, Infallible>(handler.handle(req, peer).await)

@@ -1,0 +1,294 @@
+//! The header names of HTTP/1.1 requests as the client spelled them.
+//!
+//! hyper lower-cases header names (HTTP's names are case-insensitive, and
+//! hyper keeps its own record of the original case private), but API Gateway
+//! hands them to a proxy integration as the client sent them: `User-Agent`
+//! from curl, `user-agent` from a client that writes them so.
+//! [`CaseRecorder`] wraps a connection's stream and reads every request head
+//! that passes through it with `httparse`, following the bodies' framing
+//! (`Content-Length`, or chunked) to find the next head, and queues each
+//! head's names in order. The connection's service takes one entry per
+//! request ([`NameQueue::pop`]): hyper serves an HTTP/1.1 connection's
+//! requests in order, each after its whole head went through the recorder.
+//!
+//! Anything the recorder cannot follow — HTTP/2's preface, a head it cannot
+//! parse, an upgrade — turns it off for the connection; names then stay as
+//! hyper gives them (for HTTP/2, that is how the client sent them).
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Most bytes of one request head the recorder buffers (hyper refuses
+/// larger heads long before this).
+const MAX_HEAD: usize = 1 << 20;
+/// Most headers per request it reads (as hyper's default limit).
+const MAX_HEADERS: usize = 100;
+
+/// The header names of one request, in arrival order, as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginalNames(pub Vec<String>);
+
+impl OriginalNames {
+    /// The sent spelling of a (lower-cased) header name.
+    pub fn spelling<'a>(&'a self, name: &str) -> Option<&'a str> {
+        self.0.iter().find(|n| n.eq_ignore_ascii_case(name)).map(String::as_str)
+    }
+}
+
+/// One connection's recorded heads, oldest first.
+#[derive(Clone, Default)]
+pub struct NameQueue(Arc<Mutex<VecDeque<OriginalNames>>>);
+
+impl NameQueue {
+    /// The names of the next request the connection serves.
+    pub fn pop(&self) -> Option<OriginalNames> {
+        self.0.lock().pop_front()
+    }
+
+    fn push(&self, names: OriginalNames) {
+        self.0.lock().push_back(names);
+    }
+}
+
+/// Where the scanner is in the byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading a request head.
+    Head,
+    /// Skipping this many bytes of a `Content-Length` body.
+    Body(u64),
+    /// Reading a chunk-size line.
+    ChunkSize,
+    /// Skipping this many bytes of chunk data.
+    ChunkData(u64),
+    /// Skipping the CRLF after chunk data (bytes left).
+    ChunkEnd(u8),
+    /// Reading trailer lines up to the empty one.
+    Trailers,
+    /// Not following this connection any more.
+    Off,
+}
+
+/// Follows the requests in a stream of bytes.
+struct Scanner {
+    state: State,
+    /// The head (or chunk-size or trailer line) read so far.
+    pending: Vec<u8>,
+}
+
+impl Scanner {
+    fn new() -> Self {
+        Scanner { state: State::Head, pending: Vec::new() }
+    }
+
+    /// Consumes bytes as they are read, queueing every complete head.
+    fn feed(&mut self, mut bytes: &[u8], queue: &NameQueue) {
+        while !bytes.is_empty() {
+            match self.state {
+                State::Off => return,
+                State::Head => {
+                    let from = self.pending.len();
+                    self.pending.extend_from_slice(bytes);
+                    match self.parse_head(queue) {
+                        Some(used) => {
+                            // What followed the head, in this read.
+                            let rest = used.saturating_sub(from);
+                            bytes = &bytes[rest.min(bytes.len())..];
+                            self.pending.clear();
+                        }
+                        None => return,
+                    }
+                }
+                State::Body(left) => {
+                    let n = left.min(bytes.len() as u64);
+                    bytes = &bytes[n as usize..];
+                    self.state = if left == n { State::Head } else { State::Body(left - n) };
+                }
+                State::ChunkSize | State::Trailers => {
+                    let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+                        self.pending.extend_from_slice(bytes);
+                        if self.pending.len() > MAX_HEAD {
+                            self.state = State::Off;
+                        }
+                        return;
+                    };
+                    self.pending.extend_from_slice(&bytes[..end]);
+                    bytes = &bytes[end + 1..];
+                    let line = std::mem::take(&mut self.pending);
+                    let line = line.strip_suffix(b"\r").unwrap_or(&line);
+                    self.state = if self.state == State::Trailers {
+                        if line.is_empty() { State::Head } else { State::Trailers }
+                    } else {
+                        let size = line.split(|&b| b == b';').next().unwrap_or_default();
+                        match std::str::from_utf8(size).ok().and_then(|s| u64::from_str_radix(s.trim(), 16).ok()) {
+                            Some(0) => State::Trailers,
+                            Some(n) => State::ChunkData(n),
+                            None => State::Off,
+                        }
+                    };
+                }
+                State::ChunkData(left) => {
+                    let n = left.min(bytes.len() as u64);
+                    bytes = &bytes[n as usize..];
+                    self.state = if left == n { State::ChunkEnd(2) } else { State::ChunkData(left - n) };
+                }
+                State::ChunkEnd(left) => {
+                    let n = (left as usize).min(bytes.len());
+                    bytes = &bytes[n..];
+                    self.state = if n == left as usize { State::ChunkSize } else { State::ChunkEnd(left - n as u8) };
+                }
+            }
+        }
+    }
+
+    /// Parses the buffered head; on success queues its names, sets the body
+    /// state and returns the head's length.
+    fn parse_head(&mut self, queue: &NameQueue) -> Option<usize> {
+        // Blank lines between requests are allowed (RFC 9112 §2.2).
+        let skip = self.pending.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        if self.pending[skip..].starts_with(b"PRI * HTTP/2.0") {
+            self.state = State::Off;
+            return None;
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let len = match req.parse(&self.pending[skip..]) {
+            Ok(httparse::Status::Complete(len)) => skip + len,
+            Ok(httparse::Status::Partial) if self.pending.len() <= MAX_HEAD => return None,
+            _ => {
+                self.state = State::Off;
+                return None;
+            }
+        };
+        let mut chunked = false;
+        let mut length = 0u64;
+        let mut upgrade = false;
+        for h in req.headers.iter() {
+            if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = h.value.trim_ascii().to_ascii_lowercase().ends_with(b"chunked");
+            } else if h.name.eq_ignore_ascii_case("content-length") {
+                length = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+            } else if h.name.eq_ignore_ascii_case("upgrade") {
+                upgrade = true;
+            }
+        }
+        queue.push(OriginalNames(req.headers.iter().map(|h| h.name.to_string()).collect()));
+        self.state = match () {
+            _ if upgrade => State::Off,
+            _ if chunked => State::ChunkSize,
+            _ if length > 0 => State::Body(length),
+            _ => State::Head,
+        };
+        Some(len)
+    }
+}
+
+/// A connection's stream that records request heads on their way to hyper.
+pub struct CaseRecorder<S> {
+    inner: S,
+    scanner: Scanner,
+    queue: NameQueue,
+}
+
+impl<S> CaseRecorder<S> {
+    /// Wraps `inner`; the recorded names come out of the returned queue.
+    /// When not `enabled` the bytes pass through unread.
+    pub fn new(inner: S, enabled: bool) -> (Self, NameQueue) {
+        let queue = NameQueue::default();
+        let mut scanner = Scanner::new();
+        if !enabled {
+            scanner.state = State::Off;
+        }
+        (CaseRecorder { inner, scanner, queue: queue.clone() }, queue)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for CaseRecorder<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let me = &mut *self;
+        me.scanner.feed(&buf.filled()[before..], &me.queue);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for CaseRecorder<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(queue: &NameQueue) -> Vec<Vec<String>> {
+        std::iter::from_fn(|| queue.pop()).map(|n| n.0).collect()
+    }
+
+    fn scan(pieces: &[&[u8]]) -> (Vec<Vec<String>>, State) {
+        let queue = NameQueue::default();
+        let mut scanner = Scanner::new();
+        for p in pieces {
+            scanner.feed(p, &queue);
+        }
+        (names(&queue), scanner.state)
+    }
+
+    #[test]
+    fn records_heads_across_bodies_and_reads() {
+        let stream: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\nuser-agent: t\r\n\r\n\
+            POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 19\r\nX-Mixed-Case: 1\r\n\r\nGET /c HTTP/1.1\r\n\r\n\
+            POST /d HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nGET /\r\n0\r\nTrailer-X: 1\r\n\r\n\
+            \r\nGET /e HTTP/1.1\r\nACCEPT: */*\r\n\r\n";
+        let want = vec![
+            vec!["Host".to_string(), "user-agent".into()],
+            vec!["Host".into(), "Content-Length".into(), "X-Mixed-Case".into()],
+            vec!["Transfer-Encoding".into()],
+            vec!["ACCEPT".into()],
+        ];
+        // Whole, and byte by byte.
+        assert_eq!(scan(&[stream]), (want.clone(), State::Head));
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(scan(&bytes), (want, State::Head));
+    }
+
+    #[test]
+    fn turns_off_for_http2_and_garbage() {
+        assert_eq!(scan(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]), (vec![], State::Off));
+        assert_eq!(scan(&[b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"]).1, State::Off);
+        let (got, state) = scan(&[b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nbinary"]);
+        assert_eq!((got.len(), state), (1, State::Off));
+    }
+
+    #[test]
+    fn finds_the_spelling_of_a_name() {
+        let names = OriginalNames(vec!["User-Agent".into(), "x-lower".into()]);
+        assert_eq!(names.spelling("user-agent"), Some("User-Agent"));
+        assert_eq!(names.spelling("x-lower"), Some("x-lower"));
+        assert_eq!(names.spelling("accept"), None);
+    }
+}
