@@ -20,7 +20,7 @@ use super::stage::{CompiledStage, MethodEntry};
 use crate::config::api::{HeaderSource, IntegrationKind, IntegrationResponseSpec, Passthrough};
 use crate::functions::{Functions, FunctionsError};
 use crate::runtime::{FailureKind, InvokeOutcome};
-use crate::template::{Template, TemplateContext, TemplateInput};
+use crate::template::{Template, TemplateContext, TemplateInput, Val};
 
 /// A failure of the pipeline: a gateway response type, optionally with its
 /// message and status replaced.
@@ -98,36 +98,35 @@ pub fn short_id(text: &str) -> String {
         .collect()
 }
 
-/// `$context` of a request, as the mapping templates see it.
-pub fn template_context(stage: &CompiledStage, method: &MethodEntry, req: &GatewayRequest) -> Value {
-    let api_id = short_id(&stage.api.name);
-    json!({
-        "accountId": "000000000000",
-        "apiId": api_id,
-        "deploymentId": stage.deployment_id,
-        "domainName": req.host,
-        "domainPrefix": req.host.split('.').next().unwrap_or(""),
-        "extendedRequestId": req.extended_request_id,
-        "httpMethod": req.method,
-        "identity": {
-            "sourceIp": req.source_ip.to_string(),
-            "userAgent": req.header("user-agent"),
-            "apiKey": null,
-            "apiKeyId": null,
-            "accountId": null,
-            "caller": null,
-            "user": null,
-            "userArn": null,
-        },
-        "path": req.full_path,
-        "protocol": req.protocol,
-        "requestId": req.request_id,
-        "requestTime": req.clf_time(),
-        "requestTimeEpoch": req.epoch_ms(),
-        "resourceId": short_id(&method.spec.resource_path),
-        "resourcePath": method.spec.resource_path,
-        "stage": stage.stage,
-    })
+/// `$context` of a request, as the mapping templates see it (and, as JSON,
+/// the proxy event's `requestContext`). Built straight as template values:
+/// it is made for every request that runs a template.
+pub fn template_context(stage: &CompiledStage, method: &MethodEntry, req: &GatewayRequest) -> Val {
+    let mut identity = IndexMap::with_capacity(8);
+    identity.insert("sourceIp".to_string(), Val::str(req.source_ip.to_string()));
+    identity.insert("userAgent".to_string(), req.header("user-agent").map_or(Val::Null, Val::str));
+    for key in ["apiKey", "apiKeyId", "accountId", "caller", "user", "userArn"] {
+        identity.insert(key.to_string(), Val::Null);
+    }
+    let fields = [
+        ("accountId", Val::str("000000000000")),
+        ("apiId", Val::str(short_id(&stage.api.name))),
+        ("deploymentId", Val::str(stage.deployment_id.as_str())),
+        ("domainName", Val::str(req.host.as_str())),
+        ("domainPrefix", Val::str(req.host.split('.').next().unwrap_or(""))),
+        ("extendedRequestId", Val::str(req.extended_request_id.as_str())),
+        ("httpMethod", Val::str(req.method.as_str())),
+        ("identity", Val::new_map(identity)),
+        ("path", Val::str(req.full_path.as_str())),
+        ("protocol", Val::str(req.protocol)),
+        ("requestId", Val::str(req.request_id.as_str())),
+        ("requestTime", Val::str(req.clf_time())),
+        ("requestTimeEpoch", Val::Int(req.epoch_ms() as i64)),
+        ("resourceId", Val::str(short_id(&method.spec.resource_path))),
+        ("resourcePath", Val::str(method.spec.resource_path.as_str())),
+        ("stage", Val::str(stage.stage.as_str())),
+    ];
+    Val::new_map(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 fn template_input(
@@ -187,7 +186,7 @@ impl<'a> LazyContext<'a> {
 
     fn get(&mut self) -> &mut TemplateContext {
         let (stage, method, req) = (self.stage, self.method, self.req);
-        self.ctx.get_or_insert_with(|| TemplateContext::new(template_context(stage, method, req)))
+        self.ctx.get_or_insert_with(|| TemplateContext::from_val(template_context(stage, method, req)))
     }
 }
 

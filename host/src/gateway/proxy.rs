@@ -81,7 +81,7 @@ pub fn build_event(
     // `/stage//x` is `/x` in `path`; the stage-qualified path keeps it as sent.
     let path = if req.path.is_empty() { "/".to_string() } else { format!("/{}", req.path.trim_start_matches('/')) };
 
-    let mut context = template_context(stage, method, req);
+    let mut context = template_context(stage, method, req).to_json();
     if let Some(identity) = context.get_mut("identity").and_then(Value::as_object_mut) {
         for key in [
             "accessKey",

@@ -74,7 +74,7 @@ use indexmap::IndexMap;
 use serde_json::Value as Json;
 
 use ast::{Macro, Node, Pos};
-use value::Val;
+pub use value::Val;
 
 /// Largest template source (API Gateway's limit).
 pub const MAX_TEMPLATE_BYTES: usize = 300 * 1024;
@@ -184,7 +184,12 @@ fn child_map(parent: &Val, key: &str) -> Val {
 impl TemplateContext {
     /// A context from the request's `$context` values (a JSON object).
     pub fn new(context: Json) -> Self {
-        let root = match Val::from_json(&context) {
+        Self::from_val(Val::from_json(&context))
+    }
+
+    /// A context from `$context` as template values (a map).
+    pub fn from_val(root: Val) -> Self {
+        let root = match root {
             v @ Val::Map(_) => v,
             _ => Val::new_map(IndexMap::new()),
         };
