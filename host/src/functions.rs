@@ -204,7 +204,7 @@ impl Functions {
     ) -> Result<InvokeOutcome, FunctionsError> {
         let state = self.registry.snapshot();
         let target = state.resolve(qualified)?;
-        let version = if target.additional.is_some() { target.pick(rand::random::<f64>()) } else { target.primary };
+        let version = target.pick(rand::random::<f64>);
         let f = target.function;
         let not_found = || RegistryError::NotFound(format!("Function not found: {}:{version}", f.name));
         let mut number = itoa::Buffer::new();

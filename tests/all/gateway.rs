@@ -169,8 +169,7 @@ async fn every_route_type_matches_as_api_gateway_does() {
 async fn a_proxy_event_spells_header_names_as_the_client_sent_them() {
     use tokio::io::AsyncWriteExt;
     let server = TestServer::start(ROUTES);
-    let addr = server.gateway.trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut stream = raw_connection(&server).await;
     // Two requests in one write (pipelined), the first with a body that
     // looks like a request head; then a chunked one.
     let fake = "GET /x HTTP/1.1\r\nX-Not-A-Header: 1\r\n\r\n";
@@ -466,8 +465,7 @@ fn api_configuration_errors_name_the_key_and_line() {
 async fn a_client_slow_to_send_its_headers_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start_with("header_read_timeout_ms = 500\n", &bundled_config());
-    let addr = server.gateway.trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut stream = raw_connection(&server).await;
     // Half a request, then nothing.
     stream.write_all(b"GET /prod/items HTTP/1.1\r\nHost: x\r\n").await.unwrap();
     let started = std::time::Instant::now();
@@ -477,6 +475,11 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(400), "closed after the timeout, not before");
     // Other clients are served meanwhile and after.
     assert_eq!(get(&server.url("/prod/items")).await.status, 200);
+}
+
+/// A plain TCP connection to the gateway, for requests written byte by byte.
+async fn raw_connection(server: &TestServer) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(server.gateway.trim_start_matches("http://")).await.unwrap()
 }
 
 /// Reads one HTTP/1.1 response (headers and a `Content-Length` body) off a raw stream.
@@ -506,10 +509,9 @@ async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
 async fn an_idle_keep_alive_connection_is_closed_but_a_slow_request_in_flight_is_not() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start_with("header_read_timeout_ms = 300\n", &bundled_config());
-    let addr = server.gateway.trim_start_matches("http://").to_string();
 
     // A request whose body arrives well after the timeout: in flight, so served.
-    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut slow = raw_connection(&server).await;
     slow.write_all(b"GET /prod/items HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n").await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(900)).await;
     slow.write_all(b"{}").await.unwrap();

@@ -83,21 +83,6 @@ impl Trace {
     }
 }
 
-/// Stable short ids derived from names, standing in for API Gateway's ids.
-pub fn short_id(text: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    let mut n = h.finish();
-    (0..10)
-        .map(|_| {
-            let c = b"abcdefghijklmnopqrstuvwxyz0123456789"[(n % 36) as usize] as char;
-            n /= 36;
-            c
-        })
-        .collect()
-}
-
 /// `$context` of a request, as the mapping templates see it (and, as JSON,
 /// the proxy event's `requestContext`). Built straight as template values:
 /// it is made for every request that runs a template.
@@ -110,7 +95,7 @@ pub fn template_context(stage: &CompiledStage, method: &MethodEntry, req: &Gatew
     }
     let fields = [
         ("accountId", Val::str("000000000000")),
-        ("apiId", Val::str(short_id(&stage.api.name))),
+        ("apiId", Val::str(stage.api_id.as_str())),
         ("deploymentId", Val::str(stage.deployment_id.as_str())),
         ("domainName", Val::str(req.host.as_str())),
         ("domainPrefix", Val::str(req.host.split('.').next().unwrap_or(""))),
@@ -122,7 +107,7 @@ pub fn template_context(stage: &CompiledStage, method: &MethodEntry, req: &Gatew
         ("requestId", Val::str(req.request_id.as_str())),
         ("requestTime", Val::str(req.clf_time())),
         ("requestTimeEpoch", Val::Int(req.epoch_ms() as i64)),
-        ("resourceId", Val::str(short_id(&method.spec.resource_path))),
+        ("resourceId", Val::str(method.resource_id.as_str())),
         ("resourcePath", Val::str(method.spec.resource_path.as_str())),
         ("stage", Val::str(stage.stage.as_str())),
     ];

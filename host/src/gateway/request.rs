@@ -37,10 +37,11 @@ pub struct GatewayRequest {
 /// (`Root=1-{the time, 8 hex digits}-{24 random hex digits}`). From the
 /// thread's user-space generator: no system call per request.
 pub fn new_ids(time: SystemTime) -> (String, String, String) {
+    use rand::Rng;
     use std::fmt::Write;
-    let random: [u8; 16] = rand::random();
-    let request_id = uuid::Builder::from_random_bytes(random).into_uuid().hyphenated().to_string();
-    let mut n: u64 = rand::random();
+    let mut rng = rand::rng();
+    let request_id = uuid::Builder::from_random_bytes(rng.random()).into_uuid().hyphenated().to_string();
+    let mut n: u64 = rng.random();
     let extended: String = (0..10)
         .map(|_| {
             let c = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789="[(n % 63) as usize] as char;
@@ -49,7 +50,7 @@ pub fn new_ids(time: SystemTime) -> (String, String, String) {
         })
         .collect();
     let secs = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let tail: u128 = rand::random::<u128>() & ((1u128 << 96) - 1);
+    let tail: u128 = rng.random::<u128>() & ((1u128 << 96) - 1);
     let mut trace_id = String::with_capacity(40);
     let _ = write!(trace_id, "Root=1-{:08x}-{tail:024x}", secs as u32);
     (request_id, extended, trace_id)

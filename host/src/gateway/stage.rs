@@ -1,6 +1,7 @@
 //! A deployed stage, compiled for serving: the deployment's API (templates
 //! parsed, models compiled), its router, the stage's variables, and each
-//! function integration's qualifier with the stage variables substituted.
+//! function integration's qualifier with the stage variables substituted,
+//! and the stable ids `$context` shows (`apiId`, `resourceId`).
 //! Built once per deploy; requests only read it.
 
 use std::sync::Arc;
@@ -17,11 +18,15 @@ pub struct MethodEntry {
     pub spec: Arc<MethodSpec>,
     /// The function qualifier for this stage (`ItemsFunction:dev`).
     pub function: Option<String>,
+    /// `$context.resourceId`.
+    pub resource_id: String,
 }
 
 /// One stage of one API, serving one deployment.
 pub struct CompiledStage {
     pub api: Arc<ApiSpec>,
+    /// `$context.apiId`.
+    pub api_id: String,
     pub stage: String,
     pub deployment_id: String,
     pub variables: IndexMap<String, String>,
@@ -41,10 +46,12 @@ impl CompiledStage {
                 }
                 IntegrationKind::Mock => None,
             };
-            (m.resource_path.clone(), m.http_method.clone(), MethodEntry { spec: m.clone(), function })
+            let entry = MethodEntry { spec: m.clone(), function, resource_id: short_id(&m.resource_path) };
+            (m.resource_path.clone(), m.http_method.clone(), entry)
         });
         Some(match Router::new(routes) {
             Ok(router) => Ok(CompiledStage {
+                api_id: short_id(&api.name),
                 api: api.clone(),
                 stage: stage.to_string(),
                 deployment_id: deployment_id.to_string(),
@@ -54,4 +61,19 @@ impl CompiledStage {
             Err(e) => Err(e.to_string()),
         })
     }
+}
+
+/// Stable short ids derived from names, standing in for API Gateway's ids.
+pub fn short_id(text: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    let mut n = h.finish();
+    (0..10)
+        .map(|_| {
+            let c = b"abcdefghijklmnopqrstuvwxyz0123456789"[(n % 36) as usize] as char;
+            n /= 36;
+            c
+        })
+        .collect()
 }

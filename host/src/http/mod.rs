@@ -91,15 +91,12 @@ pub async fn serve<H: Handler>(
         let handler = handler.clone();
         let activity = Arc::new(Activity::new(epoch));
         let watched = activity.clone();
-        let preserve_case = options.preserve_header_case;
-        let (stream, names) = CaseRecorder::new(stream, preserve_case);
+        let (stream, names) = CaseRecorder::new(stream, options.preserve_header_case);
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let handler = handler.clone();
             let activity = activity.clone();
-            if preserve_case
-                && req.version() != hyper::Version::HTTP_2
-                && let Some(original) = names.pop()
-            {
+            // Nothing is queued when the recorder is off (disabled, HTTP/2).
+            if let Some(original) = names.pop() {
                 req.extensions_mut().insert(original);
             }
             async move {

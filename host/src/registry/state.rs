@@ -133,10 +133,11 @@ pub struct Target<'a> {
 
 impl Target<'_> {
     /// Picks the version for one call: the additional version with its
-    /// weight's probability, else the primary.
-    pub fn pick(&self, roll: f64) -> VersionRef {
+    /// weight's probability, else the primary. `roll` (uniform in [0, 1)) is
+    /// drawn only when there is an additional version.
+    pub fn pick(&self, roll: impl FnOnce() -> f64) -> VersionRef {
         match self.additional {
-            Some((v, weight)) if roll < weight => VersionRef::Number(v),
+            Some((v, weight)) if roll() < weight => VersionRef::Number(v),
             _ => self.primary,
         }
     }
@@ -242,7 +243,9 @@ mod tests {
             next_version: 1,
         };
         let t = Target { function: &f, primary: VersionRef::Number(2), additional: Some((1, 0.1)) };
-        assert_eq!(t.pick(0.05), VersionRef::Number(1));
-        assert_eq!(t.pick(0.5), VersionRef::Number(2));
+        assert_eq!(t.pick(|| 0.05), VersionRef::Number(1));
+        assert_eq!(t.pick(|| 0.5), VersionRef::Number(2));
+        let single = Target { additional: None, ..t };
+        assert_eq!(single.pick(|| unreachable!("no roll without a choice")), VersionRef::Number(2));
     }
 }

@@ -109,17 +109,18 @@ impl Harness {
 
     /// Instantiates a loaded version, calls it, drops the instance.
     pub async fn warm_once(&self) -> Result<(), RuntimeError> {
-        check(self.fresh.invoke(self.request()).await?)
+        check(self.call(true).await?)
     }
 
     /// Calls a reused instance.
     pub async fn hot_once(&self) -> Result<(), RuntimeError> {
-        check(self.hot.invoke(self.request()).await?)
+        check(self.call(false).await?)
     }
 
     /// One call, on a reused instance (`fresh`: on a fresh one), with its outcome.
     pub async fn call(&self, fresh: bool) -> Result<super::InvokeOutcome, RuntimeError> {
-        if fresh { self.fresh.invoke(self.request()).await } else { self.hot.invoke(self.request()).await }
+        let loaded = if fresh { &self.fresh } else { &self.hot };
+        loaded.invoke(self.request()).await
     }
 
     /// Measures every kind of start; returns one row each.
