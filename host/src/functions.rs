@@ -9,8 +9,12 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
+
 use crate::registry::{AliasRecord, AliasUpdate, FunctionRecord, Registry, RegistryError, VersionRecord, VersionRef};
-use crate::runtime::{FunctionConfig, InvokeOutcome, InvokeRequest, Runtime, RuntimeError, StartKind, VersionSpec};
+use crate::runtime::{
+    FunctionConfig, InvokeOutcome, InvokeRequest, LoadedVersion, Runtime, RuntimeError, StartKind, VersionSpec,
+};
 
 /// Errors of function operations.
 #[derive(Debug, thiserror::Error)]
@@ -202,32 +206,121 @@ impl Functions {
         event: &str,
         request_id: &str,
     ) -> Result<InvokeOutcome, FunctionsError> {
+        self.invoke_target(&FunctionTarget::new(qualified), event, request_id).await
+    }
+
+    /// Invokes a [`FunctionTarget`], resolving it through the registry only
+    /// when the registry changed since its last call.
+    pub async fn invoke_target(
+        &self,
+        target: &FunctionTarget,
+        event: &str,
+        request_id: &str,
+    ) -> Result<InvokeOutcome, FunctionsError> {
+        let request = InvokeRequest { event, request_id, invoked_qualifier: &target.qualified };
+        let generation = self.registry.generation();
+        let cached = target.resolved.load();
+        if let Some(resolved) = cached.as_ref().filter(|r| r.generation == generation) {
+            let loaded = resolved.pick(rand::random::<f64>).clone();
+            drop(cached);
+            return Ok(loaded.invoke(request).await?);
+        }
+        drop(cached);
+
         let state = self.registry.snapshot();
-        let target = state.resolve(qualified)?;
-        let version = target.pick(rand::random::<f64>);
-        let f = target.function;
-        let not_found = || RegistryError::NotFound(format!("Function not found: {}:{version}", f.name));
-        let mut number = itoa::Buffer::new();
-        let (sha, config, version_name) = match version {
-            VersionRef::Latest => (&f.code_sha256, &f.config, "$LATEST"),
-            VersionRef::Number(n) => {
-                let v = f.versions.get(&n).ok_or_else(not_found)?;
-                (&v.code_sha256, &v.config, number.format(n))
-            }
+        let resolved = state.resolve(&target.qualified)?;
+        let f = resolved.function;
+        // Remember the resolution when every version it can pick is loaded
+        // (a cold start is not remembered: the next call finds it loaded).
+        let primary = self.loaded_version(f, resolved.primary);
+        let additional = match resolved.additional {
+            Some((v, weight)) => self.loaded_version(f, VersionRef::Number(v)).map(|l| Some((l, weight))),
+            None => Some(None),
         };
-        let (loaded, cold) = match self.runtime.loaded_with(&f.name, version_name, sha, config) {
+        if let (Some(primary), Some(additional)) = (primary, additional) {
+            let resolved = Arc::new(Resolved { generation, primary, additional });
+            target.resolved.store(Some(resolved.clone()));
+            let loaded = resolved.pick(rand::random::<f64>).clone();
+            return Ok(loaded.invoke(request).await?);
+        }
+
+        let version = resolved.pick(rand::random::<f64>);
+        let not_found = || RegistryError::NotFound(format!("Function not found: {}:{version}", f.name));
+        let (loaded, cold) = match self.loaded_version(f, version) {
             Some(l) => (l, false),
             None => {
                 let spec = f.spec(version).ok_or_else(not_found)?;
                 let registry = self.registry.clone();
                 let sha = spec.code_sha256.clone();
-                self.runtime.prepare(&spec, &move || registry.code().get(&sha)).await?
+                // Boxed: the cold path's future is large, and inline it would
+                // make every hot call's future (moved on each request) as large.
+                Box::pin(self.runtime.prepare(&spec, &move || registry.code().get(&sha))).await?
             }
         };
-        let mut outcome = loaded.invoke(InvokeRequest { event, request_id, invoked_qualifier: qualified }).await?;
+        let mut outcome = loaded.invoke(request).await?;
         if cold {
             outcome.start = StartKind::Cold;
         }
         Ok(outcome)
+    }
+
+    /// The loaded code of one version of `f`, if it is loaded with the
+    /// registry's code and configuration.
+    fn loaded_version(&self, f: &FunctionRecord, version: VersionRef) -> Option<Arc<LoadedVersion>> {
+        let mut number = itoa::Buffer::new();
+        let (sha, config, name) = match version {
+            VersionRef::Latest => (&f.code_sha256, &f.config, "$LATEST"),
+            VersionRef::Number(n) => {
+                let v = f.versions.get(&n)?;
+                (&v.code_sha256, &v.config, number.format(n))
+            }
+        };
+        self.runtime.loaded_with(&f.name, name, sha, config)
+    }
+}
+
+/// A function qualifier as a stage's integration names it
+/// (`ItemsFunction:prod`), with its resolution — alias to version(s) to
+/// loaded code — kept until the registry changes. A request then reaches
+/// its instance pool without parsing the qualifier or looking anything up;
+/// an alias move, a publish or a code update changes the registry's
+/// generation and the next call resolves afresh.
+pub struct FunctionTarget {
+    qualified: String,
+    resolved: ArcSwapOption<Resolved>,
+}
+
+/// One resolution of a [`FunctionTarget`], valid for one registry generation.
+struct Resolved {
+    generation: u64,
+    primary: Arc<LoadedVersion>,
+    /// An alias's additional version and its weight.
+    additional: Option<(Arc<LoadedVersion>, f64)>,
+}
+
+impl Resolved {
+    /// The version for one call (the roll is drawn only for a weighted alias).
+    fn pick(&self, roll: impl FnOnce() -> f64) -> &Arc<LoadedVersion> {
+        match &self.additional {
+            Some((v, weight)) if roll() < *weight => v,
+            _ => &self.primary,
+        }
+    }
+}
+
+impl FunctionTarget {
+    pub fn new(qualified: impl Into<String>) -> Self {
+        FunctionTarget { qualified: qualified.into(), resolved: ArcSwapOption::empty() }
+    }
+
+    /// `name[:qualifier]`.
+    pub fn qualified(&self) -> &str {
+        &self.qualified
+    }
+}
+
+impl std::fmt::Debug for FunctionTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("FunctionTarget").field(&self.qualified).finish()
     }
 }

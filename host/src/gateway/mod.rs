@@ -108,8 +108,8 @@ impl Gateway {
         {
             status = s;
         }
-        let mut headers = rendered.headers;
-        headers.push(("x-amzn-RequestId".into(), ctx.request_id.clone()));
+        let mut headers = pipeline::header_map(rendered.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        pipeline::set_header(&mut headers, pipeline::REQUEST_ID.as_str(), &ctx.request_id);
         GatewayResponse { status, headers, body: bytes::Bytes::from(rendered.body) }
     }
 
@@ -182,8 +182,7 @@ fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: 
         extended_request_id,
         trace_id,
         method: parts.method.as_str().to_string(),
-        // `//stage/x` is `/stage/x`.
-        full_path: format!("/{}", parts.uri.path().trim_start_matches('/')),
+        full_path: normal_path(parts.uri.path()),
         path: String::new(),
         raw_query: parts.uri.query().map(str::to_string),
         headers: {
@@ -206,16 +205,19 @@ fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: 
     }
 }
 
+/// The request path with one leading slash (`//stage/x` is `/stage/x`).
+fn normal_path(path: &str) -> String {
+    match path.as_bytes() {
+        [b'/', second, ..] if *second != b'/' => path.to_string(),
+        _ => format!("/{}", path.trim_start_matches('/')),
+    }
+}
+
 /// Turns the pipeline's answer into an HTTP response.
 pub fn to_http(resp: GatewayResponse) -> Response<Body> {
     let mut out = Response::new(http_body_util::Full::new(resp.body));
     *out.status_mut() = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in resp.headers {
-        if let (Ok(n), Ok(v)) = (header::HeaderName::from_bytes(name.as_bytes()), header::HeaderValue::from_str(&value))
-        {
-            out.headers_mut().append(n, v);
-        }
-    }
+    *out.headers_mut() = resp.headers;
     out
 }
 

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
@@ -47,12 +48,47 @@ impl Rejection {
     }
 }
 
-/// The pipeline's answer.
+/// The pipeline's answer. Headers are kept as HTTP's types from the start:
+/// the fixed ones are constants, and the response goes out without a second
+/// parse.
 #[derive(Debug, Clone)]
 pub struct GatewayResponse {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+/// `x-amzn-RequestId`, on every response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+/// `x-amz-apigw-id` (the extended request id), on every routed response.
+pub const APIGW_ID: HeaderName = HeaderName::from_static("x-amz-apigw-id");
+/// `X-Amzn-Trace-Id`, on responses from a function.
+pub const TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
+/// Sets `name` to `value` (replacing what was there), if both are valid in
+/// HTTP; a value a function or template made that cannot be sent (a control
+/// character, say) is left out, as it cannot go on the wire.
+pub fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
+    match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        (Ok(n), Ok(v)) => {
+            headers.insert(n, v);
+        }
+        _ => tracing::debug!(header = name, "header left out: not a valid HTTP header"),
+    }
+}
+
+/// A header map of name/value pairs (later names replace earlier ones).
+pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        set_header(&mut headers, name, value);
+    }
+    headers
+}
+
+/// A header value made from text that is valid by construction (ids).
+fn text_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The execution log of one request (what the console's TEST button shows).
@@ -210,10 +246,10 @@ pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, R
         IntegrationKind::Function { .. } => function(call, trace).await?,
         IntegrationKind::FunctionProxy { .. } => proxy(call, trace).await?,
     };
-    response.headers.push(("x-amzn-RequestId".into(), req.request_id.clone()));
-    response.headers.push(("x-amz-apigw-id".into(), req.extended_request_id.clone()));
+    response.headers.insert(REQUEST_ID, text_value(&req.request_id));
+    response.headers.insert(APIGW_ID, text_value(&req.extended_request_id));
     if !matches!(integration.kind, IntegrationKind::Mock) {
-        response.headers.push(("X-Amzn-Trace-Id".into(), req.trace_id.clone()));
+        response.headers.insert(TRACE_ID, text_value(&req.trace_id));
     }
     trace.log(|| format!("Method completed with status: {}", response.status));
     Ok(response)
@@ -289,12 +325,19 @@ fn mock_status(text: &str) -> Option<u16> {
 /// Invokes the stage's function within the integration timeout.
 async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<InvokeOutcome, Rejection> {
     let Call { functions, method, req, .. } = call;
-    let qualifier = method.function.as_deref().unwrap_or_default();
+    let Some(target) = &method.function else {
+        return Err(Rejection::internal());
+    };
+    let qualifier = target.qualified();
     trace.log(|| format!("Endpoint request URI: function {qualifier}"));
     trace.log(|| format!("Endpoint request body after transformations: {event}"));
     let timeout = Duration::from_millis(method.spec.integration.timeout_ms);
     let started = Instant::now();
-    let outcome = match within(timeout, functions.invoke(qualifier, event, &req.request_id)).await {
+    // Boxed: the call's future is most of a request's state, and every
+    // future around it (up to the connection's) would otherwise carry it
+    // inline and be copied whole at each level.
+    let call = Box::pin(functions.invoke_target(target, event, &req.request_id));
+    let outcome = match within(timeout, call).await {
         Err(_) => {
             trace.log(|| format!("Execution failed due to a timeout error after {} ms", timeout.as_millis()));
             return Err(Rejection::new(ResponseType::IntegrationTimeout, None));
@@ -433,7 +476,12 @@ fn integration_response(
         Some((media, t)) => (media, Some(render(t, &call.input(body.clone()), ctx.get(), trace, "response")?)),
         None => ("application/json", None),
     };
-    let mut headers = vec![("Content-Type".to_string(), content_type.to_string())];
+    let mut headers = HeaderMap::new();
+    let json = HeaderValue::from_static("application/json");
+    let content_type = if content_type == "application/json" { Ok(json) } else { HeaderValue::from_str(content_type) };
+    if let Ok(v) = content_type {
+        headers.insert(CONTENT_TYPE, v);
+    }
     if let Some(r) = chosen {
         for (name, source) in &r.headers {
             let value = match source {
@@ -449,7 +497,7 @@ fn integration_response(
                 }
             };
             if let Some(v) = value {
-                set_header(&mut headers, name, v);
+                set_header(&mut headers, name, &v);
             }
         }
     }
@@ -459,17 +507,12 @@ fn integration_response(
             status = s;
         }
         for (name, value) in ctx.response_override_headers() {
-            set_header(&mut headers, &name, value);
+            set_header(&mut headers, &name, &value);
         }
     }
     let out = rendered.unwrap_or(body);
     trace.log(|| format!("Method response body after transformations: {out}"));
     Ok(GatewayResponse { status, headers, body: Bytes::from(out) })
-}
-
-fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
-    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-    headers.push((name.to_string(), value));
 }
 
 /// A function-proxy integration (Lambda proxy): the proxy event v1 in, the
@@ -492,7 +535,10 @@ async fn proxy(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rej
     trace.log(|| format!("Endpoint response body before transformations: {output}"));
     let binary = super::accepts_binary(stage, req);
     match super::proxy::parse_response(&output, binary) {
-        Ok(r) => Ok(GatewayResponse { status: r.status, headers: r.headers, body: Bytes::from(r.body) }),
+        Ok(r) => {
+            let headers = header_map(r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            Ok(GatewayResponse { status: r.status, headers, body: Bytes::from(r.body) })
+        }
         Err(e) => {
             trace.log(|| format!("Execution failed due to configuration error: Malformed Lambda proxy response: {e}"));
             Err(Rejection::new(ResponseType::IntegrationFailure, Some("Internal server error".into())).with_status(502))

@@ -35,25 +35,34 @@ pub struct GatewayRequest {
 /// Fresh ids for a request, as API Gateway stamps them: the request id (a
 /// UUID), the extended request id (10 characters) and the X-Ray trace id
 /// (`Root=1-{the time, 8 hex digits}-{24 random hex digits}`). From the
-/// thread's user-space generator: no system call per request.
+/// thread's user-space generator (no system call), written digit by digit
+/// (no formatting machinery: this runs for every request).
 pub fn new_ids(time: SystemTime) -> (String, String, String) {
     use rand::Rng;
-    use std::fmt::Write;
+    const EXTENDED: &[u8; 63] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789=";
     let mut rng = rand::rng();
-    let request_id = uuid::Builder::from_random_bytes(rng.random()).into_uuid().hyphenated().to_string();
+    let uuid = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+    let request_id = uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned();
     let mut n: u64 = rng.random();
-    let extended: String = (0..10)
-        .map(|_| {
-            let c = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789="[(n % 63) as usize] as char;
-            n /= 63;
-            c
-        })
-        .collect();
+    let mut extended = String::with_capacity(10);
+    for _ in 0..10 {
+        extended.push(EXTENDED[(n % 63) as usize] as char);
+        n /= 63;
+    }
     let secs = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let tail: u128 = rng.random::<u128>() & ((1u128 << 96) - 1);
     let mut trace_id = String::with_capacity(40);
-    let _ = write!(trace_id, "Root=1-{:08x}-{tail:024x}", secs as u32);
+    trace_id.push_str("Root=1-");
+    push_hex(&mut trace_id, u128::from(secs as u32), 8);
+    trace_id.push('-');
+    push_hex(&mut trace_id, rng.random::<u128>(), 24);
     (request_id, extended, trace_id)
+}
+
+/// Appends the low `digits` hex digits of `value`, lower-case.
+fn push_hex(out: &mut String, value: u128, digits: u32) {
+    for i in (0..digits).rev() {
+        out.push(b"0123456789abcdef"[((value >> (4 * i)) & 0xf) as usize] as char);
+    }
 }
 
 impl GatewayRequest {
@@ -146,6 +155,8 @@ mod tests {
         assert_eq!(extended.len(), 10);
         assert!(trace.starts_with("Root=1-5759e988-"), "{trace}");
         assert_eq!(trace.len(), "Root=1-5759e988-bd862e3fe1be46a994272793".len());
+        assert!(trace[16..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{trace}");
+        assert!(extended.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'='), "{extended}");
         assert!(id != id2 && trace != trace2);
     }
 }

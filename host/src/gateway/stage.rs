@@ -11,13 +11,15 @@ use indexmap::IndexMap;
 use super::router::Router;
 use crate::config::ApiSpec;
 use crate::config::api::{IntegrationKind, MethodSpec, substitute_stage_variables};
+use crate::functions::FunctionTarget;
 
 /// A method as a stage serves it.
 #[derive(Debug)]
 pub struct MethodEntry {
     pub spec: Arc<MethodSpec>,
-    /// The function qualifier for this stage (`ItemsFunction:dev`).
-    pub function: Option<String>,
+    /// The function this stage calls (`ItemsFunction:dev`), resolved once
+    /// per registry change.
+    pub function: Option<FunctionTarget>,
     /// `$context.resourceId`.
     pub resource_id: String,
 }
@@ -42,7 +44,7 @@ impl CompiledStage {
         let routes = api.methods.iter().map(|m| {
             let function = match &m.integration.kind {
                 IntegrationKind::Function { function } | IntegrationKind::FunctionProxy { function } => {
-                    Some(substitute_stage_variables(function, &variables))
+                    Some(FunctionTarget::new(substitute_stage_variables(function, &variables)))
                 }
                 IntegrationKind::Mock => None,
             };

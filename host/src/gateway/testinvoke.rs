@@ -86,8 +86,11 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
     let mut trace = Trace::enabled();
     let resp = gateway.dispatch(&mut req, &mut trace).await;
     let latency = started.elapsed();
-    let headers: serde_json::Map<String, Value> =
-        resp.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let headers: serde_json::Map<String, Value> = resp
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into())))
+        .collect();
     Ok(json!({
         "status": resp.status,
         "headers": headers,

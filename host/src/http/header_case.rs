@@ -30,14 +30,29 @@ const MAX_HEAD: usize = 1 << 20;
 /// Most headers per request it reads (as hyper's default limit).
 const MAX_HEADERS: usize = 100;
 
-/// The header names of one request, in arrival order, as sent.
+/// The header names of one request, in arrival order, as sent (kept in one
+/// string, a name per line: one allocation per request).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OriginalNames(pub Vec<String>);
+pub struct OriginalNames(String);
 
 impl OriginalNames {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut all = String::new();
+        for name in names {
+            all.push_str(name);
+            all.push('\n');
+        }
+        OriginalNames(all)
+    }
+
+    /// The names, in arrival order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.lines()
+    }
+
     /// The sent spelling of a (lower-cased) header name.
     pub fn spelling<'a>(&'a self, name: &str) -> Option<&'a str> {
-        self.0.iter().find(|n| n.eq_ignore_ascii_case(name)).map(String::as_str)
+        self.names().find(|n| n.eq_ignore_ascii_case(name))
     }
 }
 
@@ -92,17 +107,35 @@ impl Scanner {
         while !bytes.is_empty() {
             match self.state {
                 State::Off => return,
+                State::Head if self.pending.is_empty() => {
+                    // The usual case: the whole head in one read, parsed where it is.
+                    match parse_head(bytes, queue) {
+                        Head::Complete(len, next) => {
+                            bytes = &bytes[len..];
+                            self.state = next;
+                        }
+                        Head::Partial => {
+                            self.pending.extend_from_slice(bytes);
+                            return;
+                        }
+                        Head::Unreadable => self.state = State::Off,
+                    }
+                }
                 State::Head => {
                     let from = self.pending.len();
                     self.pending.extend_from_slice(bytes);
-                    match self.parse_head(queue) {
-                        Some(used) => {
+                    match parse_head(&self.pending, queue) {
+                        Head::Complete(len, next) => {
                             // What followed the head, in this read.
-                            let rest = used.saturating_sub(from);
-                            bytes = &bytes[rest.min(bytes.len())..];
+                            bytes = &bytes[len.saturating_sub(from).min(bytes.len())..];
                             self.pending.clear();
+                            self.state = next;
                         }
-                        None => return,
+                        Head::Partial if self.pending.len() <= MAX_HEAD => return,
+                        Head::Partial | Head::Unreadable => {
+                            self.state = State::Off;
+                            return;
+                        }
                     }
                 }
                 State::Body(left) => {
@@ -146,47 +179,53 @@ impl Scanner {
             }
         }
     }
+}
 
-    /// Parses the buffered head; on success queues its names, sets the body
-    /// state and returns the head's length.
-    fn parse_head(&mut self, queue: &NameQueue) -> Option<usize> {
-        // Blank lines between requests are allowed (RFC 9112 §2.2).
-        let skip = self.pending.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
-        if self.pending[skip..].starts_with(b"PRI * HTTP/2.0") {
-            self.state = State::Off;
-            return None;
-        }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let len = match req.parse(&self.pending[skip..]) {
-            Ok(httparse::Status::Complete(len)) => skip + len,
-            Ok(httparse::Status::Partial) if self.pending.len() <= MAX_HEAD => return None,
-            _ => {
-                self.state = State::Off;
-                return None;
-            }
-        };
-        let mut chunked = false;
-        let mut length = 0u64;
-        let mut upgrade = false;
-        for h in req.headers.iter() {
-            if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = h.value.trim_ascii().to_ascii_lowercase().ends_with(b"chunked");
-            } else if h.name.eq_ignore_ascii_case("content-length") {
-                length = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-            } else if h.name.eq_ignore_ascii_case("upgrade") {
-                upgrade = true;
-            }
-        }
-        queue.push(OriginalNames(req.headers.iter().map(|h| h.name.to_string()).collect()));
-        self.state = match () {
-            _ if upgrade => State::Off,
-            _ if chunked => State::ChunkSize,
-            _ if length > 0 => State::Body(length),
-            _ => State::Head,
-        };
-        Some(len)
+/// What [`parse_head`] found.
+enum Head {
+    /// A whole head of this many bytes; the state after it.
+    Complete(usize, State),
+    /// Not all of it yet.
+    Partial,
+    /// Not an HTTP/1.1 head the recorder can follow (or HTTP/2's preface).
+    Unreadable,
+}
+
+/// Parses a request head at the start of `buf`; when it is whole, queues
+/// its names and says how its body is framed.
+fn parse_head(buf: &[u8], queue: &NameQueue) -> Head {
+    // Blank lines between requests are allowed (RFC 9112 §2.2).
+    let skip = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    if buf[skip..].starts_with(b"PRI * HTTP/2.0") {
+        return Head::Unreadable;
     }
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(&buf[skip..], &mut headers) {
+        Ok(httparse::Status::Complete(len)) => skip + len,
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(_) => return Head::Unreadable,
+    };
+    let mut chunked = false;
+    let mut length = 0u64;
+    let mut upgrade = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h.value.trim_ascii().to_ascii_lowercase().ends_with(b"chunked");
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            length = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade = true;
+        }
+    }
+    queue.push(OriginalNames::new(req.headers.iter().map(|h| h.name)));
+    let next = match () {
+        _ if upgrade => State::Off,
+        _ if chunked => State::ChunkSize,
+        _ if length > 0 => State::Body(length),
+        _ => State::Head,
+    };
+    Head::Complete(len, next)
 }
 
 /// A connection's stream that records request heads on their way to hyper.
@@ -246,7 +285,7 @@ mod tests {
     use super::*;
 
     fn names(queue: &NameQueue) -> Vec<Vec<String>> {
-        std::iter::from_fn(|| queue.pop()).map(|n| n.0).collect()
+        std::iter::from_fn(|| queue.pop()).map(|n| n.names().map(String::from).collect()).collect()
     }
 
     fn scan(pieces: &[&[u8]]) -> (Vec<Vec<String>>, State) {
@@ -286,7 +325,7 @@ mod tests {
 
     #[test]
     fn finds_the_spelling_of_a_name() {
-        let names = OriginalNames(vec!["User-Agent".into(), "x-lower".into()]);
+        let names = OriginalNames::new(["User-Agent", "x-lower"]);
         assert_eq!(names.spelling("user-agent"), Some("User-Agent"));
         assert_eq!(names.spelling("x-lower"), Some("x-lower"));
         assert_eq!(names.spelling("accept"), None);

@@ -66,7 +66,7 @@ pub async fn serve<H: Handler>(
     options: ServeOptions,
 ) {
     let grace = options.grace;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut open = OpenConnections::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The header read timeout is the connection watchdog's (see the module docs).
     builder.http1().header_read_timeout(None).keep_alive(true);
@@ -104,20 +104,28 @@ pub async fn serve<H: Handler>(
                 Ok::<_, Infallible>(handler.handle(req, peer).await)
             }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let timeout = options.header_read_timeout;
+        let (mut stop, open_guard) = open.add();
         tokio::spawn(async move {
+            let _open = open_guard;
             tokio::pin!(conn);
             let watchdog = tokio::time::sleep(timeout);
             tokio::pin!(watchdog);
+            let mut stopping = false;
             loop {
                 tokio::select! {
+                    biased;
                     ended = &mut conn => {
                         if let Err(e) = ended {
                             tracing::debug!(error = %e, %peer, "connection ended with an error");
                         }
                         break;
+                    }
+                    // Shutdown: finish the request in flight, take no more.
+                    _ = &mut stop, if !stopping => {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
                     }
                     () = &mut watchdog => match watched.idle_deadline(timeout) {
                         // Idle for the whole timeout: close (nothing is in flight).
@@ -133,8 +141,50 @@ pub async fn serve<H: Handler>(
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, open.shut_down()).await.is_err() {
         tracing::warn!("requests still in flight after the grace period; closing");
+    }
+}
+
+/// The listener's open connections, for graceful shutdown: each gets a
+/// stop signal of its own and holds a guard until it ends.
+///
+/// hyper-util's `GracefulShutdown` does the same through one shared watch
+/// channel, whose every poll — at least twice per request on every
+/// connection — takes the channel's one lock; here a connection's poll
+/// touches only its own signal.
+struct OpenConnections {
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    done_tx: tokio::sync::mpsc::Sender<()>,
+    done_rx: tokio::sync::mpsc::Receiver<()>,
+}
+
+impl OpenConnections {
+    fn new() -> Self {
+        let (done_tx, done_rx) = tokio::sync::mpsc::channel(1);
+        OpenConnections { stops: Vec::new(), done_tx, done_rx }
+    }
+
+    /// A new connection's stop signal, and the guard it holds while open.
+    fn add(&mut self) -> (tokio::sync::oneshot::Receiver<()>, tokio::sync::mpsc::Sender<()>) {
+        if self.stops.len() == self.stops.capacity() {
+            // Forget the connections that ended (amortised: only when full).
+            self.stops.retain(|s| !s.is_closed());
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        self.stops.push(stop);
+        (stopped, self.done_tx.clone())
+    }
+
+    /// Tells every open connection to stop and waits until all have ended.
+    async fn shut_down(self) {
+        let OpenConnections { stops, done_tx, mut done_rx } = self;
+        for stop in stops {
+            let _ = stop.send(());
+        }
+        drop(done_tx);
+        // Every guard dropped: `recv` returns `None`.
+        while done_rx.recv().await.is_some() {}
     }
 }
 

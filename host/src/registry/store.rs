@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -82,6 +83,8 @@ pub struct Registry {
     db: Mutex<Connection>,
     code: CodeStore,
     state: ArcSwap<RegistryState>,
+    /// Counts the published snapshots (see [`Registry::generation`]).
+    generation: AtomicU64,
 }
 
 fn now() -> String {
@@ -121,12 +124,20 @@ impl Registry {
         if removed > 0 {
             tracing::info!(removed, "removed unreferenced code blobs");
         }
-        Ok(Registry { db: Mutex::new(conn), code, state: ArcSwap::from_pointee(state) })
+        Ok(Registry { db: Mutex::new(conn), code, state: ArcSwap::from_pointee(state), generation: AtomicU64::new(0) })
     }
 
     /// The current snapshot (cheap; never blocks on writers).
     pub fn snapshot(&self) -> Arc<RegistryState> {
         self.state.load_full()
+    }
+
+    /// Which snapshot is current: changes (after the new snapshot is
+    /// published) whenever anything does. Read it before [`Registry::snapshot`]
+    /// and whatever was derived from that snapshot stays valid for as long as
+    /// the generation is the same.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn code(&self) -> &CodeStore {
@@ -140,6 +151,7 @@ impl Registry {
         let result = change(&tx)?;
         tx.commit()?;
         self.state.store(Arc::new(load_state(&conn)?));
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(result)
     }
 
