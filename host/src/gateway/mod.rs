@@ -150,13 +150,12 @@ impl Gateway {
                 &ctx,
             );
         };
-        let path_params = found.path_params.clone();
-        let call =
-            pipeline::Call { functions: &self.functions, stage, method: found.value, path_params: &path_params, req };
+        let router::RouteMatch { value: method, resource_path, path_params } = found;
+        let call = pipeline::Call { functions: &self.functions, stage, method, path_params: &path_params, req };
         match pipeline::run(call, trace).await {
             Ok(response) => response,
             Err(rejection) => {
-                let ctx = ErrorContext::for_stage(req, stage, Some((found.resource_path, &path_params)));
+                let ctx = ErrorContext::for_stage(req, stage, Some((resource_path, &path_params)));
                 Self::reject(&stage.api.gateway_responses, &rejection, &ctx)
             }
         }

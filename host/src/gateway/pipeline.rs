@@ -111,6 +111,7 @@ impl Trace {
         self.log(line)
     }
 
+    #[inline]
     fn log(&mut self, line: impl FnOnce() -> String) {
         if self.enabled {
             let at = self.started.map(|s| s.elapsed().as_micros()).unwrap_or(0);

@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 
+use smallvec::SmallVec;
+
 /// Methods `ANY` stands for.
 const ANY_METHODS: &[&str] = &["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"];
 
@@ -182,7 +184,9 @@ impl<T> Router<T> {
     pub fn find(&self, method: &str, path: &str) -> Option<RouteMatch<'_, T>> {
         let trimmed = path.trim_start_matches('/');
         let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
-        let segments: Vec<&str> = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };
+        // On the stack for paths of up to 16 segments.
+        let segments: SmallVec<[&str; 16]> =
+            if trimmed.is_empty() { SmallVec::new() } else { trimmed.split('/').collect() };
         let mut params = Vec::new();
         let (methods, value) = walk(&self.root, &segments, 0, trimmed, method, &mut params)?;
         Some(RouteMatch { value, resource_path: &methods.resource_path, path_params: params })
