@@ -6,6 +6,10 @@
 //! replacing `$LATEST`) loads and warms the target before the switch. This is
 //! what the admin API, the bootstrap from `gateway.toml`, and the gateway's
 //! function integrations call.
+//!
+//! A gateway's integration calls through a [`FunctionTarget`]: its
+//! qualifier resolved to loaded code once per registry generation, so a
+//! request goes straight to the instance pool.
 
 use std::sync::Arc;
 

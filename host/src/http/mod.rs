@@ -14,6 +14,10 @@
 //! the connections hyper's timer would close. A request in flight is never
 //! cut: its connection is not idle. (HTTP/1 only, as hyper's: an HTTP/2
 //! connection is exempt once it has carried a request.)
+//!
+//! Graceful shutdown is kept per connection too ([`OpenConnections`]): each
+//! connection has its own stop signal, so serving a request touches nothing
+//! that other connections share.
 
 use std::convert::Infallible;
 use std::future::Future;

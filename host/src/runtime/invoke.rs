@@ -183,15 +183,15 @@ impl LoadedVersion {
         }
         instance.store.set_epoch_deadline(1);
         let ctx = types::Context {
-            request_id: req.request_id.to_string(),
-            function_name: spec.function.clone(),
-            function_version: spec.version.clone(),
-            invoked_qualifier: req.invoked_qualifier.to_string(),
+            request_id: req.request_id,
+            function_name: &spec.function,
+            function_version: &spec.version,
+            invoked_qualifier: req.invoked_qualifier,
             memory_limit_mb: spec.config.memory_mb,
             remaining_time_ms: spec.config.timeout_ms,
             deadline_ms: unix_ms(SystemTime::now() + timeout),
         };
-        let call = instance.handler.call_handle(&mut instance.store, req.event, &ctx).await;
+        let call = instance.handler.call_handle(&mut instance.store, req.event, ctx).await;
         let logs = instance.logs.drain();
         let result = match call {
             Ok(Ok(output)) => Ok(output),

@@ -43,6 +43,8 @@ pub(crate) mod bindings {
         path: "wit",
         world: "handler",
         exports: { default: async },
+        // The context passed on every call borrows its strings (no copies per call).
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 }
 use bindings::HandlerPre;
