@@ -181,10 +181,12 @@ fn pick_template<'a>(
 fn render(
     template: &Template,
     input: &TemplateInput,
-    ctx: &mut TemplateContext,
+    ctx: &mut LazyContext<'_>,
     trace: &mut Trace,
     what: &str,
 ) -> Result<String, Rejection> {
+    let mut unused = TemplateContext::unused();
+    let ctx = if template.uses_context() { ctx.get() } else { &mut unused };
     template.render(input, ctx).map_err(|e| {
         tracing::warn!(error = %e, "{what} mapping template failed");
         trace.log(|| format!("Execution failed due to configuration error: {what} mapping template: {e}"));
@@ -192,8 +194,9 @@ fn render(
     })
 }
 
-/// `$context` of one request, made only when a template needs it (a request
-/// without templates never pays for it).
+/// `$context` of one request, made only when a template uses it (a request
+/// without such templates never pays for it; one built for the request
+/// template is the one the response template sees).
 struct LazyContext<'a> {
     stage: &'a CompiledStage,
     method: &'a MethodEntry,
@@ -292,7 +295,7 @@ async fn mock(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Reje
     let mut ctx = call.context();
     let status = match request_template(method, req, trace)? {
         Some(t) => {
-            let rendered = render(t, &input, ctx.get(), trace, "request")?;
+            let rendered = render(t, &input, &mut ctx, trace, "request")?;
             trace.log(|| format!("Endpoint request body after transformations: {rendered}"));
             mock_status(&rendered).ok_or_else(|| {
                 trace.log(|| "Execution failed: the mock request template gave no integer statusCode".into());
@@ -405,7 +408,7 @@ async fn function(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, 
     let body = String::from_utf8_lossy(&req.body).into_owned();
     let mut ctx = call.context();
     let event = match request_template(method, req, trace)? {
-        Some(t) => render(t, &call.input(body.clone()), ctx.get(), trace, "request")?,
+        Some(t) => render(t, &call.input(body.clone()), &mut ctx, trace, "request")?,
         None if body.trim().is_empty() => "{}".into(),
         None => body,
     };
@@ -474,7 +477,7 @@ fn integration_response(
         _ => None,
     };
     let (content_type, rendered) = match template {
-        Some((media, t)) => (media, Some(render(t, &call.input(body.clone()), ctx.get(), trace, "response")?)),
+        Some((media, t)) => (media, Some(render(t, &call.input(body.clone()), ctx, trace, "response")?)),
         None => ("application/json", None),
     };
     let mut headers = HeaderMap::new();

@@ -125,6 +125,8 @@ pub struct Template {
     nodes: Vec<Node>,
     macros: HashMap<String, Macro>,
     source_len: usize,
+    /// Whether the source mentions `context` (see [`Template::uses_context`]).
+    uses_context: bool,
 }
 
 impl fmt::Debug for Template {
@@ -188,6 +190,12 @@ impl TemplateContext {
     }
 
     /// A context from `$context` as template values (a map).
+    /// A context for a template that does not use one
+    /// ([`Template::uses_context`]): nothing in it, nothing built.
+    pub fn unused() -> Self {
+        TemplateContext { root: Val::Null }
+    }
+
     pub fn from_val(root: Val) -> Self {
         let root = match root {
             v @ Val::Map(_) => v,
@@ -269,7 +277,22 @@ impl Template {
         }
         let mut parser = parser::Parser::new(source);
         let nodes = parser.parse()?;
-        Ok(Template { nodes, macros: std::mem::take(&mut parser.macros), source_len: source.len() })
+        Ok(Template {
+            nodes,
+            macros: std::mem::take(&mut parser.macros),
+            source_len: source.len(),
+            uses_context: source.contains("context"),
+        })
+    }
+
+    /// Whether rendering may read or write `$context`. A template can reach
+    /// `$context` only by naming it (`$context`, `${context}`, or an alias
+    /// set from one), so one whose source never spells `context` cannot, and
+    /// the gateway need not build `$context` for it — the seed's request
+    /// template `{ "ID": $input.params("ID") }` is such a one. (Conservative:
+    /// the word in plain text counts too.)
+    pub fn uses_context(&self) -> bool {
+        self.uses_context
     }
 
     /// Renders the template for one request. `context` is shared with the

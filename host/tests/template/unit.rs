@@ -520,3 +520,17 @@ fn limits() {
         "{self=(this Map)} eq false"
     );
 }
+
+#[test]
+fn knows_which_templates_use_context() {
+    let uses = |source: &str| Template::parse(source).unwrap().uses_context();
+    // The seed's request template: the gateway need not build `$context` for it.
+    assert!(!uses(r#"{ "ID": $input.params("ID") }"#));
+    assert!(!uses("#foreach($i in $input.path('$')) $i.name #end"));
+    assert!(uses("$context.requestId"));
+    assert!(uses("#set($c = ${context})$c.stage"));
+    assert!(uses("#set($context.responseOverride.status = 404)"));
+    // A template that does not use it renders with an unused one.
+    let mut unused = TemplateContext::unused();
+    assert_eq!(render_with(r#"{"n": $input.json('$.n')}"#, &body(r#"{"n": 3}"#), &mut unused), r#"{"n": 3}"#);
+}
