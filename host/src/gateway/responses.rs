@@ -7,8 +7,6 @@
 
 use std::collections::HashMap;
 
-use indexmap::IndexMap;
-
 use super::request::GatewayRequest;
 use super::stage::CompiledStage;
 
@@ -96,55 +94,38 @@ pub enum ResponseConfigError {
     Header { kind: &'static str, header: String },
 }
 
-/// What a failure is rendered from: the request and, once routed, its stage.
-#[derive(Debug, Clone, Default)]
-pub struct ErrorContext {
-    pub request_id: String,
-    pub stage: String,
-    pub resource_path: String,
-    pub stage_variables: IndexMap<String, String>,
-    pub headers: Vec<(String, String)>,
-    pub path_params: Vec<(String, String)>,
-    pub query: IndexMap<String, String>,
-    /// Other `$context` values (`httpMethod`, `path`, `apiId` …).
-    pub context: IndexMap<String, String>,
+/// What a failure is rendered from: the request and, once routed, its stage
+/// and resource. Borrowed: a gateway response looks up only what its
+/// template and header mappings name (most name nothing but the message).
+#[derive(Clone, Copy, Default)]
+pub struct ErrorContext<'a> {
+    pub request: Option<&'a GatewayRequest>,
+    pub stage: Option<&'a CompiledStage>,
+    /// The matched resource path and its path parameters.
+    pub resource: Option<(&'a str, &'a [(String, String)])>,
 }
 
-impl ErrorContext {
+impl<'a> ErrorContext<'a> {
     /// For a request not (yet) routed to a stage.
-    pub fn for_request(req: &GatewayRequest) -> Self {
-        let mut context = IndexMap::new();
-        context.insert("httpMethod".into(), req.method.clone());
-        context.insert("path".into(), req.full_path.clone());
-        context.insert("requestId".into(), req.request_id.clone());
-        context.insert("extendedRequestId".into(), req.extended_request_id.clone());
-        context.insert("identity.sourceIp".into(), req.source_ip.to_string());
-        ErrorContext {
-            request_id: req.request_id.clone(),
-            headers: req.headers.clone(),
-            query: req.query(),
-            context,
-            ..Default::default()
-        }
+    pub fn for_request(req: &'a GatewayRequest) -> Self {
+        ErrorContext { request: Some(req), stage: None, resource: None }
     }
 
     /// For a request routed to a stage (and maybe a resource).
     pub fn for_stage(
-        req: &GatewayRequest,
-        stage: &CompiledStage,
-        resource: Option<(&str, &[(String, String)])>,
+        req: &'a GatewayRequest,
+        stage: &'a CompiledStage,
+        resource: Option<(&'a str, &'a [(String, String)])>,
     ) -> Self {
-        let mut ctx = ErrorContext::for_request(req);
-        ctx.stage = stage.stage.clone();
-        ctx.stage_variables = stage.variables.clone();
-        ctx.context.insert("stage".into(), stage.stage.clone());
-        ctx.context.insert("deploymentId".into(), stage.deployment_id.clone());
-        if let Some((path, params)) = resource {
-            ctx.resource_path = path.to_string();
-            ctx.path_params = params.to_vec();
-            ctx.context.insert("resourcePath".into(), path.to_string());
-        }
-        ctx
+        ErrorContext { request: Some(req), stage: Some(stage), resource }
+    }
+
+    pub fn request_id(&self) -> &'a str {
+        self.request.map_or("", |r| r.request_id.as_str())
+    }
+
+    fn stage_variable(&self, name: &str) -> Option<&'a str> {
+        self.stage?.variables.get(name).map(String::as_str)
     }
 }
 
@@ -247,28 +228,36 @@ fn header_value(source: &str, ctx: &ErrorContext) -> Option<String> {
         return Some(v.to_string());
     }
     if let Some(h) = source.strip_prefix("method.request.header.") {
-        return ctx.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(h)).map(|(_, v)| v.clone());
+        return ctx.request?.header(h).map(str::to_string);
     }
     if let Some(p) = source.strip_prefix("method.request.path.") {
-        return ctx.path_params.iter().find(|(k, _)| k == p).map(|(_, v)| v.clone());
+        return ctx.resource?.1.iter().find(|(k, _)| k == p).map(|(_, v)| v.clone());
     }
     if let Some(q) = source.strip_prefix("method.request.querystring.") {
-        return ctx.query.get(q).cloned();
+        return ctx.request?.query().swap_remove(q);
     }
     if let Some(v) = source.strip_prefix("stageVariables.") {
-        return ctx.stage_variables.get(v).cloned();
+        return ctx.stage_variable(v).map(str::to_string);
     }
     let c = source.strip_prefix("context.")?;
     context_value(c, ctx)
 }
 
+/// `$context.NAME` of a gateway response (undefined: `None`).
 fn context_value(name: &str, ctx: &ErrorContext) -> Option<String> {
-    match name {
-        "requestId" => Some(ctx.request_id.clone()),
-        "stage" => Some(ctx.stage.clone()),
-        "resourcePath" => Some(ctx.resource_path.clone()),
-        other => ctx.context.get(other).cloned(),
-    }
+    let req = ctx.request;
+    let stage = ctx.stage;
+    Some(match name {
+        "requestId" => ctx.request_id().to_string(),
+        "extendedRequestId" => req?.extended_request_id.clone(),
+        "httpMethod" => req?.method.clone(),
+        "path" => req?.full_path.clone(),
+        "identity.sourceIp" => req?.source_ip.to_string(),
+        "stage" => stage?.stage.clone(),
+        "deploymentId" => stage?.deployment_id.clone(),
+        "resourcePath" => ctx.resource?.0.to_string(),
+        _ => return None,
+    })
 }
 
 /// JSON string literal of `s` (with quotes).
@@ -305,7 +294,7 @@ fn substitute(template: &str, kind: ResponseType, message: &str, ctx: &ErrorCont
             "context.error.responseType" => Some(kind.as_str().to_string()),
             n if n.starts_with("context.") => Some(context_value(&n["context.".len()..], ctx).unwrap_or_default()),
             n if n.starts_with("stageVariables.") => {
-                Some(ctx.stage_variables.get(&n["stageVariables.".len()..]).cloned().unwrap_or_default())
+                Some(ctx.stage_variable(&n["stageVariables.".len()..]).unwrap_or_default().to_string())
             }
             _ => None,
         };
@@ -328,21 +317,53 @@ fn substitute(template: &str, kind: ResponseType, message: &str, ctx: &ErrorCont
 mod tests {
     use super::*;
 
-    fn ctx() -> ErrorContext {
-        ErrorContext {
+    const CONFIG: &str = r#"
+[apis.Pets.resources."/pets/{petId}".GET.integration]
+type = "mock"
+
+[apis.Pets.stages.dev]
+variables = { a = "b" }
+"#;
+
+    /// A request for `/dev/pets/7?q=x` with `Accept: text/html`, routed.
+    struct Fixture {
+        req: GatewayRequest,
+        stage: CompiledStage,
+        params: Vec<(String, String)>,
+    }
+
+    fn fixture() -> Fixture {
+        let config = crate::config::parse(CONFIG, std::path::Path::new("gateway.toml")).expect("a valid config");
+        let api = std::sync::Arc::new(config.apis.into_iter().next().expect("one API"));
+        let stage = CompiledStage::new(api, "dev", "d1").expect("the dev stage").expect("it compiles");
+        let req = GatewayRequest {
             request_id: "req-1".into(),
-            stage: "dev".into(),
-            resource_path: "/pets/{petId}".into(),
-            stage_variables: [("a".to_string(), "b".to_string())].into_iter().collect(),
+            extended_request_id: "ext".into(),
+            trace_id: String::new(),
+            method: "GET".into(),
+            full_path: "/dev/pets/7".into(),
+            path: "/pets/7".into(),
+            raw_query: Some("q=x".into()),
             headers: vec![("Accept".into(), "text/html".into())],
-            path_params: vec![("petId".into(), "7".into())],
-            query: [("q".to_string(), "x".to_string())].into_iter().collect(),
-            context: IndexMap::new(),
+            body: bytes::Bytes::new(),
+            source_ip: "127.0.0.1".parse().expect("an address"),
+            host: "localhost".into(),
+            protocol: "HTTP/1.1",
+            time: std::time::SystemTime::UNIX_EPOCH,
+        };
+        Fixture { req, stage, params: vec![("petId".into(), "7".into())] }
+    }
+
+    impl Fixture {
+        fn ctx(&self) -> ErrorContext<'_> {
+            ErrorContext::for_stage(&self.req, &self.stage, Some(("/pets/{petId}", &self.params)))
         }
     }
 
     #[test]
     fn defaults_match_aws() {
+        let f = fixture();
+        let ctx = || f.ctx();
         let r = GatewayResponses::default();
         let m = r.render(ResponseType::MissingAuthenticationToken, None, &ctx());
         assert_eq!(m.status, 403);
@@ -360,6 +381,8 @@ mod tests {
 
     #[test]
     fn customisation_and_class_fallback() {
+        let f = fixture();
+        let ctx = || f.ctx();
         let r = GatewayResponses::new([
             (
                 ResponseType::MissingAuthenticationToken,
@@ -373,7 +396,7 @@ mod tests {
                     ],
                     templates: vec![(
                         "application/json".into(),
-                        "{\"message\": $context.error.messageString, \"type\": \"$context.error.responseType\", \"stage\": \"$context.stage\", \"var\": \"$stageVariables.a\"}".into(),
+                        "{\"message\": $context.error.messageString, \"type\": \"$context.error.responseType\", \"stage\": \"$context.stage\", \"var\": \"$stageVariables.a\", \"at\": \"$context.httpMethod $context.resourcePath $context.requestId\"}".into(),
                     )],
                 },
             ),
@@ -384,7 +407,7 @@ mod tests {
         assert_eq!(m.status, 404);
         assert_eq!(
             m.body,
-            r#"{"message": "Missing Authentication Token", "type": "MISSING_AUTHENTICATION_TOKEN", "stage": "dev", "var": "b"}"#
+            r#"{"message": "Missing Authentication Token", "type": "MISSING_AUTHENTICATION_TOKEN", "stage": "dev", "var": "b", "at": "GET /pets/{petId} req-1"}"#
         );
         for (k, v) in [
             ("Access-Control-Allow-Origin", "a.b.c"),
