@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 
-use crate::registry::{AliasRecord, AliasUpdate, FunctionRecord, Registry, RegistryError, VersionRecord, VersionRef};
+use crate::registry::{
+    AliasRecord, AliasUpdate, FunctionRecord, Registry, RegistryError, VersionRecord, VersionRef, weighted_pick,
+};
 use crate::runtime::{
     FunctionConfig, InvokeOutcome, InvokeRequest, LoadedVersion, Runtime, RuntimeError, StartKind, VersionSpec,
 };
@@ -305,10 +307,7 @@ struct Resolved {
 impl Resolved {
     /// The version for one call (the roll is drawn only for a weighted alias).
     fn pick(&self, roll: impl FnOnce() -> f64) -> &Arc<LoadedVersion> {
-        match &self.additional {
-            Some((v, weight)) if roll() < *weight => v,
-            _ => &self.primary,
-        }
+        weighted_pick(&self.primary, self.additional.as_ref().map(|(v, weight)| (v, *weight)), roll)
     }
 }
 

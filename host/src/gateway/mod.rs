@@ -108,8 +108,8 @@ impl Gateway {
         {
             status = s;
         }
-        let mut headers = pipeline::header_map(rendered.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        pipeline::set_header(&mut headers, pipeline::REQUEST_ID.as_str(), ctx.request_id());
+        let mut headers = pipeline::header_map(&rendered.headers);
+        headers.insert(pipeline::REQUEST_ID, pipeline::text_value(ctx.request_id()));
         GatewayResponse { status, headers, body: bytes::Bytes::from(rendered.body) }
     }
 

@@ -78,7 +78,7 @@ pub fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
 }
 
 /// A header map of name/value pairs (later names replace earlier ones).
-pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> HeaderMap {
+pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, value) in pairs {
         set_header(&mut headers, name, value);
@@ -87,7 +87,7 @@ pub fn header_map<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> He
 }
 
 /// A header value made from text that is valid by construction (ids).
-fn text_value(text: &str) -> HeaderValue {
+pub(super) fn text_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -540,7 +540,7 @@ async fn proxy(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rej
     let binary = super::accepts_binary(stage, req);
     match super::proxy::parse_response(&output, binary) {
         Ok(r) => {
-            let headers = header_map(r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let headers = header_map(&r.headers);
             Ok(GatewayResponse { status: r.status, headers, body: Bytes::from(r.body) })
         }
         Err(e) => {

@@ -243,19 +243,20 @@ fn header_value(source: &str, ctx: &ErrorContext) -> Option<String> {
     context_value(c, ctx)
 }
 
-/// `$context.NAME` of a gateway response (undefined: `None`).
+/// `$context.NAME` of a gateway response (undefined: `None`). `requestId`,
+/// `stage` and `resourcePath` are always defined (empty before routing).
 fn context_value(name: &str, ctx: &ErrorContext) -> Option<String> {
     let req = ctx.request;
     let stage = ctx.stage;
     Some(match name {
         "requestId" => ctx.request_id().to_string(),
+        "stage" => stage.map_or("", |s| s.stage.as_str()).to_string(),
+        "resourcePath" => ctx.resource.map_or("", |(path, _)| path).to_string(),
         "extendedRequestId" => req?.extended_request_id.clone(),
         "httpMethod" => req?.method.clone(),
         "path" => req?.full_path.clone(),
         "identity.sourceIp" => req?.source_ip.to_string(),
-        "stage" => stage?.stage.clone(),
         "deploymentId" => stage?.deployment_id.clone(),
-        "resourcePath" => ctx.resource?.0.to_string(),
         _ => return None,
     })
 }
@@ -426,5 +427,26 @@ variables = { a = "b" }
             ResponseConfigError::NotCustomisable
         );
         assert_eq!(r.render(ResponseType::RequestTooLarge, None, &ctx()).status, 413);
+    }
+
+    #[test]
+    fn before_routing_stage_and_resource_path_are_empty() {
+        let f = fixture();
+        let r = GatewayResponses::new([(
+            ResponseType::MissingAuthenticationToken,
+            Customisation {
+                headers: vec![
+                    ("x-stage".into(), "context.stage".into()),
+                    ("x-deployment".into(), "context.deploymentId".into()),
+                ],
+                templates: vec![("application/json".into(), "[$context.stage|$context.resourcePath]".into())],
+                ..Default::default()
+            },
+        )])
+        .unwrap();
+        let m = r.render(ResponseType::MissingAuthenticationToken, None, &ErrorContext::for_request(&f.req));
+        assert_eq!(m.body, "[|]");
+        assert!(m.headers.contains(&("x-stage".into(), String::new())), "{:?}", m.headers);
+        assert!(!m.headers.iter().any(|(k, _)| k == "x-deployment"), "{:?}", m.headers);
     }
 }

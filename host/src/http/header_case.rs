@@ -107,31 +107,27 @@ impl Scanner {
         while !bytes.is_empty() {
             match self.state {
                 State::Off => return,
-                State::Head if self.pending.is_empty() => {
-                    // The usual case: the whole head in one read, parsed where it is.
-                    match parse_head(bytes, queue) {
-                        Head::Complete(len, next) => {
-                            bytes = &bytes[len..];
-                            self.state = next;
-                        }
-                        Head::Partial => {
-                            self.pending.extend_from_slice(bytes);
-                            return;
-                        }
-                        Head::Unreadable => self.state = State::Off,
-                    }
-                }
                 State::Head => {
+                    // Usually the whole head comes in one read and is parsed
+                    // where it is; a head split across reads is gathered first.
                     let from = self.pending.len();
-                    self.pending.extend_from_slice(bytes);
-                    match parse_head(&self.pending, queue) {
+                    if from > 0 {
+                        self.pending.extend_from_slice(bytes);
+                    }
+                    let head = if from > 0 { self.pending.as_slice() } else { bytes };
+                    match parse_head(head, queue) {
                         Head::Complete(len, next) => {
                             // What followed the head, in this read.
                             bytes = &bytes[len.saturating_sub(from).min(bytes.len())..];
                             self.pending.clear();
                             self.state = next;
                         }
-                        Head::Partial if self.pending.len() <= MAX_HEAD => return,
+                        Head::Partial if head.len() <= MAX_HEAD => {
+                            if from == 0 {
+                                self.pending.extend_from_slice(bytes);
+                            }
+                            return;
+                        }
                         Head::Partial | Head::Unreadable => {
                             self.state = State::Off;
                             return;

@@ -19,7 +19,7 @@ mod store;
 
 pub use state::{
     AliasRecord, DeploymentRecord, FunctionRecord, Qualifier, RegistryState, StageRecord, Target, VersionRecord,
-    VersionRef,
+    VersionRef, weighted_pick,
 };
 pub use store::{AliasUpdate, Registry};
 

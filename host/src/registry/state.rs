@@ -132,14 +132,19 @@ pub struct Target<'a> {
 }
 
 impl Target<'_> {
-    /// Picks the version for one call: the additional version with its
-    /// weight's probability, else the primary. `roll` (uniform in [0, 1)) is
-    /// drawn only when there is an additional version.
+    /// Picks the version for one call (see [`weighted_pick`]).
     pub fn pick(&self, roll: impl FnOnce() -> f64) -> VersionRef {
-        match self.additional {
-            Some((v, weight)) if roll() < weight => VersionRef::Number(v),
-            _ => self.primary,
-        }
+        weighted_pick(self.primary, self.additional.map(|(v, weight)| (VersionRef::Number(v), weight)), roll)
+    }
+}
+
+/// An alias's choice for one call: the additional version with its weight's
+/// probability, else the primary. `roll` (uniform in [0, 1)) is drawn only
+/// when there is an additional version.
+pub fn weighted_pick<T>(primary: T, additional: Option<(T, f64)>, roll: impl FnOnce() -> f64) -> T {
+    match additional {
+        Some((v, weight)) if roll() < weight => v,
+        _ => primary,
     }
 }
 

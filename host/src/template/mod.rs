@@ -189,13 +189,13 @@ impl TemplateContext {
         Self::from_val(Val::from_json(&context))
     }
 
-    /// A context from `$context` as template values (a map).
     /// A context for a template that does not use one
     /// ([`Template::uses_context`]): nothing in it, nothing built.
     pub fn unused() -> Self {
         TemplateContext { root: Val::Null }
     }
 
+    /// A context from `$context` as template values (a map).
     pub fn from_val(root: Val) -> Self {
         let root = match root {
             v @ Val::Map(_) => v,
