@@ -38,7 +38,6 @@
 pub mod client;
 pub mod token;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -461,7 +460,13 @@ impl AdminApi {
 }
 
 impl http::Handler for AdminApi {
-    async fn handle(&self, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    async fn handle(api: Arc<Self>, req: Request<Incoming>, _conn: http::RequestConn) -> Response<Body> {
+        api.answer(req).await
+    }
+}
+
+impl AdminApi {
+    async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
         if !self.authorized(&req) {
             return ApiError(
                 StatusCode::UNAUTHORIZED,

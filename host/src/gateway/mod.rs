@@ -24,7 +24,6 @@ pub mod testinvoke;
 pub mod validation;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -162,18 +161,16 @@ impl Gateway {
     }
 }
 
-fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: SocketAddr) -> GatewayRequest {
+/// The gateway's own copy of a request's head (the body comes later).
+fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -> GatewayRequest {
     let host = parts
         .headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("")
-        .to_string();
-    let host_name = host
-        .rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(host.as_str(), |(h, _)| h);
+        .unwrap_or("");
+    let host_name =
+        host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
     let time = SystemTime::now();
     let (request_id, extended_request_id, trace_id) = request::new_ids(time);
     GatewayRequest {
@@ -186,7 +183,7 @@ fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: 
         raw_query: parts.uri.query().map(str::to_string),
         headers: {
             // Names as the client spelled them where the listener recorded them.
-            let original = parts.extensions.get::<http::header_case::OriginalNames>();
+            let original = conn.names.as_ref();
             parts
                 .headers
                 .iter()
@@ -196,8 +193,8 @@ fn parse_request(parts: &hyper::http::request::Parts, body: bytes::Bytes, peer: 
                 })
                 .collect()
         },
-        body,
-        source_ip: peer.ip(),
+        body: bytes::Bytes::new(),
+        source_ip: conn.peer.ip(),
         host: host_name.to_ascii_lowercase(),
         protocol: if parts.version == hyper::Version::HTTP_2 { "HTTP/2.0" } else { "HTTP/1.1" },
         time,
@@ -221,39 +218,46 @@ pub fn to_http(resp: GatewayResponse) -> Response<Body> {
 }
 
 impl http::Handler for Gateway {
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    fn handle(
+        gateway: Arc<Self>,
+        req: Request<Incoming>,
+        conn: http::RequestConn,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static {
         let (parts, body) = req.into_parts();
-        let body = match http::read_body(body, MAX_BODY_BYTES).await {
-            Ok(b) => b,
-            Err(e) => {
-                let req = parse_request(&parts, bytes::Bytes::new(), peer);
-                let kind = match e {
-                    BodyError::TooLarge(_) => ResponseType::RequestTooLarge,
-                    BodyError::Read(_) => ResponseType::Default4xx,
-                };
-                let resp = Self::reject(
-                    &GatewayResponses::default(),
-                    &Rejection::new(kind, None),
-                    &ErrorContext::for_request(&req),
-                );
-                return to_http(resp);
-            }
-        };
-        let req = parse_request(&parts, body, peer);
-        let started = std::time::Instant::now();
-        let mut req = req;
-        let resp = self.dispatch(&mut req, &mut Trace::default()).await;
-        tracing::info!(
-            target: "wasmgate::access",
-            request_id = %req.request_id,
-            ip = %req.source_ip,
-            method = %req.method,
-            path = %req.full_path,
-            status = resp.status,
-            bytes = resp.body.len(),
-            latency_us = started.elapsed().as_micros() as u64,
-        );
-        to_http(resp)
+        let mut req = parse_request(&parts, conn);
+        // Let go of hyper's read buffer now (see `http::Handler::handle`):
+        // the request owns copies of what it needs.
+        drop(parts);
+        async move {
+            req.body = match http::read_body(body, MAX_BODY_BYTES).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let kind = match e {
+                        BodyError::TooLarge(_) => ResponseType::RequestTooLarge,
+                        BodyError::Read(_) => ResponseType::Default4xx,
+                    };
+                    let resp = Self::reject(
+                        &GatewayResponses::default(),
+                        &Rejection::new(kind, None),
+                        &ErrorContext::for_request(&req),
+                    );
+                    return to_http(resp);
+                }
+            };
+            let started = std::time::Instant::now();
+            let resp = gateway.dispatch(&mut req, &mut Trace::default()).await;
+            tracing::info!(
+                target: "wasmgate::access",
+                request_id = %req.request_id,
+                ip = %req.source_ip,
+                method = %req.method,
+                path = %req.full_path,
+                status = resp.status,
+                bytes = resp.body.len(),
+                latency_us = started.elapsed().as_micros() as u64,
+            );
+            to_http(resp)
+        }
     }
 }
 

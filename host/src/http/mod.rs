@@ -50,14 +50,36 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub grace: Duration,
-    /// Record HTTP/1.1 header names as sent ([`header_case`]): each request
-    /// then carries a [`header_case::OriginalNames`] extension.
+    /// Record HTTP/1.1 header names as sent ([`header_case`]): the handler
+    /// then has them in [`RequestConn::names`].
     pub preserve_header_case: bool,
+}
+
+/// What the listener knows of a request beyond its HTTP message.
+#[derive(Debug, Clone)]
+pub struct RequestConn {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Its header names as sent, where the listener recorded them
+    /// ([`ServeOptions::preserve_header_case`], HTTP/1.1).
+    pub names: Option<header_case::OriginalNames>,
 }
 
 /// Something that answers requests.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> impl Future<Output = Response<Body>> + Send;
+    /// Answers `req`. The call itself runs as hyper hands the request over;
+    /// the future it returns runs afterwards.
+    ///
+    /// Take what the request's head holds during the call, and drop the head
+    /// before returning: its header values share the connection's read
+    /// buffer, and hyper reads from the connection again while a request is
+    /// in flight (to notice a client that went away). A head still alive
+    /// then makes that read allocate a new buffer, on every request.
+    fn handle(
+        handler: Arc<Self>,
+        req: Request<Incoming>,
+        conn: RequestConn,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static;
 }
 
 /// Accepts connections on `listener` and serves them with `handler` until
@@ -99,16 +121,15 @@ pub async fn serve<H: Handler>(
         let activity = Arc::new(Activity::new(epoch));
         let watched = activity.clone();
         let (stream, names) = CaseRecorder::new(stream, options.preserve_header_case);
-        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            let handler = handler.clone();
-            let activity = activity.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let in_flight = activity.clone().begin(req.version());
             // Nothing is queued when the recorder is off (disabled, HTTP/2).
-            if let Some(original) = names.pop() {
-                req.extensions_mut().insert(original);
-            }
+            let conn = RequestConn { peer, names: names.pop() };
+            let answer = H::handle(handler.clone(), req, conn);
             async move {
-                let _in_flight = activity.begin(req.version());
-                Ok::<_, Infallible>(handler.handle(req, peer).await)
+                let resp = answer.await;
+                drop(in_flight);
+                Ok::<_, Infallible>(resp)
             }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
@@ -223,7 +244,7 @@ impl Activity {
     }
 
     /// Counts a request in until the guard drops.
-    fn begin(&self, version: hyper::Version) -> InFlight<'_> {
+    fn begin(self: Arc<Self>, version: hyper::Version) -> InFlight {
         if version == hyper::Version::HTTP_2 {
             self.http2.store(true, Ordering::Release);
         }
@@ -241,9 +262,9 @@ impl Activity {
     }
 }
 
-struct InFlight<'a>(&'a Activity);
+struct InFlight(Arc<Activity>);
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.last_end_ms.store(Activity::ms_since(self.0.epoch), Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
