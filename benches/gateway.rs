@@ -11,18 +11,20 @@ use std::time::SystemTime;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmgate_host::gateway::pipeline::Trace;
-use wasmgate_host::gateway::request::GatewayRequest;
+use wasmgate_host::gateway::request::{GatewayRequest, RequestIds};
 
 fn request(path: &str) -> GatewayRequest {
     GatewayRequest {
-        request_id: "c0ffee00-0000-4000-8000-000000000000".into(),
-        extended_request_id: "abcdefghij".into(),
-        trace_id: "Root=1-00000000-000000000000000000000000".into(),
+        ids: RequestIds::of(
+            "c0ffee00-0000-4000-8000-000000000000",
+            "abcdefghij",
+            "Root=1-00000000-000000000000000000000000",
+        ),
         method: "GET".into(),
         full_path: path.into(),
         path: String::new(),
         raw_query: None,
-        headers: vec![("host".into(), "localhost:8080".into()), ("accept".into(), "*/*".into())],
+        headers: [("host", "localhost:8080"), ("accept", "*/*")].into_iter().collect(),
         body: bytes::Bytes::new(),
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         host: "localhost".into(),

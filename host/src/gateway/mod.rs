@@ -37,7 +37,7 @@ use crate::config::ApiSpec;
 use crate::functions::Functions;
 use crate::http::{self, Body, BodyError};
 use pipeline::{GatewayResponse, Rejection, Trace};
-use request::GatewayRequest;
+use request::{GatewayRequest, RequestHeaders};
 use responses::{ErrorContext, GatewayResponses, ResponseType};
 use stage::{CompiledStage, MethodEntry};
 
@@ -108,7 +108,7 @@ impl Gateway {
             status = s;
         }
         let mut headers = pipeline::header_map(&rendered.headers);
-        headers.insert(pipeline::REQUEST_ID, pipeline::text_value(ctx.request_id()));
+        headers.insert(pipeline::REQUEST_ID, ctx.request_id_value());
         GatewayResponse { status, headers, body: bytes::Bytes::from(rendered.body) }
     }
 
@@ -172,11 +172,8 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
     let host_name =
         host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
     let time = SystemTime::now();
-    let (request_id, extended_request_id, trace_id) = request::new_ids(time);
     GatewayRequest {
-        request_id,
-        extended_request_id,
-        trace_id,
+        ids: request::RequestIds::new(time),
         method: parts.method.as_str().to_string(),
         full_path: normal_path(parts.uri.path()),
         path: String::new(),
@@ -184,14 +181,13 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
         headers: {
             // Names as the client spelled them where the listener recorded them.
             let original = conn.names.as_ref();
-            parts
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    let name = original.and_then(|o| o.spelling(k.as_str())).unwrap_or(k.as_str());
-                    (name.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())
-                })
-                .collect()
+            let bytes = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+            let mut headers = RequestHeaders::with_capacity(parts.headers.len(), bytes);
+            for (k, v) in &parts.headers {
+                let name = original.and_then(|o| o.spelling(k.as_str())).unwrap_or(k.as_str());
+                headers.push(name, &String::from_utf8_lossy(v.as_bytes()));
+            }
+            headers
         },
         body: bytes::Bytes::new(),
         source_ip: conn.peer.ip(),
@@ -248,7 +244,7 @@ impl http::Handler for Gateway {
             let resp = gateway.dispatch(&mut req, &mut Trace::default()).await;
             tracing::info!(
                 target: "wasmgate::access",
-                request_id = %req.request_id,
+                request_id = req.ids.request_id(),
                 ip = %req.source_ip,
                 method = %req.method,
                 path = %req.full_path,

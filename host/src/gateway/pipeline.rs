@@ -86,11 +86,6 @@ pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
     headers
 }
 
-/// A header value made from text that is valid by construction (ids).
-pub(super) fn text_value(text: &str) -> HeaderValue {
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
 /// The execution log of one request (what the console's TEST button shows).
 #[derive(Debug, Default)]
 pub struct Trace {
@@ -136,12 +131,12 @@ pub fn template_context(stage: &CompiledStage, method: &MethodEntry, req: &Gatew
         ("deploymentId", Val::str(stage.deployment_id.as_str())),
         ("domainName", Val::str(req.host.as_str())),
         ("domainPrefix", Val::str(req.host.split('.').next().unwrap_or(""))),
-        ("extendedRequestId", Val::str(req.extended_request_id.as_str())),
+        ("extendedRequestId", Val::str(req.ids.extended_request_id())),
         ("httpMethod", Val::str(req.method.as_str())),
         ("identity", Val::new_map(identity)),
         ("path", Val::str(req.full_path.as_str())),
         ("protocol", Val::str(req.protocol)),
-        ("requestId", Val::str(req.request_id.as_str())),
+        ("requestId", Val::str(req.ids.request_id())),
         ("requestTime", Val::str(req.clf_time())),
         ("requestTimeEpoch", Val::Int(req.epoch_ms() as i64)),
         ("resourceId", Val::str(method.resource_id.as_str())),
@@ -239,7 +234,7 @@ impl<'a> Call<'a> {
 /// Runs the pipeline for a routed request.
 pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
     let Call { method, path_params, req, .. } = call;
-    trace.log(|| format!("Starting execution for request: {}", req.request_id));
+    trace.log(|| format!("Starting execution for request: {}", req.ids.request_id()));
     trace.log(|| format!("HTTP Method: {}, Resource Path: {}", req.method, method.spec.resource_path));
     super::validation::validate(&method.spec, req, path_params).inspect_err(|r| {
         trace.log(|| format!("Request validation failed: {}", r.message.clone().unwrap_or_default()));
@@ -250,10 +245,10 @@ pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, R
         IntegrationKind::Function { .. } => function(call, trace).await?,
         IntegrationKind::FunctionProxy { .. } => proxy(call, trace).await?,
     };
-    response.headers.insert(REQUEST_ID, text_value(&req.request_id));
-    response.headers.insert(APIGW_ID, text_value(&req.extended_request_id));
+    response.headers.insert(REQUEST_ID, req.ids.request_id_value());
+    response.headers.insert(APIGW_ID, req.ids.extended_request_id_value());
     if !matches!(integration.kind, IntegrationKind::Mock) {
-        response.headers.insert(TRACE_ID, text_value(&req.trace_id));
+        response.headers.insert(TRACE_ID, req.ids.trace_id_value());
     }
     trace.log(|| format!("Method completed with status: {}", response.status));
     Ok(response)
@@ -267,8 +262,9 @@ fn request_template<'a>(
     trace: &mut Trace,
 ) -> Result<Option<&'a Template>, Rejection> {
     let integration = &method.spec.integration;
-    let media = req.media_type("content-type").unwrap_or_else(|| "application/json".into());
-    if let Some(t) = integration.request_templates.get(&media) {
+    let media = req.media_type("content-type");
+    let media = media.as_deref().unwrap_or("application/json");
+    if let Some(t) = integration.request_templates.get(media) {
         trace.log(|| format!("Using request template for content type {media}"));
         return Ok(Some(t));
     }
@@ -340,14 +336,14 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     // Boxed: the call's future is most of a request's state, and every
     // future around it (up to the connection's) would otherwise carry it
     // inline and be copied whole at each level.
-    let call = Box::pin(functions.invoke_target(target, event, &req.request_id));
+    let call = Box::pin(functions.invoke_target(target, event, req.ids.request_id()));
     let outcome = match within(timeout, call).await {
         Err(_) => {
             trace.log(|| format!("Execution failed due to a timeout error after {} ms", timeout.as_millis()));
             return Err(Rejection::new(ResponseType::IntegrationTimeout, None));
         }
         Ok(Err(e)) => {
-            tracing::warn!(function = qualifier, error = %e, request_id = %req.request_id, "function invocation failed");
+            tracing::warn!(function = qualifier, error = %e, request_id = req.ids.request_id(), "function invocation failed");
             trace.log(|| format!("Execution failed: the function could not be invoked: {e}"));
             let rejection = match e {
                 FunctionsError::Registry(_) | FunctionsError::Runtime(_) | FunctionsError::InvalidConfig(_) => {
@@ -470,9 +466,8 @@ fn integration_response(
     let mut status = chosen.map_or(200, |r| r.status);
     let template = match chosen {
         Some(r) if !r.templates.is_empty() => {
-            let accept =
-                call.req.media_type("accept").filter(|m| m != "*/*").unwrap_or_else(|| "application/json".into());
-            pick_template(&r.templates, &accept)
+            let accept = call.req.media_type("accept");
+            pick_template(&r.templates, accept.as_deref().filter(|m| *m != "*/*").unwrap_or("application/json"))
         }
         _ => None,
     };

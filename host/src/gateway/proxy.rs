@@ -36,13 +36,12 @@ pub fn build_event(
             }
         }
     };
-    for (name, value) in &req.headers {
-        let lower = name.to_ascii_lowercase();
-        if lower == "content-length" || lower == "connection" {
+    for (name, value) in req.headers.iter() {
+        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("connection") {
             continue;
         }
         // As the client spelled it, as API Gateway passes it on.
-        add(name.clone(), value.clone());
+        add(name.to_string(), value.to_string());
     }
     if req.header("x-forwarded-for").is_none() {
         add("X-Forwarded-For".into(), req.source_ip.to_string());
@@ -51,7 +50,7 @@ pub fn build_event(
         add("X-Forwarded-Proto".into(), "http".into());
     }
     if req.header("x-amzn-trace-id").is_none() {
-        add("X-Amzn-Trace-Id".into(), req.trace_id.clone());
+        add("X-Amzn-Trace-Id".into(), req.ids.trace_id().to_string());
     }
 
     let mut query = Map::new();

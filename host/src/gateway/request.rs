@@ -2,19 +2,19 @@
 //! request (method, path after the stage, query parameters, headers, body,
 //! caller), plus the ids and time API Gateway stamps on every request.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use hyper::header::HeaderValue;
 use indexmap::IndexMap;
 
 /// One request to an API's stage.
 #[derive(Debug, Clone)]
 pub struct GatewayRequest {
-    pub request_id: String,
-    pub extended_request_id: String,
-    /// The X-Ray trace id API Gateway adds (`Root=1-…`).
-    pub trace_id: String,
+    /// The request id, extended request id and X-Ray trace id.
+    pub ids: RequestIds,
     pub method: String,
     /// The request path as received, with the stage (API Gateway's `$context.path`).
     pub full_path: String,
@@ -23,7 +23,7 @@ pub struct GatewayRequest {
     pub raw_query: Option<String>,
     /// Headers (names as the client spelled them over HTTP/1.1, lower-case
     /// over HTTP/2, as it sends them).
-    pub headers: Vec<(String, String)>,
+    pub headers: RequestHeaders,
     pub body: Bytes,
     pub source_ip: IpAddr,
     pub host: String,
@@ -32,43 +32,149 @@ pub struct GatewayRequest {
     pub time: SystemTime,
 }
 
-/// Fresh ids for a request, as API Gateway stamps them: the request id (a
-/// UUID), the extended request id (10 characters) and the X-Ray trace id
-/// (`Root=1-{the time, 8 hex digits}-{24 random hex digits}`). From the
-/// thread's user-space generator (no system call), written digit by digit
-/// (no formatting machinery: this runs for every request).
-pub fn new_ids(time: SystemTime) -> (String, String, String) {
-    use rand::Rng;
-    const EXTENDED: &[u8; 63] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789=";
-    let mut rng = rand::rng();
-    let uuid = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
-    let request_id = uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned();
-    let mut n: u64 = rng.random();
-    let mut extended = String::with_capacity(10);
-    for _ in 0..10 {
-        extended.push(EXTENDED[(n % 63) as usize] as char);
-        n /= 63;
+/// The ids API Gateway stamps on a request: the request id (a UUID), the
+/// extended request id (10 characters) and the X-Ray trace id
+/// (`Root=1-{the time, 8 hex digits}-{24 random hex digits}`).
+///
+/// They live in one shared buffer: a request makes it once, and each
+/// response header that carries an id is a slice of it (no copy).
+#[derive(Debug, Clone)]
+pub struct RequestIds {
+    text: Bytes,
+    /// Where the extended request id and the trace id start in `text`.
+    extended_at: usize,
+    trace_at: usize,
+}
+
+impl RequestIds {
+    /// Fresh ids, from the thread's user-space generator (no system call),
+    /// written digit by digit (no formatting machinery: this runs for every
+    /// request).
+    pub fn new(time: SystemTime) -> Self {
+        use rand::Rng;
+        const EXTENDED: &[u8; 63] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789=";
+        let mut rng = rand::rng();
+        let mut text = Vec::with_capacity(36 + 10 + 40);
+        let uuid = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
+        text.extend_from_slice(uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
+        let extended_at = text.len();
+        let mut n: u64 = rng.random();
+        for _ in 0..10 {
+            text.push(EXTENDED[(n % 63) as usize]);
+            n /= 63;
+        }
+        let trace_at = text.len();
+        let secs = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        text.extend_from_slice(b"Root=1-");
+        push_hex(&mut text, u128::from(secs as u32), 8);
+        text.push(b'-');
+        push_hex(&mut text, rng.random::<u128>(), 24);
+        RequestIds { text: Bytes::from(text), extended_at, trace_at }
     }
-    let secs = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let mut trace_id = String::with_capacity(40);
-    trace_id.push_str("Root=1-");
-    push_hex(&mut trace_id, u128::from(secs as u32), 8);
-    trace_id.push('-');
-    push_hex(&mut trace_id, rng.random::<u128>(), 24);
-    (request_id, extended, trace_id)
+
+    /// Given ids (tests and fixtures).
+    pub fn of(request_id: &str, extended_request_id: &str, trace_id: &str) -> Self {
+        let text = [request_id, extended_request_id, trace_id].concat();
+        let extended_at = request_id.len();
+        let trace_at = extended_at + extended_request_id.len();
+        RequestIds { text: Bytes::from(text), extended_at, trace_at }
+    }
+
+    pub fn request_id(&self) -> &str {
+        self.str(0..self.extended_at)
+    }
+
+    pub fn extended_request_id(&self) -> &str {
+        self.str(self.extended_at..self.trace_at)
+    }
+
+    pub fn trace_id(&self) -> &str {
+        self.str(self.trace_at..self.text.len())
+    }
+
+    /// The request id as a header value (shares the buffer).
+    pub fn request_id_value(&self) -> HeaderValue {
+        self.value(0..self.extended_at)
+    }
+
+    pub fn extended_request_id_value(&self) -> HeaderValue {
+        self.value(self.extended_at..self.trace_at)
+    }
+
+    pub fn trace_id_value(&self) -> HeaderValue {
+        self.value(self.trace_at..self.text.len())
+    }
+
+    fn str(&self, range: std::ops::Range<usize>) -> &str {
+        // Made from `&str`s split at their ends, or from ASCII.
+        std::str::from_utf8(&self.text[range]).unwrap_or("")
+    }
+
+    fn value(&self, range: std::ops::Range<usize>) -> HeaderValue {
+        HeaderValue::from_maybe_shared(self.text.slice(range)).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
 }
 
 /// Appends the low `digits` hex digits of `value`, lower-case.
-fn push_hex(out: &mut String, value: u128, digits: u32) {
+fn push_hex(out: &mut Vec<u8>, value: u128, digits: u32) {
     for i in (0..digits).rev() {
-        out.push(b"0123456789abcdef"[((value >> (4 * i)) & 0xf) as usize] as char);
+        out.push(b"0123456789abcdef"[((value >> (4 * i)) & 0xf) as usize]);
+    }
+}
+
+/// A request's headers in arrival order, all names and values in one
+/// string (two allocations per request, however many headers it has).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestHeaders {
+    text: String,
+    /// Per header: where its name starts, where its value starts, where it ends.
+    spans: Vec<(u32, u32, u32)>,
+}
+
+impl RequestHeaders {
+    /// Room for `count` headers of `bytes` bytes in all.
+    pub fn with_capacity(count: usize, bytes: usize) -> Self {
+        RequestHeaders { text: String::with_capacity(bytes), spans: Vec::with_capacity(count) }
+    }
+
+    pub fn push(&mut self, name: &str, value: &str) {
+        let start = self.text.len() as u32;
+        self.text.push_str(name);
+        let value_at = self.text.len() as u32;
+        self.text.push_str(value);
+        self.spans.push((start, value_at, self.text.len() as u32));
+    }
+
+    /// `(name, value)` pairs, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|&(start, value_at, end)| {
+            (&self.text[start as usize..value_at as usize], &self.text[value_at as usize..end as usize])
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for RequestHeaders {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Self {
+        let mut headers = RequestHeaders::default();
+        for (k, v) in pairs {
+            headers.push(k.as_ref(), v.as_ref());
+        }
+        headers
     }
 }
 
 impl GatewayRequest {
     /// The first value of a header (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// Query parameters, form-decoded; a repeated name keeps its last value
@@ -85,16 +191,23 @@ impl GatewayRequest {
 
     /// Headers as a map (a repeated name keeps its last value).
     pub fn header_map(&self) -> IndexMap<String, String> {
-        self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     /// The media type of a header without parameters, lower-cased
     /// (`application/json; charset=utf-8` → `application/json`).
-    pub fn media_type(&self, header: &str) -> Option<String> {
+    /// Borrowed when the client sent it in lower case already.
+    pub fn media_type(&self, header: &str) -> Option<Cow<'_, str>> {
         let value = self.header(header)?;
         let first = value.split(',').next().unwrap_or("");
-        let mime = first.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        (!mime.is_empty()).then_some(mime)
+        let mime = first.split(';').next().unwrap_or("").trim();
+        if mime.is_empty() {
+            None
+        } else if mime.bytes().any(|b| b.is_ascii_uppercase()) {
+            Some(Cow::Owned(mime.to_ascii_lowercase()))
+        } else {
+            Some(Cow::Borrowed(mime))
+        }
     }
 
     /// `requestTime` in API Gateway's CLF form: `24/Nov/2026:20:11:32 +0000`.
@@ -119,14 +232,12 @@ mod tests {
 
     fn request() -> GatewayRequest {
         GatewayRequest {
-            request_id: "r".into(),
-            extended_request_id: "e".into(),
-            trace_id: "Root=1-00000000-000000000000000000000000".into(),
+            ids: RequestIds::of("r", "e", "Root=1-00000000-000000000000000000000000"),
             method: "GET".into(),
             full_path: "/dev/items".into(),
             path: "/items".into(),
             raw_query: Some("a=1&b=x+y&a=2".into()),
-            headers: vec![("content-type".into(), "Application/JSON; charset=utf-8".into())],
+            headers: [("content-type", "Application/JSON; charset=utf-8")].into_iter().collect(),
             body: Bytes::new(),
             source_ip: "127.0.0.1".parse().unwrap(),
             host: "localhost".into(),
@@ -148,8 +259,10 @@ mod tests {
     #[test]
     fn ids_have_api_gateways_shapes() {
         let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(0x5759_e988);
-        let (id, extended, trace) = new_ids(time);
-        let (id2, _, trace2) = new_ids(time);
+        let ids = RequestIds::new(time);
+        let (id, extended, trace) = (ids.request_id(), ids.extended_request_id(), ids.trace_id());
+        let other = RequestIds::new(time);
+        let (id2, trace2) = (other.request_id(), other.trace_id());
         assert_eq!(id.len(), 36);
         assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
         assert_eq!(extended.len(), 10);
@@ -158,5 +271,11 @@ mod tests {
         assert!(trace[16..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{trace}");
         assert!(extended.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'='), "{extended}");
         assert!(id != id2 && trace != trace2);
+        // The header values are the same text.
+        assert_eq!(ids.request_id_value(), id);
+        assert_eq!(ids.extended_request_id_value(), extended);
+        assert_eq!(ids.trace_id_value(), trace);
+        let given = RequestIds::of("r-1", "ext", "");
+        assert_eq!((given.request_id(), given.extended_request_id(), given.trace_id()), ("r-1", "ext", ""));
     }
 }

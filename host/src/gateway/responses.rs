@@ -121,7 +121,12 @@ impl<'a> ErrorContext<'a> {
     }
 
     pub fn request_id(&self) -> &'a str {
-        self.request.map_or("", |r| r.request_id.as_str())
+        self.request.map_or("", |r| r.ids.request_id())
+    }
+
+    /// The request id as a header value (empty without a request).
+    pub fn request_id_value(&self) -> hyper::header::HeaderValue {
+        self.request.map_or(hyper::header::HeaderValue::from_static(""), |r| r.ids.request_id_value())
     }
 
     fn stage_variable(&self, name: &str) -> Option<&'a str> {
@@ -252,7 +257,7 @@ fn context_value(name: &str, ctx: &ErrorContext) -> Option<String> {
         "requestId" => ctx.request_id().to_string(),
         "stage" => stage.map_or("", |s| s.stage.as_str()).to_string(),
         "resourcePath" => ctx.resource.map_or("", |(path, _)| path).to_string(),
-        "extendedRequestId" => req?.extended_request_id.clone(),
+        "extendedRequestId" => req?.ids.extended_request_id().to_string(),
         "httpMethod" => req?.method.clone(),
         "path" => req?.full_path.clone(),
         "identity.sourceIp" => req?.source_ip.to_string(),
@@ -317,6 +322,7 @@ fn substitute(template: &str, kind: ResponseType, message: &str, ctx: &ErrorCont
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::request::RequestIds;
 
     const CONFIG: &str = r#"
 [apis.Pets.resources."/pets/{petId}".GET.integration]
@@ -338,14 +344,12 @@ variables = { a = "b" }
         let api = std::sync::Arc::new(config.apis.into_iter().next().expect("one API"));
         let stage = CompiledStage::new(api, "dev", "d1").expect("the dev stage").expect("it compiles");
         let req = GatewayRequest {
-            request_id: "req-1".into(),
-            extended_request_id: "ext".into(),
-            trace_id: String::new(),
+            ids: RequestIds::of("req-1", "ext", ""),
             method: "GET".into(),
             full_path: "/dev/pets/7".into(),
             path: "/pets/7".into(),
             raw_query: Some("q=x".into()),
-            headers: vec![("Accept".into(), "text/html".into())],
+            headers: [("Accept", "text/html")].into_iter().collect(),
             body: bytes::Bytes::new(),
             source_ip: "127.0.0.1".parse().expect("an address"),
             host: "localhost".into(),

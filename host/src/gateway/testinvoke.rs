@@ -66,16 +66,13 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
     let query = (!t.query.is_empty())
         .then(|| form_urlencoded::Serializer::new(String::new()).extend_pairs(t.query.iter()).finish());
     let time = SystemTime::now();
-    let (request_id, extended_request_id, trace_id) = super::request::new_ids(time);
     let mut req = GatewayRequest {
-        request_id,
-        extended_request_id,
-        trace_id,
+        ids: super::request::RequestIds::new(time),
         method: t.method.to_ascii_uppercase(),
         full_path: format!("{prefix}/{}{path}", t.stage),
         path: String::new(),
         raw_query: query,
-        headers: t.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        headers: t.headers.iter().collect(),
         body: bytes::Bytes::from(t.body.unwrap_or_default()),
         source_ip: "127.0.0.1".parse().expect("an IP address"),
         host: served_api.hosts.first().cloned().unwrap_or_else(|| "test-invoke".into()),

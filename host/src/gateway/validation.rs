@@ -33,8 +33,9 @@ pub fn validate(method: &MethodSpec, req: &GatewayRequest, path_params: &[(Strin
         }
     }
     if method.validate_body {
-        let content_type = req.media_type("content-type").unwrap_or_else(|| "application/json".into());
-        let model = method.request_models.get(&content_type).or_else(|| method.request_models.get("$default"));
+        let content_type = req.media_type("content-type");
+        let content_type = content_type.as_deref().unwrap_or("application/json");
+        let model = method.request_models.get(content_type).or_else(|| method.request_models.get("$default"));
         if let Some(model) = model {
             // An empty body is validated as `{}`, as API Gateway does.
             let body: &[u8] = if req.body.is_empty() { b"{}" } else { &req.body };
