@@ -47,13 +47,23 @@ pub struct RequestIds {
 }
 
 impl RequestIds {
-    /// Fresh ids, from the thread's user-space generator (no system call),
-    /// written digit by digit (no formatting machinery: this runs for every
-    /// request).
+    /// Fresh ids, written digit by digit (no formatting machinery: this runs
+    /// for every request).
+    ///
+    /// The random digits come from a small per-thread generator seeded from
+    /// the thread's cryptographic one: the ids must be unique, not secret
+    /// (API Gateway sends them to the client), and a cryptographic generator
+    /// costs a visible share of a small request.
     pub fn new(time: SystemTime) -> Self {
-        use rand::Rng;
+        thread_local! {
+            static RNG: std::cell::RefCell<rand::rngs::SmallRng> =
+                std::cell::RefCell::new(rand::SeedableRng::from_rng(&mut rand::rng()));
+        }
+        RNG.with_borrow_mut(|rng| Self::generate(time, rng))
+    }
+
+    fn generate(time: SystemTime, rng: &mut impl rand::Rng) -> Self {
         const EXTENDED: &[u8; 63] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789=";
-        let mut rng = rand::rng();
         let mut text = Vec::with_capacity(36 + 10 + 40);
         let uuid = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
         text.extend_from_slice(uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
