@@ -6,7 +6,8 @@
 # the same function through wasmgate's runtime alone, no gateway), shows what
 # the function call itself costs and what the gateway adds.
 #
-#   benches/load.sh [DURATION_SECONDS] [CONNECTIONS] [WRK_THREADS]   (default 10 s, 64, 1)
+#   benches/load.sh [DURATION_SECONDS] [CONNECTIONS] [WRK_THREADS] [ROUNDS]
+#   (default 10 s, 64, 1, 3: each server measured ROUNDS times, in turns)
 #
 # wrk runs on the same machine as the servers: with one thread it takes at
 # most one of the 2 cores and leaves the other to the server under test.
@@ -16,6 +17,7 @@ cd "$(dirname "$0")/.."
 duration=${1:-10}
 conns=${2:-64}
 threads=${3:-1}
+rounds=${4:-3}
 command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
 
 cargo build --release --quiet --bin wasmgate --example bare_hyper --example hyper_wasmtime
@@ -51,37 +53,51 @@ loop_fresh=$(sed -n 's/^listening on //p' "$work/loop-fresh.out")
 WASMGATE_ADMIN=$admin target/release/wasmgate function update-config ItemsFunction --reuse false \
   --data-dir "$work/data" > /dev/null
 
-run() { # name url
+# wrk's latencies come as 671.00us, 1.58ms or 1.02s: in milliseconds.
+to_ms() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1000; else if (t ~ /[0-9]s$/ && t !~ /ms$/) v *= 1000; printf "%.3f", v }'; }
+
+run() { # name url round
   wrk -t"$threads" -c"$conns" -d2s "$2" > /dev/null   # warm-up
-  wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$2" > "$work/$1.txt"
+  wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$2" > "$work/$1.$3.txt"
   local rps p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.txt")
-  p50=$(awk '$1=="50%" {print $2}' "$work/$1.txt")
-  p99=$(awk '$1=="99%" {print $2}' "$work/$1.txt")
-  echo "$1 $rps $p50 $p99"
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.$3.txt")
+  p50=$(to_ms "$(awk '$1=="50%" {print $2}' "$work/$1.$3.txt")")
+  p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$work/$1.$3.txt")")
+  echo "$1 $3 $rps $p50 $p99" >> "$work/results"
 }
 
-bare_line=$(run bare "$bare/prod/items")
-loop_line=$(run loop "$loop/prod/items")
-hot_line=$(run hot "$gateway/prod/items")
-loop_fresh_line=$(run loop-fresh "$loop_fresh/prod/items")
-fresh_line=$(run fresh "$gateway/dev/items")
+# The servers take turns, round after round: the machine's drift over the
+# run touches all of them alike, and the medians of the rounds are reported.
+servers=(bare loop hot loop-fresh fresh)
+declare -A url=([bare]="$bare/prod/items" [loop]="$loop/prod/items" [hot]="$gateway/prod/items"
+                [loop-fresh]="$loop_fresh/prod/items" [fresh]="$gateway/dev/items")
+for round in $(seq "$rounds"); do
+  for s in "${servers[@]}"; do run "$s" "${url[$s]}" "$round"; done
+done
 # Every response must have been a 200 with the items.
 curl -sf "$gateway/prod/items" | grep -q Pencil
 curl -sf "$gateway/dev/items" | grep -q Pencil
 
-bare_rps=$(echo "$bare_line" | awk '{print $2}')
-printf '\n%-34s %12s %10s %10s %8s\n' "server ($conns conns, $threads wrk thr, ${duration}s)" "requests/s" "p50" "p99" "ratio"
-for line in "$bare_line" "$loop_line" "$hot_line" "$loop_fresh_line" "$fresh_line"; do
-  set -- $line
-  case $1 in
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+column_of() { awk -v s="$1" -v c="$2" '$1 == s {print $c}' "$work/results"; }
+bare_rps=$(column_of bare 3 | median)
+printf '\n%-34s %12s %10s %10s %8s %14s\n' "server ($conns conns, $threads wrk thr, ${rounds}x${duration}s)" \
+  "requests/s" "p50 ms" "p99 ms" "ratio" "ratio range"
+for s in "${servers[@]}"; do
+  case $s in
     bare) name="bare hyper (same bytes)";;
     loop) name="bare hyper + wasmtime, hot";;
     hot) name="wasmgate, hot instances";;
     loop-fresh) name="bare hyper + wasmtime, fresh";;
     fresh) name="wasmgate, fresh instance/request";;
   esac
-  ratio=$(awk -v a="$2" -v b="$bare_rps" 'BEGIN {printf "%.2f", a / b}')
-  printf '%-34s %12s %10s %10s %8s\n' "$name" "$2" "$3" "$4" "${ratio}x"
+  rps=$(column_of "$s" 3 | median)
+  ratio=$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {printf "%.2f", a / b}')
+  # The ratio within each round (against that round's bare hyper).
+  range=$(awk -v s="$s" '$1 == "bare" {b[$2] = $3} $1 == s {r[$2] = $3}
+    END {lo = 1e9; hi = 0; for (k in r) {x = r[k] / b[k]; if (x < lo) lo = x; if (x > hi) hi = x}
+         printf "%.2f-%.2f", lo, hi}' "$work/results")
+  printf '%-34s %12.0f %10.2f %10.2f %8s %14s\n' "$name" "$rps" "$(column_of "$s" 4 | median)" \
+    "$(column_of "$s" 5 | median)" "${ratio}x" "$range"
 done
 grep -h "Non-2xx\|Socket errors" "$work"/*.txt || true
