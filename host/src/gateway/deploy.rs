@@ -99,7 +99,7 @@ impl Gateway {
                 base_path: spec.base_path.clone(),
                 hosts: spec.hosts.clone(),
                 responses: spec.gateway_responses.clone(),
-                stages: HashMap::new(),
+                stages: foldhash::HashMap::default(),
             });
             if newest {
                 entry.base_path = spec.base_path.clone();

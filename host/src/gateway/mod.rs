@@ -51,7 +51,8 @@ pub struct ServedApi {
     pub hosts: Vec<String>,
     /// Gateway responses for failures before a stage is known.
     pub responses: Arc<GatewayResponses>,
-    pub stages: HashMap<String, Arc<CompiledStage>>,
+    /// Looked up on every request (a fast hasher; the keys are the API's own).
+    pub stages: foldhash::HashMap<String, Arc<CompiledStage>>,
 }
 
 /// Everything served, swapped whole on every deploy.

@@ -64,22 +64,27 @@ impl RequestIds {
 
     fn generate(time: SystemTime, rng: &mut impl rand::Rng) -> Self {
         const EXTENDED: &[u8; 63] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789=";
-        let mut text = Vec::with_capacity(36 + 10 + 40);
-        let uuid = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
-        text.extend_from_slice(uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
-        let extended_at = text.len();
-        let mut n: u64 = rng.random();
-        for _ in 0..10 {
-            text.push(EXTENDED[(n % 63) as usize]);
+        // Written in place into a fixed buffer, copied once into the shared one.
+        let mut text = [0u8; ID_LEN + EXTENDED_LEN + TRACE_LEN];
+        let (request_id, rest) = text.split_at_mut(ID_LEN);
+        let (extended, trace) = rest.split_at_mut(EXTENDED_LEN);
+        uuid::Builder::from_random_bytes(rng.random()).into_uuid().hyphenated().encode_lower(request_id);
+        // 63^10 < 2^64: ten digits of one random word.
+        let mut n = rng.next_u64();
+        for slot in extended.iter_mut() {
+            *slot = EXTENDED[(n % 63) as usize];
             n /= 63;
         }
-        let trace_at = text.len();
         let secs = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        text.extend_from_slice(b"Root=1-");
-        push_hex(&mut text, u128::from(secs as u32), 8);
-        text.push(b'-');
-        push_hex(&mut text, rng.random::<u128>(), 24);
-        RequestIds { text: Bytes::from(text), extended_at, trace_at }
+        let (root, digits) = trace.split_at_mut(7);
+        root.copy_from_slice(b"Root=1-");
+        let (epoch, random) = digits.split_at_mut(8);
+        write_hex(epoch, u64::from(secs as u32));
+        random[0] = b'-';
+        let (high, low) = random[1..].split_at_mut(8);
+        write_hex(high, u64::from(rng.next_u32()));
+        write_hex(low, rng.next_u64());
+        RequestIds { text: Bytes::copy_from_slice(&text), extended_at: ID_LEN, trace_at: ID_LEN + EXTENDED_LEN }
     }
 
     /// Given ids (tests and fixtures).
@@ -126,9 +131,17 @@ impl RequestIds {
 }
 
 /// Appends the low `digits` hex digits of `value`, lower-case.
-fn push_hex(out: &mut Vec<u8>, value: u128, digits: u32) {
-    for i in (0..digits).rev() {
-        out.push(b"0123456789abcdef"[((value >> (4 * i)) & 0xf) as usize]);
+/// Lengths of the request id (a hyphenated UUID), the extended request id
+/// and the trace id (`Root=1-` + 8 + `-` + 24 hex digits).
+const ID_LEN: usize = 36;
+const EXTENDED_LEN: usize = 10;
+const TRACE_LEN: usize = 7 + 8 + 1 + 24;
+
+/// Fills `out` with the low hex digits of `value` (as many as it holds).
+fn write_hex(out: &mut [u8], mut value: u64) {
+    for slot in out.iter_mut().rev() {
+        *slot = b"0123456789abcdef"[(value & 0xf) as usize];
+        value >>= 4;
     }
 }
 

@@ -11,8 +11,6 @@
 //! parameter values are not percent-decoded. Allocation per match: only the
 //! parameters.
 
-use std::collections::HashMap;
-
 use smallvec::SmallVec;
 
 /// Methods `ANY` stands for.
@@ -78,14 +76,16 @@ impl<T> Methods<T> {
 
 struct Node<T> {
     methods: Option<Methods<T>>,
-    literals: HashMap<String, Node<T>>,
+    /// A fast hasher: the keys are the API's own segments, looked up by
+    /// the request's (a lookup cannot be steered into collisions).
+    literals: foldhash::HashMap<String, Node<T>>,
     param: Option<(String, Box<Node<T>>)>,
     greedy: Option<(String, Methods<T>)>,
 }
 
 impl<T> Node<T> {
     fn new() -> Self {
-        Node { methods: None, literals: HashMap::new(), param: None, greedy: None }
+        Node { methods: None, literals: foldhash::HashMap::default(), param: None, greedy: None }
     }
 }
 
