@@ -5,8 +5,10 @@
 //! gateway in between. `benches/load.sh` measures it in the same run as
 //! wasmgate and the bare hyper server, so the gateway's own cost shows.
 //!
-//! `cargo run --release --example hyper_wasmtime -- [ADDR] [--fresh]`
-//! (default 127.0.0.1:0; `--fresh`: a fresh instance per request); prints
+//! `cargo run --release --example hyper_wasmtime -- [ADDR] [--fresh] [--max-instances N]`
+//! (default 127.0.0.1:0; `--fresh`: a fresh instance per request;
+//! `--max-instances`: a smaller instance pool, which reserves less address
+//! space, as `benches/instructions.sh` needs under valgrind); prints
 //! `listening on http://ADDR`.
 
 use std::convert::Infallible;
@@ -17,16 +19,26 @@ use http_body_util::Full;
 use hyper::{Response, StatusCode, header};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use wasmgate_host::runtime::FunctionConfig;
 use wasmgate_host::runtime::bench::Harness;
+use wasmgate_host::runtime::{EngineOptions, FunctionConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let fresh = args.iter().any(|a| a == "--fresh");
-    let addr = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or_else(|| "127.0.0.1:0".into());
+    let mut engine = EngineOptions::default();
+    let mut addr = "127.0.0.1:0".to_string();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--fresh" => {}
+            "--max-instances" => engine.max_instances = rest.next().ok_or("--max-instances needs a number")?.parse()?,
+            other if other.starts_with("--") => return Err(format!("unknown option {other}").into()),
+            other => addr = other.to_string(),
+        }
+    }
     let wasm = wasmgate_host::guests::get("items").ok_or("the items guest is not embedded")?.to_vec();
-    let harness = Arc::new(Harness::new(wasm, FunctionConfig::default(), "{}", None).await?);
+    let harness = Arc::new(Harness::with_engine(wasm, FunctionConfig::default(), "{}", None, engine).await?);
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     loop {

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{FunctionConfig, InvokeRequest, LoadedVersion, Runtime, RuntimeError, RuntimeOptions, VersionSpec, engine};
+use super::{
+    EngineOptions, FunctionConfig, InvokeRequest, LoadedVersion, Runtime, RuntimeError, RuntimeOptions, VersionSpec,
+    engine,
+};
 
 /// A function loaded twice (reused and fresh-instance variants) in a
 /// private runtime with its own artifact directory.
@@ -64,11 +67,23 @@ impl Harness {
         event: &str,
         dir: Option<&Path>,
     ) -> Result<Harness, RuntimeError> {
+        Self::with_engine(wasm, config, event, dir, EngineOptions::default()).await
+    }
+
+    /// As [`Harness::new`], on an engine with these pool limits (a smaller
+    /// pool reserves less address space, e.g. to run under valgrind).
+    pub async fn with_engine(
+        wasm: Vec<u8>,
+        config: FunctionConfig,
+        event: &str,
+        dir: Option<&Path>,
+        engine: EngineOptions,
+    ) -> Result<Harness, RuntimeError> {
         let (dir, owns_dir) = match dir {
             Some(d) => (d.to_path_buf(), false),
             None => (std::env::temp_dir().join(format!("wasmgate-bench-{}", uuid::Uuid::new_v4().simple())), true),
         };
-        let runtime = Runtime::new(RuntimeOptions { artifacts_dir: &dir, engine: Default::default() })?;
+        let runtime = Runtime::new(RuntimeOptions { artifacts_dir: &dir, engine })?;
         let sha256 = crate::registry::code::sha256_hex(&wasm);
         runtime.compile(&sha256, &wasm)?;
         let spec = |version: &str, reuse: bool| VersionSpec {

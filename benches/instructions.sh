@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Instructions per request: GET /prod/items served by bare hyper, by "bare
+# hyper + wasmtime" (examples/hyper_wasmtime.rs) and by wasmgate, each under
+# valgrind's callgrind while wrk sends it requests. Callgrind counts the
+# instructions the server executes in user space (not the kernel's), the
+# same for the same binary and inputs however fast the machine is that
+# minute: where load.sh's requests/s drift with the machine, these show
+# what a change did.
+#
+#   benches/instructions.sh [SECONDS]   (default 10: how long each is measured)
+#
+# Only the requests are counted: instrumentation starts after the server is
+# up and warmed, and stops before it shuts down. Under valgrind a server
+# runs on one thread at a time, so wrk uses 2 connections.
+# Needs valgrind and wrk (Debian: apt-get install valgrind wrk).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+for tool in valgrind callgrind_control callgrind_annotate wrk; do
+  command -v "$tool" >/dev/null || { echo "instructions.sh: $tool is missing (apt-get install valgrind wrk)" >&2; exit 2; }
+done
+
+cargo build --release --quiet --bin wasmgate --example bare_hyper --example hyper_wasmtime
+work=$(mktemp -d)
+cleanup() { pkill -f "callgrind-out-file=$work" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# The instance pool reserves address space for every instance it may hold;
+# valgrind cannot map terabytes, so the servers keep a small pool.
+sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_listen = "127.0.0.1:0"/' \
+    -e "s|^data_dir = .*|data_dir = \"$work/data\"|" \
+    -e 's/^\[server\]$/[server]\nmax_instances = 3\nmax_memory_mb = 128/' gateway.toml > "$work/gateway.toml"
+
+measure() { # name listening-pattern command...
+  local name=$1 pattern=$2
+  shift 2
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/$name.%p" "$@" \
+    > "$work/$name.out" 2> "$work/$name.err" &
+  local pid=$!
+  local addr=""
+  for _ in $(seq 600); do
+    addr=$(sed -n "s/^${pattern}//p" "$work/$name.out" | head -1)
+    [ -n "$addr" ] && break
+    kill -0 "$pid" 2>/dev/null || { grep -v '^==' "$work/$name.err" >&2; exit 1; }
+    sleep 0.2
+  done
+  [ -n "$addr" ] || { echo "instructions.sh: $name did not start" >&2; exit 1; }
+  local url="$addr/prod/items"
+  curl -sf "$url" | grep -q Pencil || { echo "instructions.sh: $name did not answer $url" >&2; exit 1; }
+  wrk -t1 -c2 -d3s "$url" > /dev/null   # warm-up
+  callgrind_control -i on "$pid" > /dev/null 2>&1
+  local requests
+  requests=$(wrk -t1 -c2 -d"${duration}s" "$url" | awk '/requests in/ {print $1}')
+  callgrind_control -i off "$pid" > /dev/null 2>&1
+  callgrind_control -d "$pid" > /dev/null 2>&1
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  local dump
+  dump=$(ls -S "$work/$name".*.1 2>/dev/null | head -1)
+  local total
+  total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "$name $requests $total" >> "$work/results"
+}
+
+measure bare 'listening on ' target/release/examples/bare_hyper
+measure loop 'listening on ' target/release/examples/hyper_wasmtime --max-instances 3
+WASMGATE_LOG=warn measure wasmgate 'wasmgate: gateway listening on ' \
+  target/release/wasmgate serve --config "$work/gateway.toml"
+
+printf '\n%-30s %10s %22s %8s\n' "server (GET /prod/items)" requests "instructions/request" ratio
+bare_per=$(awk '$1 == "bare" {printf "%d", $3 / $2}' "$work/results")
+while read -r name requests total; do
+  case $name in
+    bare) label="bare hyper (same bytes)";;
+    loop) label="bare hyper + wasmtime, hot";;
+    wasmgate) label="wasmgate, hot instances";;
+  esac
+  per=$(awk -v t="$total" -v r="$requests" 'BEGIN {printf "%d", t / r}')
+  printf '%-30s %10d %22d %7.2fx\n' "$label" "$requests" "$per" "$(awk -v a="$per" -v b="$bare_per" 'BEGIN {print a / b}')"
+done < "$work/results"
