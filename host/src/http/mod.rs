@@ -125,7 +125,9 @@ pub async fn serve<H: Handler>(
             let in_flight = activity.clone().begin(req.version());
             // Nothing is queued when the recorder is off (disabled, HTTP/2).
             let conn = RequestConn { peer, names: names.pop() };
-            let answer = H::handle(handler.clone(), req, conn);
+            // Boxed once here: the handler's future is large, and hyper and
+            // the wrapper below would otherwise each copy it whole.
+            let answer = Box::pin(H::handle(handler.clone(), req, conn));
             async move {
                 let resp = answer.await;
                 drop(in_flight);
