@@ -51,8 +51,20 @@ impl OriginalNames {
     }
 
     /// The sent spelling of a (lower-cased) header name.
+    ///
+    /// Runs for every header of every request: a plain byte scan, lengths
+    /// compared first (names are short; a `str` line iterator costs more to
+    /// set up than the scan itself).
     pub fn spelling<'a>(&'a self, name: &str) -> Option<&'a str> {
-        self.names().find(|n| n.eq_ignore_ascii_case(name))
+        let mut rest = self.0.as_str();
+        while let Some(end) = rest.bytes().position(|b| b == b'\n') {
+            let sent = &rest[..end];
+            if sent.len() == name.len() && sent.eq_ignore_ascii_case(name) {
+                return Some(sent);
+            }
+            rest = &rest[end + 1..];
+        }
+        None
     }
 }
 
