@@ -81,7 +81,6 @@ impl TestServer {
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("WASMGATE_LOG", "info")
-            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(log)
             .stdin(Stdio::null())

@@ -263,6 +263,8 @@ async fn guest_logs_are_captured_per_invocation() {
     let log = server.log();
     let line = log.lines().find(|l| l.contains(&format!("echo stdout {request_id}"))).expect("logged");
     assert!(line.contains(&request_id) && line.contains("Echo") && line.contains("$LATEST"), "{line}");
+    // Written to a file, not a terminal: plain text, no colour codes.
+    assert!(!log.contains('\u{1b}'), "{line:?}");
     // A second call's log holds only its own lines.
     let r2 = server
         .admin
