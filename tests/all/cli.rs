@@ -72,7 +72,8 @@ fn bench_prints_cold_warm_and_hot_latencies() {
 fn a_bad_configuration_is_rejected_naming_the_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("[server]\nlisten = \"127.0.0.1:0\"\nlistne = 1\n", "unknown field `listne`", "line 3"),
+        ("[server]\nlisten = \"127.0.0.1:0\"\nlistne = 1\n", "server.listne: TOML parse error", "line 3"),
+        ("[functions.F]\nguest = \"items\"\ntimeout_ms = \"3s\"\n", "functions.F.timeout_ms: ", "line 3"),
         ("[functions.F]\nguest = \"itemz\"\n", "functions.F.guest: unknown guest \"itemz\"", ":2:"),
         ("[functions.F]\nguest = \"items\"\naliases = { prod = \"1\" }\n", "functions.F.aliases.prod", ":3:"),
         ("[functions.F]\nwasm = \"missing.wasm\"\n", "no such file", ":2:"),

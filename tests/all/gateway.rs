@@ -449,6 +449,11 @@ fn api_configuration_errors_name_the_key_and_line() {
             "apis.A",
         ),
         ("[apis.A.resources.\"/x\".GET.integration]\ntype = \"mock\"\nbogus = 1\n", "unknown field `bogus`", "line 8"),
+        (
+            "[apis.A.resources.\"/x\".GET.integration]\ntype = \"mock\"\nresponses = [{ status = \"x\" }]\n",
+            "apis.A.resources.\"/x\".GET.integration.responses[0].status: ",
+            "line 8",
+        ),
         ("[apis.A.gateway_responses.NOT_A_TYPE]\nstatus = 400\n", "unknown gateway response type", ":6:"),
     ];
     for (extra, needle, line) in cases {

@@ -49,8 +49,7 @@ pub fn parse_with_functions(
     path: &Path,
     functions: api::KnownFunctions<'_>,
 ) -> Result<Config, ConfigError> {
-    let raw: raw::RawConfig = toml::from_str(text)
-        .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
+    let raw: raw::RawConfig = from_toml(text, path)?;
     resolve::resolve(raw, text, path, functions)
 }
 
@@ -69,9 +68,51 @@ pub fn api_snapshot(api: &RawApi) -> String {
 /// Resolves a stored deployment's API (functions are checked per request).
 pub fn resolve_api_snapshot(name: &str, text: &str) -> Result<ApiSpec, ConfigError> {
     let path = Path::new("deployment");
-    let raw: toml::Spanned<RawApi> = toml::from_str(text)
-        .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
+    let raw: toml::Spanned<RawApi> = from_toml(text, path)?;
     api::resolve_api(&resolve::Ctx { text, path }, name, &raw, &|_| true)
+}
+
+/// Deserialises TOML text. A value of the wrong type or an unknown key is
+/// reported with its dotted key (`functions.ItemsFunction.timeout_ms`)
+/// before toml's own message, which gives the line and shows it.
+fn from_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    let fail = |key: String, e: toml::de::Error| {
+        let message = e.to_string();
+        let message = message.trim_end();
+        let message = if key.is_empty() { message.to_string() } else { format!("{key}: {message}") };
+        ConfigError::Parse { path: path.to_path_buf(), message }
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| fail(String::new(), e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = dotted_key(e.path());
+        fail(key, e.into_inner())
+    })
+}
+
+/// A deserialisation path as TOML spells a key: `apis.A.resources."/x".GET`,
+/// array elements as `responses[0]`.
+fn dotted_key(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut key = String::new();
+    for segment in path.iter() {
+        match segment {
+            // `Spanned` values add a private segment of toml's.
+            Segment::Map { key: k } if k.starts_with("$__serde_spanned") => {}
+            Segment::Map { key: k } | Segment::Enum { variant: k } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                    key.push_str(k);
+                } else {
+                    key.push_str(&format!("{k:?}"));
+                }
+            }
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Unknown => {}
+        }
+    }
+    key
 }
 
 /// The 1-based line of a byte offset.
