@@ -25,13 +25,13 @@ use wasmgate_host::runtime::{EngineOptions, FunctionConfig};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let fresh = args.iter().any(|a| a == "--fresh");
+    let mut fresh = false;
     let mut engine = EngineOptions::default();
     let mut addr = "127.0.0.1:0".to_string();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
-            "--fresh" => {}
+            "--fresh" => fresh = true,
             "--max-instances" => engine.max_instances = rest.next().ok_or("--max-instances needs a number")?.parse()?,
             other if other.starts_with("--") => return Err(format!("unknown option {other}").into()),
             other => addr = other.to_string(),

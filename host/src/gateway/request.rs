@@ -47,8 +47,8 @@ pub struct RequestIds {
 }
 
 impl RequestIds {
-    /// Fresh ids, written digit by digit (no formatting machinery: this runs
-    /// for every request).
+    /// Fresh ids, written in place into one buffer (no formatting machinery:
+    /// this runs for every request).
     ///
     /// The random digits come from a small per-thread generator seeded from
     /// the thread's cryptographic one: the ids must be unique, not secret
@@ -130,7 +130,6 @@ impl RequestIds {
     }
 }
 
-/// Appends the low `digits` hex digits of `value`, lower-case.
 /// Lengths of the request id (a hyphenated UUID), the extended request id
 /// and the trace id (`Root=1-` + 8 + `-` + 24 hex digits).
 const ID_LEN: usize = 36;
