@@ -186,7 +186,11 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
             let mut headers = RequestHeaders::with_capacity(parts.headers.len(), bytes);
             for (k, v) in &parts.headers {
                 let name = original.and_then(|o| o.spelling(k.as_str())).unwrap_or(k.as_str());
-                headers.push(name, &String::from_utf8_lossy(v.as_bytes()));
+                // Visible ASCII as it is (nearly every value); anything else lossily.
+                match v.to_str() {
+                    Ok(value) => headers.push(name, value),
+                    Err(_) => headers.push(name, &String::from_utf8_lossy(v.as_bytes())),
+                }
             }
             headers
         },
@@ -241,18 +245,22 @@ impl http::Handler for Gateway {
                     return to_http(resp);
                 }
             };
-            let started = std::time::Instant::now();
+            // The clock is read only for an access log that is written.
+            let logged = tracing::enabled!(target: "wasmgate::access", tracing::Level::INFO);
+            let started = logged.then(std::time::Instant::now);
             let resp = gateway.dispatch(&mut req, &mut Trace::default()).await;
-            tracing::info!(
-                target: "wasmgate::access",
-                request_id = req.ids.request_id(),
-                ip = %req.source_ip,
-                method = %req.method,
-                path = %req.full_path,
-                status = resp.status,
-                bytes = resp.body.len(),
-                latency_us = started.elapsed().as_micros() as u64,
-            );
+            if let Some(started) = started {
+                tracing::info!(
+                    target: "wasmgate::access",
+                    request_id = req.ids.request_id(),
+                    ip = %req.source_ip,
+                    method = %req.method,
+                    path = %req.full_path,
+                    status = resp.status,
+                    bytes = resp.body.len(),
+                    latency_us = started.elapsed().as_micros() as u64,
+                );
+            }
             to_http(resp)
         }
     }

@@ -332,12 +332,11 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     trace.log(|| format!("Endpoint request URI: function {qualifier}"));
     trace.log(|| format!("Endpoint request body after transformations: {event}"));
     let timeout = Duration::from_millis(method.spec.integration.timeout_ms);
-    let started = Instant::now();
     // Boxed: the call's future is most of a request's state, and every
     // future around it (up to the connection's) would otherwise carry it
     // inline and be copied whole at each level.
     let call = Box::pin(functions.invoke_target(target, event, req.ids.request_id()));
-    let outcome = match within(timeout, call).await {
+    let outcome = match within(tokio::time::Instant::now() + timeout, call).await {
         Err(_) => {
             trace.log(|| format!("Execution failed due to a timeout error after {} ms", timeout.as_millis()));
             return Err(Rejection::new(ResponseType::IntegrationTimeout, None));
@@ -359,7 +358,7 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
             "Function {qualifier} ran version {} ({} start) in {} µs",
             outcome.version,
             outcome.start.as_str(),
-            started.elapsed().as_micros()
+            outcome.duration.as_micros()
         )
     });
     if trace.enabled {
@@ -381,15 +380,16 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     Ok(outcome)
 }
 
-/// Runs `call` for at most `timeout` (API Gateway's integration timeout).
+/// Runs `call` until `deadline` (API Gateway's integration timeout).
 ///
 /// A hot function call usually completes in its first poll (the guest runs
 /// to its end without yielding), so the timer — a registration in tokio's
 /// timer wheel, a measurable share of a small request — is armed only when
-/// the call is still pending after that poll; the deadline still counts from
-/// the start.
-async fn within<F: std::future::Future>(timeout: Duration, call: F) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let deadline = tokio::time::Instant::now() + timeout;
+/// the call is still pending after that poll.
+async fn within<F: std::future::Future>(
+    deadline: tokio::time::Instant,
+    call: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
     let mut call = std::pin::pin!(call);
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
     match first {

@@ -68,7 +68,11 @@ impl RequestIds {
         let mut text = [0u8; ID_LEN + EXTENDED_LEN + TRACE_LEN];
         let (request_id, rest) = text.split_at_mut(ID_LEN);
         let (extended, trace) = rest.split_at_mut(EXTENDED_LEN);
-        uuid::Builder::from_random_bytes(rng.random()).into_uuid().hyphenated().encode_lower(request_id);
+        // Two random words (sampling `[u8; 16]` draws a word per byte).
+        let mut random = [0u8; 16];
+        random[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        random[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        uuid::Builder::from_random_bytes(random).into_uuid().hyphenated().encode_lower(request_id);
         // 63^10 < 2^64: ten digits of one random word.
         let mut n = rng.next_u64();
         for slot in extended.iter_mut() {

@@ -288,6 +288,10 @@ const DRAIN_LIMIT: usize = 256 << 20;
 
 /// Reads the whole body, refusing more than `limit` bytes.
 pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    // No body at all (a GET, `Content-Length: 0`): nothing to poll.
+    if hyper::body::Body::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;

@@ -175,7 +175,8 @@ impl LoadedVersion {
             self.refill_in_background();
         }
 
-        let deadline = Instant::now() + timeout;
+        // Counted from the call itself: a fresh instance's set-up is not the function's time.
+        let deadline = if start == StartKind::Hot { started } else { Instant::now() } + timeout;
         {
             let state = instance.store.data_mut();
             state.deadline = deadline;
