@@ -6,6 +6,7 @@ mod api;
 mod bench;
 mod client;
 mod function;
+mod log_output;
 mod serve;
 mod template;
 
@@ -63,22 +64,27 @@ pub(crate) fn name_value_pairs(flag: &str, items: &[String]) -> anyhow::Result<i
         .collect()
 }
 
-fn init_logging() {
+/// Logs go to stderr through [`log_output`]: requests never wait for it.
+/// Returns the guard that writes out what is queued when dropped.
+fn init_logging() -> log_output::LogGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("WASMGATE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: logs sent to a file or a collector stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let (writer, guard) = log_output::LogOutput::start(std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer).init();
+    guard
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let logs = init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
+            drop(logs);
             eprintln!("error: could not start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
@@ -95,6 +101,9 @@ fn main() -> ExitCode {
             Command::Template(cmd) => template::run(cmd),
         }
     });
+    // The log lines first, then the error that ends the command.
+    drop(runtime);
+    drop(logs);
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +21,10 @@ pub struct TestServer {
     pub admin_url: String,
     pub admin: AdminClient,
     child: Option<Child>,
+    /// Send the server's stderr into a pipe (see [`TestServer::start_with_piped_log`]).
+    piped_log: bool,
+    /// That pipe's reading end.
+    pub log_pipe: Option<ChildStderr>,
 }
 
 /// The configuration every test server starts from: `server_keys` go into
@@ -47,6 +51,16 @@ impl TestServer {
 
     /// Starts a server with extra `[server]` keys and `extra` configuration.
     pub fn start_with(server_keys: &str, extra: &str) -> TestServer {
+        TestServer::build(server_keys, extra, false)
+    }
+
+    /// Starts a server whose stderr (its log) goes into a pipe, in
+    /// [`TestServer::log_pipe`], that nobody reads until the test does.
+    pub fn start_with_piped_log(extra: &str) -> TestServer {
+        TestServer::build("", extra, true)
+    }
+
+    fn build(server_keys: &str, extra: &str, piped_log: bool) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("gateway.toml");
         std::fs::write(&config, config_text(server_keys, extra)).expect("write config");
@@ -57,6 +71,8 @@ impl TestServer {
             admin_url: String::new(),
             admin: AdminClient::new("http://127.0.0.1:1", ""),
             child: None,
+            piped_log,
+            log_pipe: None,
         };
         server.spawn();
         server
@@ -75,8 +91,26 @@ impl TestServer {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The server's log from byte `from` on, once that holds `text` (the
+    /// server writes its log a few milliseconds behind), or after a few
+    /// seconds as it is.
+    pub fn log_with(&self, from: usize, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.log().get(from..).unwrap_or_default().to_string();
+            if log.contains(text) || Instant::now() >= deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
+        let log = if self.piped_log {
+            Stdio::piped()
+        } else {
+            std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file").into()
+        };
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&self.config)
@@ -86,6 +120,7 @@ impl TestServer {
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn wasmgate serve");
+        self.log_pipe = child.stderr.take();
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

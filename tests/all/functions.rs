@@ -260,7 +260,7 @@ async fn guest_logs_are_captured_per_invocation() {
     assert!(tail.contains(&format!("echo stderr {request_id}")), "{tail}");
     assert_eq!(body_json(&r)["context"]["requestId"], request_id.as_str());
     // And the server log tags the lines with request id, function and version.
-    let log = server.log();
+    let log = server.log_with(0, &format!("echo stdout {request_id}"));
     let line = log.lines().find(|l| l.contains(&format!("echo stdout {request_id}"))).expect("logged");
     assert!(line.contains(&request_id) && line.contains("Echo") && line.contains("$LATEST"), "{line}");
     // Written to a file, not a terminal: plain text, no colour codes.

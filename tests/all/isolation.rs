@@ -1,6 +1,7 @@
 //! A misbehaving function never takes the server down: timeouts, traps,
 //! panics and exhausted memory end that call (and drop its instance), while
-//! other calls keep being served; concurrency limits throttle.
+//! other calls keep being served; concurrency limits throttle; a log output
+//! that cannot keep up costs log lines, not requests.
 
 use std::time::{Duration, Instant};
 
@@ -117,4 +118,45 @@ max_concurrency = 1
     assert_eq!(body_json(&server.invoke("Loop", r#"{"loop": false}"#).await), json!({"looped": false}));
     server.json(Method::PATCH, "/v1/functions/Loop/configuration", json!({"max_concurrency": 0})).await;
     assert_eq!(server.invoke("Loop", r#"{"loop": false}"#).await.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_output_that_stops_reading_costs_log_lines_not_requests() {
+    // The server's stderr is a pipe nobody reads. Each call logs its event
+    // (the items function prints it): 200 of them are more than the pipe
+    // and the server's log queue hold.
+    let mut server = TestServer::start_with_piped_log(ITEMS);
+    let event = json!({ "padding": "x".repeat(128 * 1024) }).to_string();
+    for i in 0..200 {
+        let call = tokio::time::timeout(Duration::from_secs(10), server.invoke("ItemsFunction", &event)).await;
+        let r = call.unwrap_or_else(|_| panic!("call {i} hung: the server waits for its log output"));
+        assert_eq!(r.status, StatusCode::OK, "call {i}");
+        let served = tokio::time::timeout(Duration::from_secs(10), crate::common::get(&server.url("/nothing"))).await;
+        assert!(served.is_ok(), "the gateway hung at call {i}");
+    }
+    // Once read again, the log reports what it had to drop, in whole lines.
+    let mut pipe = server.log_pipe.take().expect("piped log");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(&mut pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    let report = loop {
+        let line =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a report of dropped lines");
+        if line.contains("log lines dropped") {
+            break line;
+        }
+        lines.push(line);
+    };
+    assert!(report.contains("WARN"), "{report}");
+    let dropped: u64 = report.split("dropped=").nth(1).and_then(|d| d.split_whitespace().next()?.parse().ok()).unwrap();
+    assert!(dropped > 0, "{report}");
+    assert!(lines.iter().all(|l| l.contains(" INFO ") || l.contains(" WARN ")), "torn lines in {lines:?}");
 }
