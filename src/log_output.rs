@@ -22,6 +22,9 @@ use tracing_subscriber::fmt::MakeWriter;
 
 /// Most bytes of log lines waiting to be written.
 const QUEUE_BYTES: usize = 16 << 20;
+/// Room the writer's batch keeps between writes (a burst may have grown it
+/// to the whole queue).
+const KEEP_BYTES: usize = 256 << 10;
 /// How often, at most, the writer reports lines it had to drop.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// How long the writer lets lines gather once the queue has some: lines
@@ -122,6 +125,8 @@ fn write_until_closed(shared: &Shared, mut out: impl Write) {
         // Nowhere to report a failing stderr; the lines are lost either way.
         let _ = out.write_all(&batch).and_then(|()| out.flush());
         batch.clear();
+        // A burst's worth of room is not kept for good.
+        batch.shrink_to(KEEP_BYTES);
         let dropped = shared.dropped.load(Ordering::Relaxed);
         if dropped > reported && last_report.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
             tracing::warn!(dropped = dropped - reported, "log lines dropped: the log output could not keep up");
