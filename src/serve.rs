@@ -73,6 +73,18 @@ async fn shutdown_signal() {
 
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let config = wasmgate_host::config::load(&args.config)?;
-    println!("{}: ok ({} functions)", args.config.display(), config.functions.len());
+    // What was checked: `gateway.toml: ok: 1 function; API ItemsAPI: 2 methods, stages dev, prod`.
+    let mut summary = format!("{}: ok: {}", args.config.display(), count(config.functions.len(), "function"));
+    for api in &config.apis {
+        let stages: Vec<&str> = api.stages.keys().map(String::as_str).collect();
+        let stages = if stages.is_empty() { "no stages".to_string() } else { format!("stages {}", stages.join(", ")) };
+        summary.push_str(&format!("; API {}: {}, {stages}", api.name, count(api.methods.len(), "method")));
+    }
+    println!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `1 function`, `2 functions`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
