@@ -4,7 +4,9 @@
 # server returning the same bytes, in one run, with the ratios. A second
 # baseline, "bare hyper + wasmtime" (examples/hyper_wasmtime.rs: hyper calling
 # the same function through wasmgate's runtime alone, no gateway), shows what
-# the function call itself costs and what the gateway adds.
+# the function call itself costs and what the gateway adds. A second wasmgate
+# logs at the default level (an access line and the function's line per
+# request, to a file): what a server run as it comes does.
 #
 #   benches/load.sh [DURATION_SECONDS] [CONNECTIONS] [WRK_THREADS] [ROUNDS]
 #   (default 10 s, 64, 1, 3: each server measured ROUNDS times, in turns)
@@ -31,6 +33,9 @@ sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_l
     -e "s|^data_dir = .*|data_dir = \"$work/data\"|" gateway.toml > "$work/gateway.toml"
 WASMGATE_LOG=warn target/release/wasmgate serve --config "$work/gateway.toml" > "$work/wasmgate.out" 2> "$work/wasmgate.err" &
 pids+=($!)
+sed -e "s|^data_dir = .*|data_dir = \"$work/data-info\"|" "$work/gateway.toml" > "$work/gateway-info.toml"
+WASMGATE_LOG=info target/release/wasmgate serve --config "$work/gateway-info.toml" > "$work/wasmgate-info.out" 2> "$work/wasmgate-info.log" &
+pids+=($!)
 target/release/examples/bare_hyper > "$work/bare.out" &
 pids+=($!)
 target/release/examples/hyper_wasmtime > "$work/loop.out" &
@@ -39,15 +44,17 @@ target/release/examples/hyper_wasmtime --fresh > "$work/loop-fresh.out" &
 pids+=($!)
 for _ in $(seq 100); do
   grep -q "admin API listening" "$work/wasmgate.out" 2>/dev/null && grep -q listening "$work/bare.out" 2>/dev/null \
+    && grep -q "admin API listening" "$work/wasmgate-info.out" 2>/dev/null \
     && grep -q listening "$work/loop.out" 2>/dev/null && grep -q listening "$work/loop-fresh.out" 2>/dev/null && break
   sleep 0.1
 done
 gateway=$(sed -n 's/^wasmgate: gateway listening on //p' "$work/wasmgate.out")
 admin=$(sed -n 's/^wasmgate: admin API listening on //p' "$work/wasmgate.out")
+gateway_info=$(sed -n 's/^wasmgate: gateway listening on //p' "$work/wasmgate-info.out")
 bare=$(sed -n 's/^listening on //p' "$work/bare.out")
 loop=$(sed -n 's/^listening on //p' "$work/loop.out")
 loop_fresh=$(sed -n 's/^listening on //p' "$work/loop-fresh.out")
-[ -n "$gateway" ] && [ -n "$bare" ] && [ -n "$loop" ] && [ -n "$loop_fresh" ] || { cat "$work/wasmgate.err"; exit 1; }
+[ -n "$gateway" ] && [ -n "$gateway_info" ] && [ -n "$bare" ] && [ -n "$loop" ] && [ -n "$loop_fresh" ] || { cat "$work/wasmgate.err"; exit 1; }
 
 # dev runs $LATEST: give it a fresh instance per request (reuse = false).
 WASMGATE_ADMIN=$admin target/release/wasmgate function update-config ItemsFunction --reuse false \
@@ -68,9 +75,9 @@ run() { # name url round
 
 # The servers take turns, round after round: the machine's drift over the
 # run touches all of them alike, and the medians of the rounds are reported.
-servers=(bare loop hot loop-fresh fresh)
+servers=(bare loop hot loop-fresh fresh logged)
 declare -A url=([bare]="$bare/prod/items" [loop]="$loop/prod/items" [hot]="$gateway/prod/items"
-                [loop-fresh]="$loop_fresh/prod/items" [fresh]="$gateway/dev/items")
+                [loop-fresh]="$loop_fresh/prod/items" [fresh]="$gateway/dev/items" [logged]="$gateway_info/prod/items")
 for round in $(seq "$rounds"); do
   for s in "${servers[@]}"; do run "$s" "${url[$s]}" "$round"; done
 done
@@ -90,6 +97,7 @@ for s in "${servers[@]}"; do
     hot) name="wasmgate, hot instances";;
     loop-fresh) name="bare hyper + wasmtime, fresh";;
     fresh) name="wasmgate, fresh instance/request";;
+    logged) name="wasmgate, hot, info logs to a file";;
   esac
   rps=$(column_of "$s" 3 | median)
   ratio=$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {printf "%.2f", a / b}')
