@@ -103,6 +103,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     let (tx, rx) = watch::channel(false);
     let options = crate::http::ServeOptions {
         header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
+        body_read_timeout: Duration::from_millis(server.body_read_timeout_ms),
         grace: Duration::from_millis(server.shutdown_grace_ms),
         preserve_header_case: true,
     };

@@ -484,6 +484,53 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
     assert_eq!(get(&server.url("/prod/items")).await.status, 200);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_sending_its_body_is_answered_408_and_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with("body_read_timeout_ms = 500\n", &bundled_config());
+    // A whole head announcing 100 bytes of body, ten of them, then nothing.
+    let mut stream = raw_connection(&server).await;
+    stream.write_all(b"POST /prod/items HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection stayed open with its body unfinished");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400), "answered after the timeout, not before");
+    let response = String::from_utf8_lossy(&buf);
+    assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
+    // DEFAULT_4XX, API Gateway's type for a 4xx without a type of its own (no x-amzn-ErrorType).
+    assert!(response.to_ascii_lowercase().contains("x-amzn-requestid: "), "{response}");
+    assert!(response.ends_with(r#"{"message":"Request Timeout"}"#), "{response}");
+
+    // A body that comes slowly but keeps coming is read whole (the timeout is
+    // a pause between pieces, not a limit on the whole body).
+    let mut stream = raw_connection(&server).await;
+    stream.write_all(b"POST /prod/items HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n").await.unwrap();
+    for byte in b"0123456789" {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stream.write_all(&[*byte]).await.unwrap();
+    }
+    let response = read_response(&mut stream).await;
+    // Whole, so routed: no POST method on /items.
+    assert!(response.starts_with("HTTP/1.1 403 "), "{response}");
+
+    // The admin API's bodies have the same limit.
+    let admin = server.admin_url.trim_start_matches("http://").to_string();
+    let token = std::fs::read_to_string(server.data_dir().join("admin.token")).unwrap();
+    let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let head = format!(
+        "PUT /v1/functions/F/code HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\n\r\n0123",
+        token.trim()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the admin connection stayed open with its body unfinished");
+    let response = String::from_utf8_lossy(&buf);
+    assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
+    assert!(response.contains("RequestTimeoutException"), "{response}");
+}
+
 /// A plain TCP connection to the gateway, for requests written byte by byte.
 async fn raw_connection(server: &TestServer) -> tokio::net::TcpStream {
     tokio::net::TcpStream::connect(server.gateway.trim_start_matches("http://")).await.unwrap()

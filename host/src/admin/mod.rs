@@ -42,7 +42,6 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -131,6 +130,7 @@ impl From<BodyError> for ApiError {
                 ApiError(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", e.to_string())
             }
             BodyError::Read(m) => ApiError::bad_request(m),
+            BodyError::TimedOut(_) => ApiError(StatusCode::REQUEST_TIMEOUT, "RequestTimeoutException", e.to_string()),
         }
     }
 }
@@ -146,7 +146,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-fn query_param(req: &Request<Incoming>, name: &str) -> Option<String> {
+fn query_param(req: &Request<http::RequestBody>, name: &str) -> Option<String> {
     let query = req.uri().query()?;
     form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
@@ -255,7 +255,7 @@ impl AdminApi {
         AdminApi { functions, gateway, options }
     }
 
-    fn authorized(&self, req: &Request<Incoming>) -> bool {
+    fn authorized(&self, req: &Request<http::RequestBody>) -> bool {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -264,7 +264,7 @@ impl AdminApi {
         given.is_some_and(|t| token::matches(&self.options.token, t.trim()))
     }
 
-    async fn route(&self, req: Request<Incoming>) -> ApiResult {
+    async fn route(&self, req: Request<http::RequestBody>) -> ApiResult {
         let path = req.uri().path().to_string();
         let segments: Vec<String> = path
             .trim_matches('/')
@@ -416,7 +416,7 @@ impl AdminApi {
         }
     }
 
-    async fn invoke(&self, qualifier: &str, req: Request<Incoming>) -> ApiResult {
+    async fn invoke(&self, qualifier: &str, req: Request<http::RequestBody>) -> ApiResult {
         let tail = req.headers().get("x-amz-log-type").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tail"));
         let body = http::read_body(req.into_body(), MAX_EVENT_BYTES).await?;
         let event = if body.is_empty() { "{}" } else { std::str::from_utf8(&body).unwrap_or("") };
@@ -460,13 +460,13 @@ impl AdminApi {
 }
 
 impl http::Handler for AdminApi {
-    async fn handle(api: Arc<Self>, req: Request<Incoming>, _conn: http::RequestConn) -> Response<Body> {
+    async fn handle(api: Arc<Self>, req: Request<http::RequestBody>, _conn: http::RequestConn) -> Response<Body> {
         api.answer(req).await
     }
 }
 
 impl AdminApi {
-    async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn answer(&self, req: Request<http::RequestBody>) -> Response<Body> {
         if !self.authorized(&req) {
             return ApiError(
                 StatusCode::UNAUTHORIZED,

@@ -158,6 +158,7 @@ pub struct RawServer {
     pub max_memory_mb: Option<Spanned<u32>>,
     pub shutdown_grace_ms: Option<u64>,
     pub header_read_timeout_ms: Option<Spanned<u64>>,
+    pub body_read_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout_ms: u64,
+    /// The longest pause between two pieces of a request's body.
+    pub body_read_timeout_ms: u64,
 }
 
 /// Where a function's code comes from at bootstrap.
@@ -86,6 +88,15 @@ impl Ctx<'_> {
         })
     }
 
+    /// A duration in milliseconds that must not be zero.
+    fn positive_ms(&self, value: &Option<Spanned<u64>>, key: &str, default: u64) -> Result<u64, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(t) if *t.get_ref() == 0 => self.err(t.span(), key, "must be at least 1"),
+            Some(t) => Ok(*t.get_ref()),
+        }
+    }
+
     fn addr(&self, value: &Option<Spanned<String>>, key: &str, default: &str) -> Result<SocketAddr, ConfigError> {
         match value {
             None => Ok(default.parse().expect("default address parses")),
@@ -134,13 +145,8 @@ pub(super) fn resolve(
         max_code_bytes,
         engine,
         shutdown_grace_ms: s.shutdown_grace_ms.unwrap_or(30_000),
-        header_read_timeout_ms: match &s.header_read_timeout_ms {
-            None => 30_000,
-            Some(t) if *t.get_ref() == 0 => {
-                return cx.err(t.span(), "server.header_read_timeout_ms", "must be at least 1");
-            }
-            Some(t) => *t.get_ref(),
-        },
+        header_read_timeout_ms: cx.positive_ms(&s.header_read_timeout_ms, "server.header_read_timeout_ms", 30_000)?,
+        body_read_timeout_ms: cx.positive_ms(&s.body_read_timeout_ms, "server.body_read_timeout_ms", 30_000)?,
     };
 
     let mut functions = Vec::new();

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, header};
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -221,7 +220,7 @@ pub fn to_http(resp: GatewayResponse) -> Response<Body> {
 impl http::Handler for Gateway {
     fn handle(
         gateway: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<http::RequestBody>,
         conn: http::RequestConn,
     ) -> impl Future<Output = Response<Body>> + Send + 'static {
         let (parts, body) = req.into_parts();
@@ -233,15 +232,16 @@ impl http::Handler for Gateway {
             req.body = match http::read_body(body, MAX_BODY_BYTES).await {
                 Ok(b) => b,
                 Err(e) => {
-                    let kind = match e {
-                        BodyError::TooLarge(_) => ResponseType::RequestTooLarge,
-                        BodyError::Read(_) => ResponseType::Default4xx,
+                    let rejection = match e {
+                        BodyError::TooLarge(_) => Rejection::new(ResponseType::RequestTooLarge, None),
+                        BodyError::Read(_) => Rejection::new(ResponseType::Default4xx, None),
+                        // API Gateway has no type of its own for it: a 4xx
+                        // with HTTP's status for it.
+                        BodyError::TimedOut(_) => {
+                            Rejection::new(ResponseType::Default4xx, Some("Request Timeout".into())).with_status(408)
+                        }
                     };
-                    let resp = Self::reject(
-                        &GatewayResponses::default(),
-                        &Rejection::new(kind, None),
-                        &ErrorContext::for_request(&req),
-                    );
+                    let resp = Self::reject(&GatewayResponses::default(), &rejection, &ErrorContext::for_request(&req));
                     return to_http(resp);
                 }
             };

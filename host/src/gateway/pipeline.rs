@@ -38,7 +38,7 @@ impl Rejection {
         Rejection { kind, message, status: None }
     }
 
-    fn with_status(mut self, status: u16) -> Self {
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
         self
     }

@@ -1,7 +1,8 @@
 //! HTTP plumbing shared by the gateway and the admin listener: the accept
 //! loop (HTTP/1.1 and HTTP/2 over cleartext, keep-alive, a header read
 //! timeout), graceful shutdown that finishes requests in flight, bounded body
-//! reading, and small response helpers. [`header_case`] records the header
+//! reading (a size limit, and a longest pause between a body's pieces), and
+//! small response helpers. [`header_case`] records the header
 //! names of HTTP/1.1 requests as the client spelled them.
 //!
 //! The header read timeout is kept per connection, not per request: hyper's
@@ -48,6 +49,11 @@ pub struct ServeOptions {
     /// before its connection is closed: a slow client cannot hold a
     /// connection open forever.
     pub header_read_timeout: Duration,
+    /// The longest pause between two pieces of a request's body: past it
+    /// [`read_body`] gives up. (The connection's watchdog leaves requests in
+    /// flight alone, so without this a client that stopped sending its body
+    /// would hold its connection forever.)
+    pub body_read_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub grace: Duration,
     /// Record HTTP/1.1 header names as sent ([`header_case`]): the handler
@@ -65,6 +71,14 @@ pub struct RequestConn {
     pub names: Option<header_case::OriginalNames>,
 }
 
+/// A request's body as the listener hands it over: hyper's, with the
+/// listener's longest pause between its pieces. Read it with [`read_body`].
+#[derive(Debug)]
+pub struct RequestBody {
+    body: Incoming,
+    idle: Duration,
+}
+
 /// Something that answers requests.
 pub trait Handler: Send + Sync + 'static {
     /// Answers `req`. The call itself runs as hyper hands the request over;
@@ -77,7 +91,7 @@ pub trait Handler: Send + Sync + 'static {
     /// then makes that read allocate a new buffer, on every request.
     fn handle(
         handler: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         conn: RequestConn,
     ) -> impl Future<Output = Response<Body>> + Send + 'static;
 }
@@ -92,6 +106,7 @@ pub async fn serve<H: Handler>(
     options: ServeOptions,
 ) {
     let grace = options.grace;
+    let body_idle = options.body_read_timeout;
     let mut open = OpenConnections::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The header read timeout is the connection watchdog's (see the module docs).
@@ -125,6 +140,7 @@ pub async fn serve<H: Handler>(
             let in_flight = activity.clone().begin(req.version());
             // Nothing is queued when the recorder is off (disabled, HTTP/2).
             let conn = RequestConn { peer, names: names.pop() };
+            let req = req.map(|body| RequestBody { body, idle: body_idle });
             // Boxed once here: the handler's future is large, and hyper and
             // the wrapper below would otherwise each copy it whole.
             let answer = Box::pin(H::handle(handler.clone(), req, conn));
@@ -280,27 +296,31 @@ pub enum BodyError {
     TooLarge(usize),
     #[error("could not read the request body: {0}")]
     Read(String),
+    #[error("the request body paused for longer than {} ms", .0.as_millis())]
+    TimedOut(Duration),
 }
 
 /// Most bytes read and thrown away after a body exceeded its limit, so that
 /// the client (still sending) receives the 413 instead of a reset connection.
 const DRAIN_LIMIT: usize = 256 << 20;
 
-/// Reads the whole body, refusing more than `limit` bytes.
-pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+/// Reads the whole body, refusing more than `limit` bytes, and giving up
+/// when the client pauses longer than the listener allows between pieces.
+pub async fn read_body(body: RequestBody, limit: usize) -> Result<Bytes, BodyError> {
+    let RequestBody { mut body, idle } = body;
     // No body at all (a GET, `Content-Length: 0`): nothing to poll.
     if hyper::body::Body::is_end_stream(&body) {
         return Ok(Bytes::new());
     }
     let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
+    while let Some(frame) = next_frame(&mut body, idle).await? {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
         let Ok(data) = frame.into_data() else { continue };
         if buf.len() + data.len() > limit {
             let mut drained = buf.len() + data.len();
             while drained < DRAIN_LIMIT {
-                match body.frame().await {
-                    Some(Ok(f)) => drained += f.data_ref().map_or(0, |d| d.len()),
+                match next_frame(&mut body, idle).await {
+                    Ok(Some(Ok(f))) => drained += f.data_ref().map_or(0, |d| d.len()),
                     _ => break,
                 }
             }
@@ -309,6 +329,20 @@ pub async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, BodyEr
         buf.extend_from_slice(&data);
     }
     Ok(buf.freeze())
+}
+
+/// The body's next frame, waiting at most `idle` for it. Usually it has
+/// arrived with the head already: the timer is armed only when it has not.
+async fn next_frame(
+    body: &mut Incoming,
+    idle: Duration,
+) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, BodyError> {
+    let mut next = body.frame();
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut next).poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(frame) => Ok(frame),
+        std::task::Poll::Pending => tokio::time::timeout(idle, next).await.map_err(|_| BodyError::TimedOut(idle)),
+    }
 }
 
 /// A response with a body and content type.
