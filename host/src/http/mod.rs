@@ -332,27 +332,16 @@ pub async fn read_body(body: RequestBody, limit: usize) -> Result<Bytes, BodyErr
 }
 
 /// The body's next frame, waiting at most `idle` for it. Usually it has
-/// arrived with the head already.
+/// arrived with the head already: the timer is armed only when it has not.
 async fn next_frame(
     body: &mut Incoming,
     idle: Duration,
 ) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, BodyError> {
-    timeout_unless_ready(|| TokioInstant::now() + idle, body.frame()).await.map_err(|_| BodyError::TimedOut(idle))
-}
-
-/// Runs `fut` until `deadline`, arming the timer only if `fut` is not ready
-/// at its first poll: a registration in tokio's timer wheel is a measurable
-/// share of a small request, and on the request path the awaited thing (a
-/// hot function call, a body that came with its head) is usually ready at
-/// once. `deadline` is asked for only then.
-pub async fn timeout_unless_ready<F: Future>(
-    deadline: impl FnOnce() -> TokioInstant,
-    fut: F,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let mut fut = std::pin::pin!(fut);
-    match std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await {
-        std::task::Poll::Ready(output) => Ok(output),
-        std::task::Poll::Pending => tokio::time::timeout_at(deadline(), fut).await,
+    let mut next = body.frame();
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut next).poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(frame) => Ok(frame),
+        std::task::Poll::Pending => tokio::time::timeout(idle, next).await.map_err(|_| BodyError::TimedOut(idle)),
     }
 }
 
