@@ -470,33 +470,27 @@ fn api_configuration_errors_name_the_key_and_line() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_slow_to_send_its_headers_is_disconnected() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let server = TestServer::start_with("header_read_timeout_ms = 500\n", &bundled_config());
     let mut stream = raw_connection(&server).await;
     // Half a request, then nothing.
     stream.write_all(b"GET /prod/items HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-    let started = std::time::Instant::now();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the connection stayed open");
-    assert!(started.elapsed() >= std::time::Duration::from_millis(400), "closed after the timeout, not before");
+    let (_, waited) = read_until_closed(&mut stream, "the connection stayed open").await;
+    assert!(waited >= std::time::Duration::from_millis(400), "closed after the timeout, not before");
     // Other clients are served meanwhile and after.
     assert_eq!(get(&server.url("/prod/items")).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_stops_sending_its_body_is_answered_408_and_disconnected() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let server = TestServer::start_with("body_read_timeout_ms = 500\n", &bundled_config());
     // A whole head announcing 100 bytes of body, ten of them, then nothing.
     let mut stream = raw_connection(&server).await;
     stream.write_all(b"POST /prod/items HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789").await.unwrap();
-    let started = std::time::Instant::now();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the connection stayed open with its body unfinished");
-    assert!(started.elapsed() >= std::time::Duration::from_millis(400), "answered after the timeout, not before");
-    let response = String::from_utf8_lossy(&buf);
+    let (response, waited) =
+        read_until_closed(&mut stream, "the connection stayed open with its body unfinished").await;
+    assert!(waited >= std::time::Duration::from_millis(400), "answered after the timeout, not before");
     assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
     // DEFAULT_4XX, API Gateway's type for a 4xx without a type of its own (no x-amzn-ErrorType).
     assert!(response.to_ascii_lowercase().contains("x-amzn-requestid: "), "{response}");
@@ -523,10 +517,8 @@ async fn a_client_that_stops_sending_its_body_is_answered_408_and_disconnected()
         token.trim()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the admin connection stayed open with its body unfinished");
-    let response = String::from_utf8_lossy(&buf);
+    let (response, _) =
+        read_until_closed(&mut stream, "the admin connection stayed open with its body unfinished").await;
     assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
     assert!(response.contains("RequestTimeoutException"), "{response}");
 }
@@ -534,6 +526,17 @@ async fn a_client_that_stops_sending_its_body_is_answered_408_and_disconnected()
 /// A plain TCP connection to the gateway, for requests written byte by byte.
 async fn raw_connection(server: &TestServer) -> tokio::net::TcpStream {
     tokio::net::TcpStream::connect(server.gateway.trim_start_matches("http://")).await.unwrap()
+}
+
+/// Reads until the server closes the connection (panicking with `open` if
+/// it has not within 10 s): what came, and how long that took.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, open: &str) -> (String, std::time::Duration) {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "{open}");
+    (String::from_utf8_lossy(&buf).into_owned(), started.elapsed())
 }
 
 /// Reads one HTTP/1.1 response (headers and a `Content-Length` body) off a raw stream.
@@ -568,7 +571,7 @@ async fn read_one_response(stream: &mut tokio::net::TcpStream, pending: &mut Vec
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_keep_alive_connection_is_closed_but_a_slow_request_in_flight_is_not() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let server = TestServer::start_with("header_read_timeout_ms = 300\n", &bundled_config());
 
     // A request whose body arrives well after the timeout: in flight, so served.
@@ -584,10 +587,7 @@ async fn an_idle_keep_alive_connection_is_closed_but_a_slow_request_in_flight_is
     slow.write_all(b"GET /prod/items HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     assert!(read_response(&mut slow).await.starts_with("HTTP/1.1 200"));
     // … and, left idle, is closed after the timeout.
-    let started = std::time::Instant::now();
-    let mut rest = Vec::new();
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
-    assert!(closed.is_ok(), "the idle connection stayed open");
-    assert!(rest.is_empty(), "unexpected bytes: {}", String::from_utf8_lossy(&rest));
-    assert!(started.elapsed() >= std::time::Duration::from_millis(200), "closed before the timeout");
+    let (rest, waited) = read_until_closed(&mut slow, "the idle connection stayed open").await;
+    assert!(rest.is_empty(), "unexpected bytes: {rest}");
+    assert!(waited >= std::time::Duration::from_millis(200), "closed before the timeout");
 }
