@@ -55,7 +55,6 @@ impl Shared {
 }
 
 /// The log's writer: give it to the formatter as its `MakeWriter`.
-#[derive(Clone)]
 pub struct LogOutput {
     shared: Arc<Shared>,
 }
