@@ -591,3 +591,47 @@ async fn an_idle_keep_alive_connection_is_closed_but_a_slow_request_in_flight_is
     assert!(rest.is_empty(), "unexpected bytes: {rest}");
     assert!(waited >= std::time::Duration::from_millis(200), "closed before the timeout");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_http2_connection_is_sent_goaway_and_closed_but_a_slow_stream_is_not() {
+    use http_body_util::Empty;
+    use std::time::{Duration, Instant};
+    // A method whose call outlasts the idle timeout (the loop times out at 800 ms).
+    let config = format!(
+        "{}\n[functions.Loop]\nguest = \"busy-loop\"\ntimeout_ms = 800\n\n\
+         [apis.ItemsAPI.resources.\"/loop\".GET.integration]\ntype = \"function\"\nfunction = \"Loop\"\n",
+        bundled_config()
+    );
+    let server = TestServer::start_with("header_read_timeout_ms = 300\n", &config);
+    let stream = hyper_util::rt::TokioIo::new(raw_connection(&server).await);
+    let (mut sender, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<bytes::Bytes>>(
+        hyper_util::rt::TokioExecutor::new(),
+        stream,
+    )
+    .await
+    .expect("h2c handshake");
+    let closed = tokio::spawn(async move {
+        let ended = conn.await;
+        (ended, Instant::now())
+    });
+    let get = |path: &str| hyper::Request::get(server.url(path)).body(Empty::new()).unwrap();
+
+    // A stream in flight longer than the timeout is answered, not cut.
+    let resp = sender.send_request(get("/prod/loop")).await.expect("the slow stream was answered");
+    assert_eq!(resp.status(), 504, "the function's timeout, after 800 ms");
+    // Requests spaced under the timeout keep the connection.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(sender.send_request(get("/dev/items/2")).await.expect("kept alive").status(), 200);
+    }
+    let last = Instant::now();
+
+    // Left idle, the server says GOAWAY and the connection ends cleanly.
+    let (ended, at) = tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("the idle HTTP/2 connection stayed open")
+        .unwrap();
+    ended.expect("a graceful close, not an error");
+    assert!(at - last >= Duration::from_millis(200), "closed before the timeout: {:?}", at - last);
+    assert!(sender.send_request(get("/dev/items/2")).await.is_err(), "the connection still took a request");
+}

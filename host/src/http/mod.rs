@@ -13,8 +13,10 @@
 //! connection that has had no request in flight for the timeout — a client
 //! slow to send its headers, or a keep-alive connection left idle, exactly
 //! the connections hyper's timer would close. A request in flight is never
-//! cut: its connection is not idle. (HTTP/1 only, as hyper's: an HTTP/2
-//! connection is exempt once it has carried a request.)
+//! cut: its connection is not idle. An idle HTTP/2 connection is closed the
+//! same way, but gracefully (GOAWAY first: a stream the client opened as it
+//! went idle is still answered); hyper's own timer leaves HTTP/2 alone, so
+//! idle h2c clients would otherwise hold their sockets forever.
 //!
 //! Graceful shutdown is kept per connection too ([`OpenConnections`]): each
 //! connection has its own stop signal, so serving a request touches nothing
@@ -174,6 +176,16 @@ pub async fn serve<H: Handler>(
                         conn.as_mut().graceful_shutdown();
                     }
                     () = &mut watchdog => match watched.idle_deadline(timeout) {
+                        // HTTP/2, idle for the whole timeout: GOAWAY, then the
+                        // connection ends once its streams are done (or, still
+                        // open and idle a timeout later, is closed).
+                        Some(deadline) if deadline <= Instant::now() && watched.is_http2() && !stopping => {
+                            tracing::debug!(%peer, "HTTP/2 connection idle for the timeout; going away");
+                            stopping = true;
+                            conn.as_mut().graceful_shutdown();
+                            watched.restart_idle();
+                            watchdog.as_mut().reset(TokioInstant::now() + timeout);
+                        }
                         // Idle for the whole timeout: close (nothing is in flight).
                         Some(deadline) if deadline <= Instant::now() => {
                             tracing::debug!(%peer, "no request within the header read timeout; closing");
@@ -241,9 +253,8 @@ struct Activity {
     epoch: Instant,
     in_flight: AtomicUsize,
     last_end_ms: AtomicU64,
-    /// The connection speaks HTTP/2: exempt, as from hyper's HTTP/1-only
-    /// timer (its streams run in tasks of their own, so "idle" cannot be
-    /// decided race-free from here).
+    /// The connection speaks HTTP/2: closed with GOAWAY first, since its
+    /// client may be opening a stream just as the watchdog fires.
     http2: AtomicBool,
 }
 
@@ -271,12 +282,21 @@ impl Activity {
     }
 
     /// When the connection will have been idle for `timeout`, or `None`
-    /// while a request is in flight (or for HTTP/2).
+    /// while a request is in flight.
     fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
-        if self.in_flight.load(Ordering::Acquire) > 0 || self.http2.load(Ordering::Acquire) {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
         Some(self.epoch + Duration::from_millis(self.last_end_ms.load(Ordering::Acquire)) + timeout)
+    }
+
+    fn is_http2(&self) -> bool {
+        self.http2.load(Ordering::Acquire)
+    }
+
+    /// Counts the connection idle from now (after it was told to go away).
+    fn restart_idle(&self) {
+        self.last_end_ms.store(Self::ms_since(self.epoch), Ordering::Release);
     }
 }
 
