@@ -6,6 +6,7 @@ mod api;
 mod bench;
 mod client;
 mod function;
+mod log_format;
 mod log_output;
 mod serve;
 mod template;
@@ -74,7 +75,12 @@ fn init_logging() -> log_output::LogGuard {
     // Colours only on a terminal: logs sent to a file or a collector stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = log_output::LogOutput::start(std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .event_format(log_format::LineFormat::default())
+        .with_writer(writer)
+        .init();
     guard
 }
 

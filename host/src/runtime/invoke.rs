@@ -275,7 +275,8 @@ fn panic_message(logs: &str) -> Option<String> {
 
 fn log_guest_output(logs: &str, request_id: &str, function: &str, version: &str) {
     for line in logs.lines() {
-        tracing::info!(target: "wasmgate::function", request_id, function, version, "{line}");
+        // The line as the message (first, as a formatted one would be), without formatting it.
+        tracing::info!(target: "wasmgate::function", message = line, request_id, function, version);
     }
 }
 
