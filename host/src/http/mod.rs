@@ -176,20 +176,20 @@ pub async fn serve<H: Handler>(
                         conn.as_mut().graceful_shutdown();
                     }
                     () = &mut watchdog => match watched.idle_deadline(timeout) {
-                        // HTTP/2, idle for the whole timeout: GOAWAY, then the
-                        // connection ends once its streams are done (or, still
-                        // open and idle a timeout later, is closed).
-                        Some(deadline) if deadline <= Instant::now() && watched.is_http2() && !stopping => {
+                        // Idle for the whole timeout (nothing is in flight):
+                        // close. HTTP/2 gets GOAWAY first, and the connection
+                        // ends once its streams are done (or, still open and
+                        // idle a timeout later, is closed).
+                        Some(deadline) if deadline <= Instant::now() => {
+                            if !watched.is_http2() || stopping {
+                                tracing::debug!(%peer, "no request within the header read timeout; closing");
+                                break;
+                            }
                             tracing::debug!(%peer, "HTTP/2 connection idle for the timeout; going away");
                             stopping = true;
                             conn.as_mut().graceful_shutdown();
-                            watched.restart_idle();
+                            watched.idle_from_now();
                             watchdog.as_mut().reset(TokioInstant::now() + timeout);
-                        }
-                        // Idle for the whole timeout: close (nothing is in flight).
-                        Some(deadline) if deadline <= Instant::now() => {
-                            tracing::debug!(%peer, "no request within the header read timeout; closing");
-                            break;
                         }
                         Some(deadline) => watchdog.as_mut().reset(TokioInstant::from_std(deadline)),
                         None => watchdog.as_mut().reset(TokioInstant::now() + timeout),
@@ -294,8 +294,9 @@ impl Activity {
         self.http2.load(Ordering::Acquire)
     }
 
-    /// Counts the connection idle from now (after it was told to go away).
-    fn restart_idle(&self) {
+    /// Counts the connection idle from now: a request ended, or it was told
+    /// to go away.
+    fn idle_from_now(&self) {
         self.last_end_ms.store(Self::ms_since(self.epoch), Ordering::Release);
     }
 }
@@ -304,7 +305,7 @@ struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.last_end_ms.store(Activity::ms_since(self.0.epoch), Ordering::Release);
+        self.0.idle_from_now();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
