@@ -213,13 +213,17 @@ fn write_time(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
         SECOND.set((secs, text));
     }
     let mut micros = [b'.', 0, 0, 0, 0, 0, 0, b'Z'];
-    let mut value = since.subsec_micros();
-    for slot in micros[1..7].iter_mut().rev() {
+    fill_digits(&mut micros[1..7], u64::from(since.subsec_micros()));
+    writer.write_str(std::str::from_utf8(&text).unwrap_or_default())?;
+    writer.write_str(std::str::from_utf8(&micros).unwrap_or_default())
+}
+
+/// Fills `out` with the low decimal digits of `value`, zero-padded.
+fn fill_digits(out: &mut [u8], mut value: u64) {
+    for slot in out.iter_mut().rev() {
         *slot = b'0' + (value % 10) as u8;
         value /= 10;
     }
-    writer.write_str(std::str::from_utf8(&text).unwrap_or_default())?;
-    writer.write_str(std::str::from_utf8(&micros).unwrap_or_default())
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a Unix time in seconds (UTC; the proleptic
@@ -238,12 +242,7 @@ fn date_time(secs: u64) -> [u8; 19] {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     let mut out = *b"0000-00-00T00:00:00";
-    let mut put = |at: usize, width: usize, mut value: u64| {
-        for slot in out[at..at + width].iter_mut().rev() {
-            *slot = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    };
+    let mut put = |at: usize, width: usize, value: u64| fill_digits(&mut out[at..at + width], value);
     put(0, 4, year.clamp(0, 9999) as u64);
     put(5, 2, month as u64);
     put(8, 2, day as u64);
