@@ -2,6 +2,7 @@
 //! (`wasmgate-host`); one module per subcommand. `main` owns exit codes and
 //! prints the whole error chain.
 
+mod allocator;
 mod api;
 mod bench;
 mod client;
@@ -15,11 +16,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of the system allocator: a request allocates and frees
-/// many small values across threads, and glibc's malloc spends a tenth of a
-/// request's time in its free lists under load (`benches/README.md`).
+/// mimalloc instead of the system allocator ([`allocator`]).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: allocator::MiMalloc = allocator::MiMalloc;
 
 /// Self-hosted serverless APIs: REST routes to WebAssembly functions.
 #[derive(Parser)]
