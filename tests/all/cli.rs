@@ -79,6 +79,11 @@ fn a_bad_configuration_is_rejected_naming_the_key_and_line() {
         ("[functions.F]\nwasm = \"missing.wasm\"\n", "no such file", ":2:"),
         ("[server]\nlisten = \"nowhere\"\n", "server.listen", ":2:"),
         ("[functions.F]\nguest = \"items\"\nmemory_mb = 0\n", "memory_mb must be between", "functions.F"),
+        (
+            "[functions.F]\nguest = \"items\"\nenv = { AWS_LAMBDA_FUNCTION_NAME = \"G\" }\n",
+            "reserved keys that are set by wasmgate and cannot be modified: AWS_LAMBDA_FUNCTION_NAME",
+            "functions.F",
+        ),
         ("[server]\nbody_read_timeout_ms = 0\n", "server.body_read_timeout_ms: must be at least 1", ":2:"),
     ];
     for (text, needle, line) in cases {

@@ -88,6 +88,12 @@ async fn qualifiers_versions_and_aliases_follow_lambdas_rules() {
     assert_ne!(prod.header("x-wasmgate-start"), Some("cold"));
     assert_eq!(body_json(&prod)["context"]["functionVersion"], "2");
     assert_eq!(body_json(&prod)["context"]["invokedQualifier"], "ItemsFunction:prod");
+    // Name, version and memory come through the instance's environment (as
+    // in Lambda); the SDK's context carries them all the same.
+    assert_eq!(body_json(&prod)["context"]["functionName"], "ItemsFunction");
+    assert_eq!(body_json(&prod)["context"]["memoryLimitMb"], 128);
+    assert_eq!(body_json(&prod)["env"]["AWS_LAMBDA_FUNCTION_VERSION"], "2");
+    assert_eq!(body_json(&dev)["context"]["functionVersion"], "$LATEST");
 
     // Alias rules.
     let r = server.json(Method::POST, "/v1/functions/ItemsFunction/aliases/prod", json!({"version": "1"})).await;
@@ -308,6 +314,14 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_stored() {
     let r = server.json(Method::PATCH, "/v1/functions/Echo/configuration", json!({"memory_mb": 0})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(body_json(&r)["message"].as_str().unwrap().contains("memory_mb"));
+    // The runtime's own variables (the guest reads its name and version
+    // there) cannot be overridden, as in Lambda.
+    let r = server
+        .json(Method::PATCH, "/v1/functions/Echo/configuration", json!({"env": {"AWS_LAMBDA_FUNCTION_VERSION": "9"}}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(body_json(&r)["message"].as_str().unwrap().contains("reserved keys"), "{}", body_json(&r));
+    assert!(body_json(&r)["message"].as_str().unwrap().contains("AWS_LAMBDA_FUNCTION_VERSION"));
     let r = server.admin.send(Method::POST, "/v1/functions/Echo/versions", &[], "[1,2").await.unwrap();
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = server.put_code("bad%20name!", guest("echo")).await;

@@ -38,9 +38,9 @@ pub struct Context {
     /// Unique id of this invocation.
     pub request_id: String,
     /// The function's name.
-    pub function_name: String,
+    pub function_name: &'static str,
     /// The version that runs: `$LATEST` or a number.
-    pub function_version: String,
+    pub function_version: &'static str,
     /// What the caller asked for (`name`, `name:7`, `name:prod` …).
     pub invoked_qualifier: String,
     /// The memory limit in MiB.
@@ -51,14 +51,35 @@ pub struct Context {
     pub deadline_ms: u64,
 }
 
+/// What is the same for every call of this instance: read from the
+/// environment the runtime set for it, once (as Lambda's runtimes do).
+struct Instance {
+    function_name: &'static str,
+    function_version: &'static str,
+    memory_limit_mb: u32,
+}
+
+fn instance() -> &'static Instance {
+    static INSTANCE: std::sync::OnceLock<Instance> = std::sync::OnceLock::new();
+    INSTANCE.get_or_init(|| {
+        let var = |name: &str| -> &'static str { std::env::var(name).unwrap_or_default().leak() };
+        Instance {
+            function_name: var("AWS_LAMBDA_FUNCTION_NAME"),
+            function_version: var("AWS_LAMBDA_FUNCTION_VERSION"),
+            memory_limit_mb: var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").parse().unwrap_or(0),
+        }
+    })
+}
+
 impl From<types::Context> for Context {
     fn from(c: types::Context) -> Self {
+        let instance = instance();
         Context {
             request_id: c.request_id,
-            function_name: c.function_name,
-            function_version: c.function_version,
+            function_name: instance.function_name,
+            function_version: instance.function_version,
             invoked_qualifier: c.invoked_qualifier,
-            memory_limit_mb: c.memory_limit_mb,
+            memory_limit_mb: instance.memory_limit_mb,
             remaining_time_ms: c.remaining_time_ms,
             deadline_ms: c.deadline_ms,
         }

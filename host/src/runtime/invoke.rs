@@ -183,12 +183,11 @@ impl LoadedVersion {
             state.timed_out = false;
         }
         instance.store.set_epoch_deadline(1);
+        // The function's name, version and memory size are in the instance's
+        // environment (`pool::LoadedVersion::instantiate`), as in Lambda.
         let ctx = types::Context {
             request_id: req.request_id,
-            function_name: &spec.function,
-            function_version: &spec.version,
             invoked_qualifier: req.invoked_qualifier,
-            memory_limit_mb: spec.config.memory_mb,
             remaining_time_ms: spec.config.timeout_ms,
             deadline_ms: unix_ms(SystemTime::now() + timeout),
         };

@@ -66,6 +66,11 @@ pub enum RuntimeError {
     MissingCode(String),
 }
 
+/// The environment variables the runtime sets for every instance (as
+/// Lambda does): a function's `env` may not name them.
+pub const RESERVED_ENV: [&str; 3] =
+    ["AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"];
+
 /// The per-function settings the runtime enforces (part of `$LATEST`, copied
 /// into each published version).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +119,13 @@ impl FunctionConfig {
         }
         if self.env.keys().any(|k| k.is_empty() || k.contains('=')) {
             return Err("env names must be non-empty and must not contain '='".into());
+        }
+        let reserved: Vec<&str> = self.env.keys().map(String::as_str).filter(|k| RESERVED_ENV.contains(k)).collect();
+        if !reserved.is_empty() {
+            return Err(format!(
+                "env: reserved keys that are set by wasmgate and cannot be modified: {}",
+                reserved.join(", ")
+            ));
         }
         if self.min_warm > 1000 {
             return Err(format!("min_warm must be at most 1000, not {}", self.min_warm));
@@ -218,7 +230,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::InvalidCode(format!("the component cannot be linked: {e:#}")))?;
         HandlerPre::new(pre).map_err(|e| {
             RuntimeError::InvalidCode(format!(
-                "the component does not export `handle: func(event: string, ctx: context) -> result<string, function-error>` of world wasmgate:function/handler: {e:#}"
+                "the component does not export `handle: func(event: string, ctx: context) -> result<string, function-error>` of world wasmgate:function/handler@0.2.0: {e:#}"
             ))
         })
     }
