@@ -32,12 +32,16 @@ pub struct GatewayRequest {
     pub time: SystemTime,
 }
 
-/// The ids API Gateway stamps on a request: the request id (a UUID), the
-/// extended request id (10 characters) and the X-Ray trace id
+/// The ids API Gateway stamps on a request: the request id (a version 4
+/// UUID), the extended request id (16 characters of base64, as API Gateway's
+/// look: `LWQ1aFOUIAMEYVA=`) and the X-Ray trace id
 /// (`Root=1-{the time, 8 hex digits}-{24 random hex digits}`).
 ///
 /// They live in one shared buffer: a request makes it once, and each
-/// response header that carries an id is a slice of it (no copy).
+/// response header that carries an id is a slice of it (no copy). The text
+/// is always visible ASCII (checked in [`RequestIds::of`], by construction
+/// in [`RequestIds::new`]), so it is neither checked as UTF-8 nor as a
+/// header value again each time it is used.
 #[derive(Debug, Clone)]
 pub struct RequestIds {
     text: Bytes,
@@ -63,22 +67,35 @@ impl RequestIds {
     }
 
     fn generate(time: SystemTime, rng: &mut impl rand::Rng) -> Self {
-        const EXTENDED: &[u8; 63] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789=";
+        const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         // Written in place into a fixed buffer, copied once into the shared one.
         let mut text = [0u8; ID_LEN + EXTENDED_LEN + TRACE_LEN];
         let (request_id, rest) = text.split_at_mut(ID_LEN);
         let (extended, trace) = rest.split_at_mut(EXTENDED_LEN);
-        // Two random words (sampling `[u8; 16]` draws a word per byte).
-        let mut random = [0u8; 16];
-        random[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
-        random[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
-        uuid::Builder::from_random_bytes(random).into_uuid().hyphenated().encode_lower(request_id);
-        // 63^10 < 2^64: ten digits of one random word.
-        let mut n = rng.next_u64();
-        for slot in extended.iter_mut() {
-            *slot = EXTENDED[(n % 63) as usize];
-            n /= 63;
+        // A version 4 UUID: 122 random bits, hyphenated 8-4-4-4-12.
+        let (high, low) = (rng.next_u64(), rng.next_u64());
+        let high = (high & !0xf000) | 0x4000; // version 4
+        let low = (low & !(0b11 << 62)) | (0b10 << 62); // RFC 4122 variant
+        write_hex(&mut request_id[0..8], high >> 32);
+        request_id[8] = b'-';
+        write_hex(&mut request_id[9..13], high >> 16);
+        request_id[13] = b'-';
+        write_hex(&mut request_id[14..18], high);
+        request_id[18] = b'-';
+        write_hex(&mut request_id[19..23], low >> 48);
+        request_id[23] = b'-';
+        write_hex(&mut request_id[24..36], low);
+        // Fifteen base64 digits (90 random bits) and the padding.
+        let (mut a, mut b) = (rng.next_u64(), rng.next_u64());
+        for slot in &mut extended[..10] {
+            *slot = BASE64[(a & 63) as usize];
+            a >>= 6;
         }
+        for slot in &mut extended[10..15] {
+            *slot = BASE64[(b & 63) as usize];
+            b >>= 6;
+        }
+        extended[15] = b'=';
         let secs = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let (root, digits) = trace.split_at_mut(7);
         root.copy_from_slice(b"Root=1-");
@@ -86,14 +103,19 @@ impl RequestIds {
         write_hex(epoch, u64::from(secs as u32));
         random[0] = b'-';
         let (high, low) = random[1..].split_at_mut(8);
-        write_hex(high, u64::from(rng.next_u32()));
+        write_hex(high, b); // the 34 bits the extended id left
         write_hex(low, rng.next_u64());
         RequestIds { text: Bytes::copy_from_slice(&text), extended_at: ID_LEN, trace_at: ID_LEN + EXTENDED_LEN }
     }
 
     /// Given ids (tests and fixtures).
+    ///
+    /// # Panics
+    ///
+    /// Unless every id is visible ASCII (what a header value may carry).
     pub fn of(request_id: &str, extended_request_id: &str, trace_id: &str) -> Self {
         let text = [request_id, extended_request_id, trace_id].concat();
+        assert!(text.bytes().all(|b| b.is_ascii_graphic() || b == b' '), "ids must be visible ASCII: {text:?}");
         let extended_at = request_id.len();
         let trace_at = extended_at + extended_request_id.len();
         RequestIds { text: Bytes::from(text), extended_at, trace_at }
@@ -125,19 +147,22 @@ impl RequestIds {
     }
 
     fn str(&self, range: std::ops::Range<usize>) -> &str {
-        // Made from `&str`s split at their ends, or from ASCII.
-        std::str::from_utf8(&self.text[range]).unwrap_or("")
+        debug_assert!(self.text.is_ascii());
+        // SAFETY: the text is ASCII (see the type's docs), so any range of it is UTF-8.
+        unsafe { std::str::from_utf8_unchecked(&self.text[range]) }
     }
 
     fn value(&self, range: std::ops::Range<usize>) -> HeaderValue {
-        HeaderValue::from_maybe_shared(self.text.slice(range)).unwrap_or_else(|_| HeaderValue::from_static(""))
+        // SAFETY: the text is visible ASCII (see the type's docs), which a
+        // header value may hold (debug builds check it again).
+        unsafe { HeaderValue::from_maybe_shared_unchecked(self.text.slice(range)) }
     }
 }
 
 /// Lengths of the request id (a hyphenated UUID), the extended request id
-/// and the trace id (`Root=1-` + 8 + `-` + 24 hex digits).
+/// (base64 of 11 bytes) and the trace id (`Root=1-` + 8 + `-` + 24 hex digits).
 const ID_LEN: usize = 36;
-const EXTENDED_LEN: usize = 10;
+const EXTENDED_LEN: usize = 16;
 const TRACE_LEN: usize = 7 + 8 + 1 + 24;
 
 /// Fills `out` with the low hex digits of `value` (as many as it holds).
@@ -290,12 +315,15 @@ mod tests {
         let other = RequestIds::new(time);
         let (id2, trace2) = (other.request_id(), other.trace_id());
         assert_eq!(id.len(), 36);
-        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
-        assert_eq!(extended.len(), 10);
+        let uuid = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!((uuid.get_version_num(), uuid.get_variant()), (4, uuid::Variant::RFC4122), "{id}");
+        assert_eq!(uuid.hyphenated().to_string(), id, "lower-case, hyphenated");
+        assert_eq!(extended.len(), 16);
+        assert!(extended.ends_with('='), "{extended}");
         assert!(trace.starts_with("Root=1-5759e988-"), "{trace}");
         assert_eq!(trace.len(), "Root=1-5759e988-bd862e3fe1be46a994272793".len());
         assert!(trace[16..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{trace}");
-        assert!(extended.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'='), "{extended}");
+        assert!(extended[..15].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'), "{extended}");
         assert!(id != id2 && trace != trace2);
         // The header values are the same text.
         assert_eq!(ids.request_id_value(), id);
@@ -303,5 +331,36 @@ mod tests {
         assert_eq!(ids.trace_id_value(), trace);
         let given = RequestIds::of("r-1", "ext", "");
         assert_eq!((given.request_id(), given.extended_request_id(), given.trace_id()), ("r-1", "ext", ""));
+    }
+
+    /// Every bit that is not the UUID's version and variant is random: over
+    /// many ids each position takes every digit it may.
+    #[test]
+    fn ids_use_every_digit_in_every_position() {
+        let time = SystemTime::now();
+        let ids: Vec<RequestIds> = (0..2000).map(|_| RequestIds::new(time)).collect();
+        let digits = |pick: &dyn Fn(&RequestIds) -> &str, at: usize| {
+            ids.iter().map(|i| pick(i).as_bytes()[at]).collect::<std::collections::BTreeSet<u8>>().len()
+        };
+        for at in (0..36).filter(|at| ![8, 13, 18, 23].contains(at)) {
+            let want = match at {
+                14 => 1, // the version, 4
+                19 => 4, // the variant, 8 to b
+                _ => 16,
+            };
+            assert_eq!(digits(&|i| i.request_id(), at), want, "request id position {at}");
+        }
+        for at in 0..15 {
+            assert!(digits(&|i| i.extended_request_id(), at) > 60, "extended id position {at}");
+        }
+        for at in 16..40 {
+            assert_eq!(digits(&|i| i.trace_id(), at), 16, "trace id position {at}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "visible ASCII")]
+    fn given_ids_must_be_visible_ascii() {
+        RequestIds::of("r\n1", "e", "t");
     }
 }
