@@ -106,12 +106,20 @@ impl Trace {
         self.log(line)
     }
 
-    #[inline]
+    /// Only the check is inlined: the line's formatting, one copy per call
+    /// site, stays out of the request path's code (and its instruction cache).
+    #[inline(always)]
     fn log(&mut self, line: impl FnOnce() -> String) {
         if self.enabled {
-            let at = self.started.map(|s| s.elapsed().as_micros()).unwrap_or(0);
-            self.lines.push(format!("[{:>8.3} ms] {}", at as f64 / 1000.0, line()));
+            self.record(line);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record(&mut self, line: impl FnOnce() -> String) {
+        let at = self.started.map(|s| s.elapsed().as_micros()).unwrap_or(0);
+        self.lines.push(format!("[{:>8.3} ms] {}", at as f64 / 1000.0, line()));
     }
 }
 
