@@ -167,7 +167,11 @@ impl LoadedVersion {
             }
             None => {
                 self.warm_starts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                (self.instantiate().await?, StartKind::Warm)
+                // Boxed: instantiation's future is as large as the rest of
+                // the call's together, and inline it would make every hot
+                // call's future (copied into its box on every request) twice
+                // the size.
+                (Box::pin(self.instantiate()).await?, StartKind::Warm)
             }
         };
         if !spec.config.reuse && spec.config.min_warm > 0 {
