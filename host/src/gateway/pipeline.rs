@@ -87,10 +87,16 @@ pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
 }
 
 /// The execution log of one request (what the console's TEST button shows).
+///
+/// Off for served requests: then it is one empty pointer, as it lives in
+/// every request's future (which is copied into its box per request).
 #[derive(Debug, Default)]
-pub struct Trace {
-    enabled: bool,
-    started: Option<Instant>,
+pub struct Trace(Option<Box<Recording>>);
+
+/// What a [`Trace`] recorded.
+#[derive(Debug)]
+pub struct Recording {
+    started: Instant,
     pub lines: Vec<String>,
     /// The event the function received, the version that ran, its start kind and logs.
     pub invocation: Option<Value>,
@@ -98,7 +104,12 @@ pub struct Trace {
 
 impl Trace {
     pub fn enabled() -> Self {
-        Trace { enabled: true, started: Some(Instant::now()), ..Default::default() }
+        Trace(Some(Box::new(Recording { started: Instant::now(), lines: Vec::new(), invocation: None })))
+    }
+
+    /// What was recorded (`None` when the trace was off).
+    pub fn into_recording(self) -> Option<Recording> {
+        self.0.map(|r| *r)
     }
 
     /// Adds a line to the execution log (computed only when tracing).
@@ -110,15 +121,24 @@ impl Trace {
     /// site, stays out of the request path's code (and its instruction cache).
     #[inline(always)]
     fn log(&mut self, line: impl FnOnce() -> String) {
-        if self.enabled {
-            self.record(line);
+        if let Some(recording) = &mut self.0 {
+            recording.record(line);
         }
     }
 
+    /// Records the invocation (computed only when tracing).
+    fn set_invocation(&mut self, invocation: impl FnOnce() -> Value) {
+        if let Some(recording) = &mut self.0 {
+            recording.invocation = Some(invocation());
+        }
+    }
+}
+
+impl Recording {
     #[cold]
     #[inline(never)]
     fn record(&mut self, line: impl FnOnce() -> String) {
-        let at = self.started.map(|s| s.elapsed().as_micros()).unwrap_or(0);
+        let at = self.started.elapsed().as_micros();
         self.lines.push(format!("[{:>8.3} ms] {}", at as f64 / 1000.0, line()));
     }
 }
@@ -369,16 +389,16 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
             outcome.duration.as_micros()
         )
     });
-    if trace.enabled {
-        trace.invocation = Some(json!({
+    trace.set_invocation(|| {
+        json!({
             "event": serde_json::from_str::<Value>(event).unwrap_or(Value::Null),
             "function": qualifier,
             "version": outcome.version,
             "start": outcome.start,
             "duration_us": outcome.duration.as_micros() as u64,
             "logs": outcome.logs,
-        }));
-    }
+        })
+    });
     if let Err(e) = &outcome.result
         && e.kind == FailureKind::Timeout
     {
@@ -405,7 +425,8 @@ async fn within<F: std::future::Future>(
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
     match first {
         std::task::Poll::Ready(output) => Ok(output),
-        std::task::Poll::Pending => tokio::time::timeout_at(deadline, call).await,
+        // Boxed: the timer is large, and only a slow call needs it.
+        std::task::Poll::Pending => Box::pin(tokio::time::timeout_at(deadline, call)).await,
     }
 }
 

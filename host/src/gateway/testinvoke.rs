@@ -83,6 +83,7 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
     let mut trace = Trace::enabled();
     let resp = gateway.dispatch(&mut req, &mut trace).await;
     let latency = started.elapsed();
+    let recording = trace.into_recording().expect("the trace was enabled");
     let headers: serde_json::Map<String, Value> = resp
         .headers
         .iter()
@@ -93,8 +94,8 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
         "headers": headers,
         "body": String::from_utf8_lossy(&resp.body),
         "latency_ms": latency.as_secs_f64() * 1000.0,
-        "log": trace.lines,
-        "invocation": trace.invocation,
+        "log": recording.lines,
+        "invocation": recording.invocation,
     }))
 }
 

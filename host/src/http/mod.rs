@@ -362,7 +362,10 @@ async fn next_frame(
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut next).poll(cx))).await;
     match first {
         std::task::Poll::Ready(frame) => Ok(frame),
-        std::task::Poll::Pending => tokio::time::timeout(idle, next).await.map_err(|_| BodyError::TimedOut(idle)),
+        // Boxed: the timer is large, and only a body still on its way needs it.
+        std::task::Poll::Pending => {
+            Box::pin(tokio::time::timeout(idle, next)).await.map_err(|_| BodyError::TimedOut(idle))
+        }
     }
 }
 
