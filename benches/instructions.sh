@@ -7,7 +7,15 @@
 # minute: where load.sh's requests/s drift with the machine, these show
 # what a change did.
 #
-#   benches/instructions.sh [SECONDS]   (default 10: how long each is measured)
+#   benches/instructions.sh [SECONDS] [CONNECTIONS]   (default 10 s, 2 connections)
+#   CACHE_SIM=1 benches/instructions.sh 10 64
+#
+# CACHE_SIM=1 also simulates the caches (valgrind's model of this machine's
+# L1 and last-level caches) and reports instruction-cache and data-cache
+# misses per request: what an instruction count misses when two servers
+# run the same number of instructions at different speeds. With 64
+# connections, as in load.sh, the connections' own state competes for the
+# cache as it does under load.
 #
 # Only the requests are counted: instrumentation starts after the server is
 # up and warmed, and stops before it shuts down. Under valgrind a server
@@ -16,6 +24,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
+conns=${2:-2}
+sim=()
+[ "${CACHE_SIM:-0}" = 1 ] && sim=(--cache-sim=yes)
 for tool in valgrind callgrind_control callgrind_annotate wrk; do
   command -v "$tool" >/dev/null || { echo "instructions.sh: $tool is missing (apt-get install valgrind wrk)" >&2; exit 2; }
 done
@@ -34,7 +45,7 @@ sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_l
 measure() { # name listening-pattern command...
   local name=$1 pattern=$2
   shift 2
-  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/$name.%p" "$@" \
+  valgrind --tool=callgrind "${sim[@]}" --instr-atstart=no --callgrind-out-file="$work/$name.%p" "$@" \
     > "$work/$name.out" 2> "$work/$name.err" &
   local pid=$!
   local addr=""
@@ -50,16 +61,22 @@ measure() { # name listening-pattern command...
   wrk -t1 -c2 -d3s "$url" > /dev/null   # warm-up
   callgrind_control -i on "$pid" > /dev/null 2>&1
   local requests
-  requests=$(wrk -t1 -c2 -d"${duration}s" "$url" | awk '/requests in/ {print $1}')
+  requests=$(wrk -t1 -c"$conns" -d"${duration}s" "$url" | awk '/requests in/ {print $1}')
   callgrind_control -i off "$pid" > /dev/null 2>&1
   callgrind_control -d "$pid" > /dev/null 2>&1
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   local dump
   dump=$(ls -S "$work/$name".*.1 2>/dev/null | head -1)
-  local total
-  total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  echo "$name $requests $total" >> "$work/results"
+  # Instructions, and with the simulation the I1 and D1 (read + write) misses.
+  local totals
+  if [ ${#sim[@]} -gt 0 ]; then
+    totals=$(callgrind_annotate --show=Ir,I1mr,D1mr,D1mw "$dump" 2>/dev/null \
+      | awk '/PROGRAM TOTALS/ {gsub(",", ""); print $1, $3, $5 + $7}')
+  else
+    totals=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1, 0, 0}')
+  fi
+  echo "$name $requests $totals" >> "$work/results"
 }
 
 measure bare 'listening on ' target/release/examples/bare_hyper
@@ -67,14 +84,24 @@ measure loop 'listening on ' target/release/examples/hyper_wasmtime --max-instan
 WASMGATE_LOG=warn measure wasmgate 'wasmgate: gateway listening on ' \
   target/release/wasmgate serve --config "$work/gateway.toml"
 
-printf '\n%-30s %10s %22s %8s\n' "server (GET /prod/items)" requests "instructions/request" ratio
+if [ ${#sim[@]} -gt 0 ]; then
+  printf '\n%-30s %10s %22s %8s %12s %12s\n' "server (GET /prod/items)" requests "instructions/request" ratio \
+    "I1 misses" "D1 misses"
+else
+  printf '\n%-30s %10s %22s %8s\n' "server (GET /prod/items)" requests "instructions/request" ratio
+fi
 bare_per=$(awk '$1 == "bare" {printf "%d", $3 / $2}' "$work/results")
-while read -r name requests total; do
+while read -r name requests total i1 d1; do
   case $name in
     bare) label="bare hyper (same bytes)";;
     loop) label="bare hyper + wasmtime, hot";;
     wasmgate) label="wasmgate, hot instances";;
   esac
   per=$(awk -v t="$total" -v r="$requests" 'BEGIN {printf "%d", t / r}')
-  printf '%-30s %10d %22d %7.2fx\n' "$label" "$requests" "$per" "$(awk -v a="$per" -v b="$bare_per" 'BEGIN {print a / b}')"
+  printf '%-30s %10d %22d %7.2fx' "$label" "$requests" "$per" "$(awk -v a="$per" -v b="$bare_per" 'BEGIN {print a / b}')"
+  if [ ${#sim[@]} -gt 0 ]; then
+    printf ' %12d %12d' "$(awk -v m="$i1" -v r="$requests" 'BEGIN {printf "%d", m / r}')" \
+      "$(awk -v m="$d1" -v r="$requests" 'BEGIN {printf "%d", m / r}')"
+  fi
+  printf '\n'
 done < "$work/results"
