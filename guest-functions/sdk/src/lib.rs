@@ -16,6 +16,9 @@
 //! Standard output and standard error become the invocation's log.
 
 #[doc(hidden)]
+// Generated: the export's lowered signature takes the context record's
+// fields one by one.
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../host/wit",
