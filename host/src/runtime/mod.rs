@@ -66,10 +66,15 @@ pub enum RuntimeError {
     MissingCode(String),
 }
 
-/// The environment variables the runtime sets for every instance (as
-/// Lambda does): a function's `env` may not name them.
-pub const RESERVED_ENV: [&str; 3] =
-    ["AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"];
+/// The environment variables the runtime sets for every instance, as Lambda
+/// does (`pool::LoadedVersion::instantiate`): the function's name, the
+/// version that runs and its memory size in MiB.
+pub const FUNCTION_NAME_ENV: &str = "AWS_LAMBDA_FUNCTION_NAME";
+pub const FUNCTION_VERSION_ENV: &str = "AWS_LAMBDA_FUNCTION_VERSION";
+pub const FUNCTION_MEMORY_ENV: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+
+/// Those variables: a function's `env` may not name them.
+pub const RESERVED_ENV: [&str; 3] = [FUNCTION_NAME_ENV, FUNCTION_VERSION_ENV, FUNCTION_MEMORY_ENV];
 
 /// The per-function settings the runtime enforces (part of `$LATEST`, copied
 /// into each published version).

@@ -96,9 +96,9 @@ impl LoadedVersion {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(logs.clone())
             .stderr(logs.clone())
-            .env("AWS_LAMBDA_FUNCTION_NAME", &self.spec.function)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", &self.spec.version)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory_mb.to_string())
+            .env(super::FUNCTION_NAME_ENV, &self.spec.function)
+            .env(super::FUNCTION_VERSION_ENV, &self.spec.version)
+            .env(super::FUNCTION_MEMORY_ENV, config.memory_mb.to_string())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
