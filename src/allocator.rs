@@ -1,9 +1,11 @@
 //! The process's memory allocator: mimalloc, called the way the system
 //! allocator is.
 //!
-//! A request allocates and frees many small values across threads, and
-//! glibc's malloc spends a tenth of a request's time in its free lists under
-//! load (`benches/README.md`); mimalloc does not. The `mimalloc` crate's own
+//! A request allocates and frees many small values across threads. mimalloc
+//! replaced glibc's malloc when, under load, glibc's free lists took a
+//! tenth of a request's time; with the request path as it is now the two
+//! are close (mimalloc 2–3% ahead in turns under wrk, `benches/README.md`,
+//! "Caches"). The `mimalloc` crate's own
 //! `MiMalloc` hands every allocation to `mi_malloc_aligned`, whose aligned
 //! path tries a free block's alignment and falls back before it reaches the
 //! plain allocation. Nearly every Rust allocation asks for an alignment that
