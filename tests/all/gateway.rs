@@ -273,7 +273,7 @@ request_templates = { "application/json" = '''{"fail": "$input.params('message')
 responses = [
   { status = 200 },
   { selection_pattern = ".*four hundred.*", status = 405 },
-  { selection_pattern = ".+", status = 502, headers = { "x-error" = "integration.response.body.errorType", "x-static" = "'yes'" } },
+  { selection_pattern = ".+", status = 502, headers = { "x-error" = "integration.response.body.errorType", "x-static" = "'yes'", "x-amzn-RequestId" = "'mapped'" } },
 ]
 
 [apis.Errors.resources."/override".GET.integration]
@@ -352,6 +352,10 @@ async fn integrations_and_their_errors_follow_api_gateway() {
     assert_eq!(r.json(), json!({"errorMessage": "boom", "errorType": "EchoError", "stackTrace": []}));
     assert_eq!(r.header("x-error"), Some("EchoError"));
     assert_eq!(r.header("x-static"), Some("yes"));
+    // The request id is API Gateway's own: a header mapping does not replace it.
+    let id = r.header("x-amzn-requestid").expect("a request id");
+    assert!(id.len() == 36 && id != "mapped", "{id}");
+    assert!(r.header("x-amzn-trace-id").is_some());
 
     // $context.responseOverride from a response template.
     let r = get(&url("/override")).await;
