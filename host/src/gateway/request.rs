@@ -68,7 +68,7 @@ impl RequestIds {
 
     fn generate(time: SystemTime, rng: &mut impl rand::Rng) -> Self {
         const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        // Written in place into a fixed buffer, copied once into the shared one.
+        // Written in place into a fixed buffer.
         let mut text = [0u8; ID_LEN + EXTENDED_LEN + TRACE_LEN];
         let (request_id, rest) = text.split_at_mut(ID_LEN);
         let (extended, trace) = rest.split_at_mut(EXTENDED_LEN);
@@ -105,7 +105,10 @@ impl RequestIds {
         let (high, low) = random[1..].split_at_mut(8);
         write_hex(high, b); // the 34 bits the extended id left
         write_hex(low, rng.next_u64());
-        RequestIds { text: Bytes::copy_from_slice(&text), extended_at: ID_LEN, trace_at: ID_LEN + EXTENDED_LEN }
+        // Owned by the `Bytes` as it is: one allocation, shared by every
+        // slice. (A copy into a `Vec`-backed `Bytes` allocates again when it
+        // is first sliced.)
+        RequestIds { text: Bytes::from_owner(text), extended_at: ID_LEN, trace_at: ID_LEN + EXTENDED_LEN }
     }
 
     /// Given ids (tests and fixtures).
