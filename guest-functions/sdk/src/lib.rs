@@ -108,6 +108,11 @@ impl std::fmt::Display for Error {
     }
 }
 
+/// Room reserved for a result before it is encoded: most results fit, so
+/// the encoder does not grow its buffer (a reallocation and a copy each
+/// time, from 8 bytes up) while it writes.
+const OUTPUT_CAPACITY: usize = 1024;
+
 /// Decodes the event, runs `f`, encodes its result. Used by [`handler!`].
 #[doc(hidden)]
 pub fn run<E, R, F>(event: String, ctx: types::Context, f: F) -> Result<String, types::FunctionError>
@@ -121,8 +126,11 @@ where
         .map_err(|e| to_wit(Error::new("Runtime.UnmarshalError", format!("Unable to unmarshal input: {e}"))))?;
     let ctx = Context::from(ctx);
     let result = f(event, &ctx).map_err(to_wit)?;
-    serde_json::to_string(&result)
-        .map_err(|e| to_wit(Error::new("Runtime.MarshalError", format!("Unable to marshal response: {e}"))))
+    let mut out = Vec::with_capacity(OUTPUT_CAPACITY);
+    serde_json::to_writer(&mut out, &result)
+        .map_err(|e| to_wit(Error::new("Runtime.MarshalError", format!("Unable to marshal response: {e}"))))?;
+    // SAFETY: serde_json writes UTF-8 only (its own `to_string` relies on it too).
+    Ok(unsafe { String::from_utf8_unchecked(out) })
 }
 
 /// Exports `$handler` (a `fn(Event, &Context) -> Result<Response, Error>`) as
