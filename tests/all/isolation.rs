@@ -59,6 +59,24 @@ async fn a_guest_that_loops_is_killed_at_its_timeout() {
     assert_eq!(r.header("x-wasmgate-start"), Some("warm"), "no instance of a timed-out call is reused");
 }
 
+/// The engine's epoch ticker sleeps while no guest runs (an idle server does
+/// not wake a thousand times a second); a call must wake it, or a loop
+/// started on an idle server would never reach its timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_that_loops_on_an_idle_server_is_still_killed_at_its_timeout() {
+    let server = TestServer::start(&format!("{ITEMS}{MISBEHAVING}"));
+    for _ in 0..2 {
+        // Idle long enough for the ticker to go to sleep (100 ms without a guest).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let call = server.admin.send(Method::POST, "/v1/functions/Loop/invocations", &[], "{}");
+        let r = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the looping call ended (at its timeout)")
+            .unwrap();
+        assert_eq!(body_json(&r)["errorType"], "Sandbox.Timedout");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_panic_or_trap_ends_only_that_call() {
     let server = TestServer::start(&format!("{ITEMS}{MISBEHAVING}"));

@@ -118,7 +118,12 @@ impl Harness {
             .load(self.runtime.engine(), &self.sha256)
             .ok_or_else(|| RuntimeError::MissingCode(self.sha256.clone()))?;
         let pre = self.runtime.pre_instantiate(&component)?;
-        let loaded = Arc::new(LoadedVersion::new(self.fresh.spec().clone(), pre, self.runtime.engine().clone()));
+        let loaded = Arc::new(LoadedVersion::new(
+            self.fresh.spec().clone(),
+            pre,
+            self.runtime.engine().clone(),
+            self.runtime.activity(),
+        ));
         check(loaded.invoke(self.request()).await?)
     }
 

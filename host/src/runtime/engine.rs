@@ -2,7 +2,8 @@
 //! on-disk cache of compiled artifacts.
 //!
 //! The engine runs guests asynchronously, interrupts them by epoch (one ticker
-//! thread for the whole engine, never a timer per call), and allocates
+//! thread for the whole engine, never a timer per call, asleep while no
+//! guest runs), and allocates
 //! instances from a pool with copy-on-write memory images. The pool keeps
 //! memory and tables resident between instances and uses `PAGEMAP_SCAN` where
 //! the kernel has it, which makes a fresh instance 1.5–2.7× cheaper than the
@@ -16,7 +17,9 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
+use std::thread::Thread;
 use std::time::Duration;
 
 use wasmtime::component::Component;
@@ -71,32 +74,124 @@ pub fn build_engine(opts: &EngineOptions) -> Result<Engine, RuntimeError> {
     Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] on one thread, until dropped.
+/// Ticks without a guest running after which the ticker sleeps until one starts.
+const IDLE_TICKS: u32 = 100;
+
+/// Shards of the count of running guests: a thread counts in its own, so two
+/// workers starting calls never write the same cache line.
+const SHARDS: usize = 16;
+
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(AtomicIsize);
+
+/// Whether guests are running on the engine (being instantiated or called),
+/// so that the epoch ticker sleeps while none is: an idle server would
+/// otherwise wake a thousand times a second for nothing.
+///
+/// A guest counts itself in with [`GuestActivity::enter`] before it runs and
+/// out when the guard drops. Starting a guest costs two uncontended atomic
+/// additions and a read; the ticker sums the shards.
+#[derive(Default)]
+pub struct GuestActivity {
+    shards: [Shard; SHARDS],
+    /// The ticker announced it is going to sleep.
+    parked: AtomicBool,
+    ticker: OnceLock<Thread>,
+}
+
+/// One running guest, counted until dropped.
+pub struct Running<'a> {
+    activity: &'a GuestActivity,
+    shard: usize,
+}
+
+impl GuestActivity {
+    /// Counts a guest in; the ticker is woken first if it sleeps.
+    pub fn enter(&self) -> Running<'_> {
+        thread_local! {
+            static SHARD: usize = {
+                static NEXT: AtomicUsize = AtomicUsize::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
+            };
+        }
+        let shard = SHARD.with(|s| *s);
+        // Sequentially consistent, as the ticker's side: either the ticker
+        // sees this guest before it sleeps, or this sees that it is going to.
+        self.shards[shard].0.fetch_add(1, Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst)
+            && self.parked.swap(false, Ordering::SeqCst)
+            && let Some(ticker) = self.ticker.get()
+        {
+            ticker.unpark();
+        }
+        Running { activity: self, shard }
+    }
+
+    /// Guests running now.
+    pub fn running(&self) -> isize {
+        // A guest may leave on another thread than it entered: only the sum counts.
+        self.shards.iter().map(|s| s.0.load(Ordering::SeqCst)).sum()
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.activity.shards[self.shard].0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on one thread, until
+/// dropped; after [`IDLE_TICKS`] without a running guest it sleeps until one
+/// enters.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
+    thread: Thread,
 }
 
 impl EpochTicker {
-    pub fn start(engine: &Engine) -> Self {
+    pub fn start(engine: &Engine, activity: Arc<GuestActivity>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = engine.clone();
         let flag = stop.clone();
-        std::thread::Builder::new()
+        let shared = activity.clone();
+        let handle = std::thread::Builder::new()
             .name("wasmgate-epoch".into())
             .spawn(move || {
+                let mut idle = 0;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
+                    if activity.running() > 0 {
+                        idle = 0;
+                        continue;
+                    }
+                    idle += 1;
+                    if idle < IDLE_TICKS {
+                        continue;
+                    }
+                    // Announce the sleep, then look again (see `enter`).
+                    activity.parked.store(true, Ordering::SeqCst);
+                    if activity.running() == 0 && !flag.load(Ordering::SeqCst) {
+                        std::thread::park();
+                    }
+                    activity.parked.store(false, Ordering::SeqCst);
+                    idle = 0;
                 }
             })
             .expect("spawn the epoch ticker thread");
-        EpochTicker { stop }
+        let thread = handle.thread().clone();
+        // Set before any guest can need it: the ticker sleeps only after
+        // `IDLE_TICKS` ticks.
+        let _ = shared.ticker.set(thread.clone());
+        EpochTicker { stop, thread }
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.unpark();
     }
 }
 
@@ -181,4 +276,43 @@ pub fn compile(engine: &Engine, wasm: &[u8]) -> Result<Component, RuntimeError> 
         ));
     }
     Component::new(engine, wasm).map_err(|e| RuntimeError::InvalidCode(format!("{e:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Polls `cond` for up to 5 s.
+    fn eventually(cond: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn the_ticker_sleeps_while_no_guest_runs_and_wakes_for_one() {
+        let engine = Engine::default();
+        let activity = Arc::new(GuestActivity::default());
+        let _ticker = EpochTicker::start(&engine, activity.clone());
+        assert!(eventually(|| activity.parked.load(Ordering::SeqCst)), "an idle ticker goes to sleep");
+        let running = activity.enter();
+        assert_eq!(activity.running(), 1);
+        assert!(!activity.parked.load(Ordering::SeqCst), "a guest entering wakes it");
+        // It keeps ticking while the guest runs (well past the idle limit).
+        std::thread::sleep(EPOCH_TICK * IDLE_TICKS * 3);
+        assert!(!activity.parked.load(Ordering::SeqCst));
+        // A guest may leave on another thread than it entered.
+        std::thread::scope(|s| {
+            s.spawn(move || drop(running));
+        });
+        assert_eq!(activity.running(), 0);
+        assert!(eventually(|| activity.parked.load(Ordering::SeqCst)), "and sleeps again once it is idle");
+    }
 }

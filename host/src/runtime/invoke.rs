@@ -155,6 +155,8 @@ impl LoadedVersion {
     /// Runs one invocation of this version.
     pub async fn invoke(self: &Arc<Self>, req: InvokeRequest<'_>) -> Result<InvokeOutcome, RuntimeError> {
         let _busy = self.enter()?;
+        // The epoch ticker runs while a guest does (its timeout depends on it).
+        let _running = self.activity.enter();
         let started = Instant::now();
         let spec = self.spec();
         let timeout = Duration::from_millis(spec.config.timeout_ms);

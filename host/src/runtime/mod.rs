@@ -166,6 +166,8 @@ pub struct Runtime {
     components: RwLock<HashMap<String, HandlerPre<invoke::HostState>>>,
     /// Loaded versions by function, then version.
     versions: RwLock<HashMap<String, HashMap<String, Arc<LoadedVersion>>>>,
+    /// Guests running, for the ticker (which sleeps while none is).
+    activity: Arc<engine::GuestActivity>,
     _ticker: engine::EpochTicker,
 }
 
@@ -183,7 +185,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let artifacts = engine::ArtifactCache::new(opts.artifacts_dir, &engine)?;
-        let ticker = engine::EpochTicker::start(&engine);
+        let activity = Arc::new(engine::GuestActivity::default());
+        let ticker = engine::EpochTicker::start(&engine, activity.clone());
         Ok(Arc::new(Runtime {
             engine,
             linker,
@@ -191,12 +194,18 @@ impl Runtime {
             max_memory_mb: opts.engine.max_memory_mb,
             components: RwLock::new(HashMap::new()),
             versions: RwLock::new(HashMap::new()),
+            activity,
             _ticker: ticker,
         }))
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The count of running guests that the engine's epoch ticker watches.
+    pub(crate) fn activity(&self) -> Arc<engine::GuestActivity> {
+        self.activity.clone()
     }
 
     pub fn max_memory_mb(&self) -> u32 {
@@ -299,7 +308,7 @@ impl Runtime {
         }
         let started = Instant::now();
         let (pre, compiled) = self.component_for(&spec.code_sha256, code)?;
-        let loaded = Arc::new(LoadedVersion::new(spec.clone(), pre, self.engine.clone()));
+        let loaded = Arc::new(LoadedVersion::new(spec.clone(), pre, self.engine.clone(), self.activity.clone()));
         loaded.fill_to_min_warm().await?;
         tracing::info!(
             function = %spec.function,

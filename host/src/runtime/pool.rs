@@ -7,6 +7,7 @@
 //! limit is dropped. `min_warm` instances are made ahead of traffic, and idle
 //! ones are dropped after `idle_ttl` seconds (down to `min_warm`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::bindings::{Handler, HandlerPre};
+use super::engine::GuestActivity;
 use super::invoke::{HostState, Limits};
 use super::logs::LogPipe;
 use super::{RuntimeError, VersionSpec};
@@ -40,6 +42,8 @@ pub struct LoadedVersion {
     spec: VersionSpec,
     pre: HandlerPre<HostState>,
     engine: Engine,
+    /// Counts this version's guests in while they run (for the epoch ticker).
+    pub(crate) activity: Arc<GuestActivity>,
     idle: Mutex<Vec<Idle>>,
     busy: AtomicU32,
     /// A background refill of the warm pool is running.
@@ -49,11 +53,17 @@ pub struct LoadedVersion {
 }
 
 impl LoadedVersion {
-    pub(crate) fn new(spec: VersionSpec, pre: HandlerPre<HostState>, engine: Engine) -> Self {
+    pub(crate) fn new(
+        spec: VersionSpec,
+        pre: HandlerPre<HostState>,
+        engine: Engine,
+        activity: Arc<GuestActivity>,
+    ) -> Self {
         LoadedVersion {
             spec,
             pre,
             engine,
+            activity,
             idle: Mutex::new(Vec::new()),
             busy: AtomicU32::new(0),
             refilling: std::sync::atomic::AtomicBool::new(false),
@@ -91,6 +101,8 @@ impl LoadedVersion {
     /// Makes a fresh instance. Its instantiation runs under the function's
     /// timeout and memory limit, like a call.
     pub(crate) async fn instantiate(&self) -> Result<Instance, RuntimeError> {
+        // Instantiation runs the guest's start-up code: the ticker must tick.
+        let _running = self.activity.enter();
         let config = &self.spec.config;
         let logs = LogPipe::default();
         let mut wasi = WasiCtxBuilder::new();
