@@ -13,9 +13,11 @@
 //! - [`server`]: starts all of the above for `wasmgate serve`.
 //! - [`template`]: mapping templates (API Gateway's VTL): parsed once, rendered per request.
 //! - [`guests`]: the guest functions of `guest-functions/`, embedded.
+//! - `boxed`: boxing a large future in place, without a copy.
 
 pub mod admin;
 pub mod bootstrap;
+pub(crate) mod boxed;
 pub mod config;
 pub mod fsutil;
 pub mod functions;

@@ -405,7 +405,7 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     // Boxed: the call's future is most of a request's state, and every
     // future around it (up to the connection's) would otherwise carry it
     // inline and be copied whole at each level.
-    let call = crate::http::boxed_in_place(|| functions.invoke_target(target, event, req.ids.request_id()));
+    let call = crate::boxed::boxed_in_place(|| functions.invoke_target(target, event, req.ids.request_id()));
     let outcome = match within(tokio::time::Instant::now() + timeout, call).await {
         Err(_) => {
             trace.log(|| format!("Execution failed due to a timeout error after {} ms", timeout.as_millis()));

@@ -98,19 +98,6 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send + 'static;
 }
 
-/// Boxes the future `make` returns, building it in its box.
-///
-/// `Box::pin(f())` builds the future on the stack and then copies all of it
-/// into the box, every byte of its largest state, though a future that has
-/// not started holds only its arguments. Allocating first lets the compiler
-/// build the future in place (it does, in release builds: the copies of a
-/// request's two boxed futures, 2.3 KB, left the request path's profile).
-#[inline(always)]
-pub(crate) fn boxed_in_place<F>(make: impl FnOnce() -> F) -> std::pin::Pin<Box<F>> {
-    let slot = Box::new_uninit();
-    Box::into_pin(Box::write(slot, make()))
-}
-
 /// Accepts connections on `listener` and serves them with `handler` until
 /// `shutdown` resolves; then stops accepting and waits (up to the grace
 /// period) for the requests in flight to finish.
@@ -158,7 +145,7 @@ pub async fn serve<H: Handler>(
             let req = req.map(|body| RequestBody { body, idle: body_idle });
             // Boxed once here: the handler's future is large, and hyper and
             // the wrapper below would otherwise each copy it whole.
-            let answer = boxed_in_place(|| H::handle(handler.clone(), req, conn));
+            let answer = crate::boxed::boxed_in_place(|| H::handle(handler.clone(), req, conn));
             async move {
                 let resp = answer.await;
                 drop(in_flight);

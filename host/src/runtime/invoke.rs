@@ -173,7 +173,7 @@ impl LoadedVersion {
                 // the call's together, and inline it would make every hot
                 // call's future (copied into its box on every request) twice
                 // the size.
-                (Box::pin(self.instantiate()).await?, StartKind::Warm)
+                (crate::boxed::boxed_in_place(|| self.instantiate()).await?, StartKind::Warm)
             }
         };
         if !spec.config.reuse && spec.config.min_warm > 0 {
