@@ -90,8 +90,10 @@ impl Gateway {
             return Some((api, path));
         }
         let trimmed = path.trim_start_matches('/');
-        let (first, rest) =
-            trimmed.split_once('/').map(|(f, r)| (f, &trimmed[f.len()..][..r.len() + 1])).unwrap_or((trimmed, ""));
+        let (first, rest) = match router::first_slash(trimmed) {
+            Some(i) => trimmed.split_at(i),
+            None => (trimmed, ""),
+        };
         if let Some(api) = served.apis.iter().find(|a| a.base_path.as_deref() == Some(first) && a.hosts.is_empty()) {
             return Some((api, rest));
         }
@@ -127,7 +129,7 @@ impl Gateway {
         };
         // `//stage/x` is `/stage/x`.
         let trimmed = rest.trim_start_matches('/');
-        let (stage_name, after) = match trimmed.find('/') {
+        let (stage_name, after) = match router::first_slash(trimmed) {
             Some(i) => (&trimmed[..i], &trimmed[i..]),
             None => (trimmed, ""),
         };
@@ -178,20 +180,22 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
         full_path: normal_path(parts.uri.path()),
         path: String::new(),
         raw_query: parts.uri.query().map(str::to_string),
-        headers: {
-            // Names as the client spelled them where the listener recorded them.
-            let original = conn.names.as_ref();
-            let bytes = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
-            let mut headers = RequestHeaders::with_capacity(parts.headers.len(), bytes);
-            for (k, v) in &parts.headers {
-                let name = original.and_then(|o| o.spelling(k.as_str())).unwrap_or(k.as_str());
-                // Visible ASCII as it is (nearly every value); anything else lossily.
-                match v.to_str() {
-                    Ok(value) => headers.push(name, value),
-                    Err(_) => headers.push(name, &String::from_utf8_lossy(v.as_bytes())),
+        // As the client sent them where the listener recorded them (it
+        // read the same head as hyper: the counts agree), else hyper's.
+        headers: match conn.headers {
+            Some(sent) if sent.len() == parts.headers.len() => sent,
+            _ => {
+                let bytes = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+                let mut headers = RequestHeaders::with_capacity(parts.headers.len(), bytes);
+                for (k, v) in &parts.headers {
+                    // Visible ASCII as it is (nearly every value); anything else lossily.
+                    match v.to_str() {
+                        Ok(value) => headers.push(k.as_str(), value),
+                        Err(_) => headers.push(k.as_str(), &String::from_utf8_lossy(v.as_bytes())),
+                    }
                 }
+                headers
             }
-            headers
         },
         body: bytes::Bytes::new(),
         source_ip: conn.peer.ip(),

@@ -10,6 +10,9 @@ use bytes::Bytes;
 use hyper::header::HeaderValue;
 use indexmap::IndexMap;
 
+/// The request's headers (made by the listener where it recorded them as sent).
+pub use crate::http::header_case::RequestHeaders;
+
 /// One request to an API's stage.
 #[derive(Debug, Clone)]
 pub struct GatewayRequest {
@@ -189,55 +192,6 @@ fn hex16(value: u64) -> [u8; 16] {
     out[..8].copy_from_slice(&hex8((value >> 32) as u32));
     out[8..].copy_from_slice(&hex8(value as u32));
     out
-}
-
-/// A request's headers in arrival order, all names and values in one
-/// string (two allocations per request, however many headers it has).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestHeaders {
-    text: String,
-    /// Per header: where its name starts, where its value starts, where it ends.
-    spans: Vec<(u32, u32, u32)>,
-}
-
-impl RequestHeaders {
-    /// Room for `count` headers of `bytes` bytes in all.
-    pub fn with_capacity(count: usize, bytes: usize) -> Self {
-        RequestHeaders { text: String::with_capacity(bytes), spans: Vec::with_capacity(count) }
-    }
-
-    pub fn push(&mut self, name: &str, value: &str) {
-        let start = self.text.len() as u32;
-        self.text.push_str(name);
-        let value_at = self.text.len() as u32;
-        self.text.push_str(value);
-        self.spans.push((start, value_at, self.text.len() as u32));
-    }
-
-    /// `(name, value)` pairs, in arrival order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.spans.iter().map(|&(start, value_at, end)| {
-            (&self.text[start as usize..value_at as usize], &self.text[value_at as usize..end as usize])
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-}
-
-impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for RequestHeaders {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Self {
-        let mut headers = RequestHeaders::default();
-        for (k, v) in pairs {
-            headers.push(k.as_ref(), v.as_ref());
-        }
-        headers
-    }
 }
 
 impl GatewayRequest {

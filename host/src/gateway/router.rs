@@ -186,11 +186,36 @@ impl<T> Router<T> {
         let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
         // On the stack for paths of up to 16 segments.
         let segments: SmallVec<[&str; 16]> =
-            if trimmed.is_empty() { SmallVec::new() } else { trimmed.split('/').collect() };
+            if trimmed.is_empty() { SmallVec::new() } else { segments(trimmed).collect() };
         let mut params = Vec::new();
         let (methods, value) = walk(&self.root, &segments, 0, trimmed, method, &mut params)?;
         Some(RouteMatch { value, resource_path: &methods.resource_path, path_params: params })
     }
+}
+
+/// Where the first `/` of `path` is. A plain byte scan: on the short paths
+/// requests have it costs a fraction of `str::find`'s searcher, and the
+/// request path runs it a few times per request.
+pub(crate) fn first_slash(path: &str) -> Option<usize> {
+    path.bytes().position(|b| b == b'/')
+}
+
+/// The segments of `path` between its slashes (as `str::split('/')`).
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(path);
+    std::iter::from_fn(move || {
+        let left = rest?;
+        Some(match first_slash(left) {
+            Some(i) => {
+                rest = Some(&left[i + 1..]);
+                &left[..i]
+            }
+            None => {
+                rest = None;
+                left
+            }
+        })
+    })
 }
 
 /// Byte offset of segment `i` in `path` (segments split by '/').
@@ -278,6 +303,10 @@ mod tests {
     fn params_slashes_and_encoding() {
         let r = router(&[("/", "GET"), ("/items/{ID}", "GET"), ("/hardcoded", "GET"), ("/files/{proxy+}", "ANY")]);
         assert_eq!(find(&r, "GET", "").unwrap().0, "GET /");
+        for path in ["a", "a/b", "a//b", "/a/", "ä/ö/", "", "//"] {
+            assert_eq!(segments(path).collect::<Vec<_>>(), path.split('/').collect::<Vec<_>>(), "{path:?}");
+            assert_eq!(first_slash(path), path.find('/'), "{path:?}");
+        }
         assert_eq!(find(&r, "GET", "/").unwrap().0, "GET /");
         assert_eq!(find(&r, "GET", "/items/2").unwrap().1, vec![("ID".to_string(), "2".to_string())]);
         assert_eq!(find(&r, "GET", "/items/2/").unwrap().1, vec![("ID".to_string(), "2".to_string())]);

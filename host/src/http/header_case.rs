@@ -1,4 +1,4 @@
-//! The header names of HTTP/1.1 requests as the client spelled them.
+//! The headers of HTTP/1.1 requests as the client sent them.
 //!
 //! hyper lower-cases header names (HTTP's names are case-insensitive, and
 //! hyper keeps its own record of the original case private), but API Gateway
@@ -7,13 +7,16 @@
 //! [`CaseRecorder`] wraps a connection's stream and reads every request head
 //! that passes through it with `httparse`, following the bodies' framing
 //! (`Content-Length`, or chunked) to find the next head, and queues each
-//! head's names in order. The connection's service takes one entry per
-//! request ([`NameQueue::pop`]): hyper serves an HTTP/1.1 connection's
-//! requests in order, each after its whole head went through the recorder.
+//! head's headers in arrival order, names as spelled ([`RequestHeaders`]: the
+//! gateway's own copy of them, so it need not copy hyper's again). The
+//! connection's service takes one entry per request ([`HeaderQueue::pop`]):
+//! hyper serves an HTTP/1.1 connection's requests in order, each after its
+//! whole head went through the recorder.
 //!
 //! Anything the recorder cannot follow — HTTP/2's preface, a head it cannot
-//! parse, an upgrade — turns it off for the connection; names then stay as
-//! hyper gives them (for HTTP/2, that is how the client sent them).
+//! parse, an upgrade — turns it off for the connection; the handler then
+//! takes the headers from hyper, names as hyper gives them (for HTTP/2, that
+//! is how the client sent them).
 
 use std::collections::VecDeque;
 use std::io;
@@ -30,56 +33,68 @@ const MAX_HEAD: usize = 1 << 20;
 /// Most headers per request it reads (as hyper's default limit).
 const MAX_HEADERS: usize = 100;
 
-/// The header names of one request, in arrival order, as sent (kept in one
-/// string, a name per line: one allocation per request).
+/// A request's headers in arrival order, all names and values in one
+/// string (two allocations per request, however many headers it has).
+/// Values that are not UTF-8 are kept lossily.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OriginalNames(String);
+pub struct RequestHeaders {
+    text: String,
+    /// Per header: where its name starts, where its value starts, where it ends.
+    spans: Vec<(u32, u32, u32)>,
+}
 
-impl OriginalNames {
-    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut all = String::new();
-        for name in names {
-            all.push_str(name);
-            all.push('\n');
-        }
-        OriginalNames(all)
+impl RequestHeaders {
+    /// Room for `count` headers of `bytes` bytes in all.
+    pub fn with_capacity(count: usize, bytes: usize) -> Self {
+        RequestHeaders { text: String::with_capacity(bytes), spans: Vec::with_capacity(count) }
     }
 
-    /// The names, in arrival order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.0.lines()
+    pub fn push(&mut self, name: &str, value: &str) {
+        let start = self.text.len() as u32;
+        self.text.push_str(name);
+        let value_at = self.text.len() as u32;
+        self.text.push_str(value);
+        self.spans.push((start, value_at, self.text.len() as u32));
     }
 
-    /// The sent spelling of a (lower-cased) header name.
-    ///
-    /// Runs for every header of every request: a plain byte scan, lengths
-    /// compared first (names are short; a `str` line iterator costs more to
-    /// set up than the scan itself).
-    pub fn spelling<'a>(&'a self, name: &str) -> Option<&'a str> {
-        let mut rest = self.0.as_str();
-        while let Some(end) = rest.bytes().position(|b| b == b'\n') {
-            let sent = &rest[..end];
-            if sent.len() == name.len() && sent.eq_ignore_ascii_case(name) {
-                return Some(sent);
-            }
-            rest = &rest[end + 1..];
+    /// `(name, value)` pairs, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|&(start, value_at, end)| {
+            (&self.text[start as usize..value_at as usize], &self.text[value_at as usize..end as usize])
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for RequestHeaders {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Self {
+        let mut headers = RequestHeaders::default();
+        for (k, v) in pairs {
+            headers.push(k.as_ref(), v.as_ref());
         }
-        None
+        headers
     }
 }
 
 /// One connection's recorded heads, oldest first.
 #[derive(Clone, Default)]
-pub struct NameQueue(Arc<Mutex<VecDeque<OriginalNames>>>);
+pub struct HeaderQueue(Arc<Mutex<VecDeque<RequestHeaders>>>);
 
-impl NameQueue {
-    /// The names of the next request the connection serves.
-    pub fn pop(&self) -> Option<OriginalNames> {
+impl HeaderQueue {
+    /// The headers of the next request the connection serves.
+    pub fn pop(&self) -> Option<RequestHeaders> {
         self.0.lock().pop_front()
     }
 
-    fn push(&self, names: OriginalNames) {
-        self.0.lock().push_back(names);
+    fn push(&self, headers: RequestHeaders) {
+        self.0.lock().push_back(headers);
     }
 }
 
@@ -115,7 +130,7 @@ impl Scanner {
     }
 
     /// Consumes bytes as they are read, queueing every complete head.
-    fn feed(&mut self, mut bytes: &[u8], queue: &NameQueue) {
+    fn feed(&mut self, mut bytes: &[u8], queue: &HeaderQueue) {
         while !bytes.is_empty() {
             match self.state {
                 State::Off => return,
@@ -201,7 +216,7 @@ enum Head {
 
 /// Parses a request head at the start of `buf`; when it is whole, queues
 /// its names and says how its body is framed.
-fn parse_head(buf: &[u8], queue: &NameQueue) -> Head {
+fn parse_head(buf: &[u8], queue: &HeaderQueue) -> Head {
     // Blank lines between requests are allowed (RFC 9112 §2.2).
     let skip = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
     if buf[skip..].starts_with(b"PRI * HTTP/2.0") {
@@ -226,7 +241,15 @@ fn parse_head(buf: &[u8], queue: &NameQueue) -> Head {
             upgrade = true;
         }
     }
-    queue.push(OriginalNames::new(req.headers.iter().map(|h| h.name)));
+    let bytes = req.headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut headers = RequestHeaders::with_capacity(req.headers.len(), bytes);
+    for h in req.headers.iter() {
+        match std::str::from_utf8(h.value) {
+            Ok(value) => headers.push(h.name, value),
+            Err(_) => headers.push(h.name, &String::from_utf8_lossy(h.value)),
+        }
+    }
+    queue.push(headers);
     let next = match () {
         _ if upgrade => State::Off,
         _ if chunked => State::ChunkSize,
@@ -240,14 +263,14 @@ fn parse_head(buf: &[u8], queue: &NameQueue) -> Head {
 pub struct CaseRecorder<S> {
     inner: S,
     scanner: Scanner,
-    queue: NameQueue,
+    queue: HeaderQueue,
 }
 
 impl<S> CaseRecorder<S> {
-    /// Wraps `inner`; the recorded names come out of the returned queue.
+    /// Wraps `inner`; the recorded headers come out of the returned queue.
     /// When not `enabled` the bytes pass through unread.
-    pub fn new(inner: S, enabled: bool) -> (Self, NameQueue) {
-        let queue = NameQueue::default();
+    pub fn new(inner: S, enabled: bool) -> (Self, HeaderQueue) {
+        let queue = HeaderQueue::default();
         let mut scanner = Scanner::new();
         if !enabled {
             scanner.state = State::Off;
@@ -292,12 +315,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CaseRecorder<S> {
 mod tests {
     use super::*;
 
-    fn names(queue: &NameQueue) -> Vec<Vec<String>> {
-        std::iter::from_fn(|| queue.pop()).map(|n| n.names().map(String::from).collect()).collect()
+    fn names(queue: &HeaderQueue) -> Vec<Vec<String>> {
+        std::iter::from_fn(|| queue.pop()).map(|h| h.iter().map(|(name, _)| name.to_string()).collect()).collect()
     }
 
     fn scan(pieces: &[&[u8]]) -> (Vec<Vec<String>>, State) {
-        let queue = NameQueue::default();
+        let queue = HeaderQueue::default();
         let mut scanner = Scanner::new();
         for p in pieces {
             scanner.feed(p, &queue);
@@ -332,10 +355,12 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_spelling_of_a_name() {
-        let names = OriginalNames::new(["User-Agent", "x-lower"]);
-        assert_eq!(names.spelling("user-agent"), Some("User-Agent"));
-        assert_eq!(names.spelling("x-lower"), Some("x-lower"));
-        assert_eq!(names.spelling("accept"), None);
+    fn keeps_values_in_arrival_order() {
+        let queue = HeaderQueue::default();
+        let mut scanner = Scanner::new();
+        scanner.feed(b"GET / HTTP/1.1\r\nX-A: 1\r\nHost: h\r\nx-a:  2 \r\nX-Bin: caf\xc3\xa9 \xff\r\n\r\n", &queue);
+        let headers = queue.pop().expect("one head");
+        let got: Vec<(&str, &str)> = headers.iter().collect();
+        assert_eq!(got, [("X-A", "1"), ("Host", "h"), ("x-a", "2"), ("X-Bin", "caf\u{e9} \u{fffd}")]);
     }
 }

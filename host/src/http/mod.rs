@@ -2,8 +2,8 @@
 //! loop (HTTP/1.1 and HTTP/2 over cleartext, keep-alive, a header read
 //! timeout), graceful shutdown that finishes requests in flight, bounded body
 //! reading (a size limit, and a longest pause between a body's pieces), and
-//! small response helpers. [`header_case`] records the header
-//! names of HTTP/1.1 requests as the client spelled them.
+//! small response helpers. [`header_case`] records the headers of
+//! HTTP/1.1 requests as the client sent them.
 //!
 //! The header read timeout is kept per connection, not per request: hyper's
 //! own (`http1().header_read_timeout`) arms a fresh timer for every request
@@ -58,8 +58,8 @@ pub struct ServeOptions {
     pub body_read_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub grace: Duration,
-    /// Record HTTP/1.1 header names as sent ([`header_case`]): the handler
-    /// then has them in [`RequestConn::names`].
+    /// Record HTTP/1.1 headers as sent ([`header_case`]): the handler then
+    /// has them in [`RequestConn::headers`].
     pub preserve_header_case: bool,
 }
 
@@ -68,9 +68,9 @@ pub struct ServeOptions {
 pub struct RequestConn {
     /// The client's address.
     pub peer: SocketAddr,
-    /// Its header names as sent, where the listener recorded them
-    /// ([`ServeOptions::preserve_header_case`], HTTP/1.1).
-    pub names: Option<header_case::OriginalNames>,
+    /// Its headers as sent (names spelled so, in arrival order), where the
+    /// listener recorded them ([`ServeOptions::preserve_header_case`], HTTP/1.1).
+    pub headers: Option<header_case::RequestHeaders>,
 }
 
 /// A request's body as the listener hands it over: hyper's, with the
@@ -137,11 +137,11 @@ pub async fn serve<H: Handler>(
         let handler = handler.clone();
         let activity = Arc::new(Activity::new(epoch));
         let watched = activity.clone();
-        let (stream, names) = CaseRecorder::new(stream, options.preserve_header_case);
+        let (stream, recorded) = CaseRecorder::new(stream, options.preserve_header_case);
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let in_flight = activity.clone().begin(req.version());
             // Nothing is queued when the recorder is off (disabled, HTTP/2).
-            let conn = RequestConn { peer, names: names.pop() };
+            let conn = RequestConn { peer, headers: recorded.pop() };
             let req = req.map(|body| RequestBody { body, idle: body_idle });
             // Boxed once here: the handler's future is large, and hyper and
             // the wrapper below would otherwise each copy it whole.
