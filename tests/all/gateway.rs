@@ -332,6 +332,14 @@ async fn integrations_and_their_errors_follow_api_gateway() {
     assert_eq!(r.status, 400, "WHEN_NO_TEMPLATES with templates defined");
     let r = http("POST", &url("/passthrough"), &[("content-type", "text/plain")], r#"{"raw": true}"#).await;
     assert_eq!(r.json()["event"], json!({"raw": true}), "WHEN_NO_MATCH passes the body through");
+    let r = http("POST", &url("/passthrough"), &[], "").await;
+    assert_eq!(r.json()["event"], json!({}), "no body: the empty object");
+    let r = http("POST", &url("/passthrough"), &[("content-type", "text/plain")], "{not json").await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (500, r#"{"message":"Internal server error"}"#),
+        "a body that is not JSON"
+    );
 
     // Timeouts: the integration's, and the function's own → 504.
     for path in ["/slow", "/slow-function"] {

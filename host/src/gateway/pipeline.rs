@@ -8,6 +8,7 @@
 //! API keys, usage plans (throttle, quota), the response cache and CORS plug
 //! in between routing and validation (the `policy` hooks).
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -477,12 +478,13 @@ async fn function(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, 
     let Call { method, req, .. } = call;
     let body = String::from_utf8_lossy(&req.body).into_owned();
     let mut ctx = call.context();
-    let event = match request_template(method, req, trace)? {
-        Some(t) => render(t, &call.input(body.clone()), &mut ctx, trace, "request")?,
-        None if body.trim().is_empty() => "{}".into(),
-        None => body,
+    let event: Cow<'static, str> = match request_template(method, req, trace)? {
+        Some(t) => render(t, &call.input(body.clone()), &mut ctx, trace, "request")?.into(),
+        // No body, no template (a plain GET): the empty object, known valid.
+        None if body.trim().is_empty() => Cow::Borrowed("{}"),
+        None => body.into(),
     };
-    if serde_json::from_str::<serde::de::IgnoredAny>(&event).is_err() {
+    if matches!(event, Cow::Owned(_)) && serde_json::from_str::<serde::de::IgnoredAny>(&event).is_err() {
         trace.log(|| "Execution failed: the event is not valid JSON (Could not parse request body into json)".into());
         return Err(Rejection::internal());
     }
