@@ -20,7 +20,7 @@ fn request(path: &str) -> GatewayRequest {
             "abcdefghij",
             "Root=1-00000000-000000000000000000000000",
         ),
-        method: "GET".into(),
+        method: hyper::Method::GET,
         full_path: path.into(),
         path: String::new(),
         raw_query: None,

@@ -138,4 +138,11 @@ fn test_invoke_shows_response_and_execution_log() {
         server.cli(&["test-invoke", "ItemsAPI", "GET", "/items/{ID}", "--stage", "prod", "--path", "ID=8"]);
     assert_eq!(code, 0);
     assert!(out.contains("Status: 404") && out.contains("pattern NotFoundError"), "{out}");
+    // A method in lower case is the same method; one that is not a token is an error.
+    let (code, out, _) = server.cli(&["test-invoke", "ItemsAPI", "get", "/items", "--stage", "prod"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Status: 200"), "{out}");
+    let (code, _, err) = server.cli(&["test-invoke", "ItemsAPI", "G T", "/items", "--stage", "prod"]);
+    assert_ne!(code, 0);
+    assert!(err.contains(r#""G T" is not an HTTP method"#), "{err}");
 }

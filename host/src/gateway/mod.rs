@@ -142,7 +142,7 @@ impl Gateway {
         req.path = after.to_string();
         req.full_path = full_path;
         let req = &*req;
-        let Some(found) = stage.router.find(&req.method, &req.path) else {
+        let Some(found) = stage.router.find(req.method.as_str(), &req.path) else {
             trace.log_line(|| format!("No method matches {} {}", req.method, req.path));
             let ctx = ErrorContext::for_stage(req, stage, None);
             return Self::reject(
@@ -176,7 +176,7 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
     let time = SystemTime::now();
     GatewayRequest {
         ids: request::RequestIds::new(time),
-        method: parts.method.as_str().to_string(),
+        method: parts.method.clone(),
         full_path: normal_path(parts.uri.path()),
         path: String::new(),
         raw_query: parts.uri.query().map(str::to_string),

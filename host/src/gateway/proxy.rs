@@ -99,7 +99,7 @@ pub fn build_event(
     json!({
         "body": body,
         "headers": null_if_empty(headers),
-        "httpMethod": req.method,
+        "httpMethod": req.method.as_str(),
         "isBase64Encoded": binary && !req.body.is_empty(),
         "multiValueHeaders": null_if_empty(multi_headers),
         "multiValueQueryStringParameters": null_if_empty(multi_query),

@@ -18,7 +18,8 @@ pub use crate::http::header_case::RequestHeaders;
 pub struct GatewayRequest {
     /// The request id, extended request id and X-Ray trace id.
     pub ids: RequestIds,
-    pub method: String,
+    /// hyper's: the standard methods without an allocation of their own.
+    pub method: hyper::Method,
     /// The request path as received, with the stage (API Gateway's `$context.path`).
     pub full_path: String,
     /// The path after the stage, as received (not decoded).
@@ -256,7 +257,7 @@ mod tests {
     fn request() -> GatewayRequest {
         GatewayRequest {
             ids: RequestIds::of("r", "e", "Root=1-00000000-000000000000000000000000"),
-            method: "GET".into(),
+            method: hyper::Method::GET,
             full_path: "/dev/items".into(),
             path: "/items".into(),
             raw_query: Some("a=1&b=x+y&a=2".into()),

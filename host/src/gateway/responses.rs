@@ -258,7 +258,7 @@ fn context_value(name: &str, ctx: &ErrorContext) -> Option<String> {
         "stage" => stage.map_or("", |s| s.stage.as_str()).to_string(),
         "resourcePath" => ctx.resource.map_or("", |(path, _)| path).to_string(),
         "extendedRequestId" => req?.ids.extended_request_id().to_string(),
-        "httpMethod" => req?.method.clone(),
+        "httpMethod" => req?.method.to_string(),
         "path" => req?.full_path.clone(),
         "identity.sourceIp" => req?.source_ip.to_string(),
         "deploymentId" => stage?.deployment_id.clone(),
@@ -345,7 +345,7 @@ variables = { a = "b" }
         let stage = CompiledStage::new(api, "dev", "d1").expect("the dev stage").expect("it compiles");
         let req = GatewayRequest {
             ids: RequestIds::of("req-1", "ext", ""),
-            method: "GET".into(),
+            method: hyper::Method::GET,
             full_path: "/dev/pets/7".into(),
             path: "/pets/7".into(),
             raw_query: Some("q=x".into()),

@@ -65,10 +65,12 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
     let prefix = served_api.base_path.as_ref().map(|b| format!("/{b}")).unwrap_or_default();
     let query = (!t.query.is_empty())
         .then(|| form_urlencoded::Serializer::new(String::new()).extend_pairs(t.query.iter()).finish());
+    let method = hyper::Method::from_bytes(t.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("{:?} is not an HTTP method", t.method))?;
     let time = SystemTime::now();
     let mut req = GatewayRequest {
         ids: super::request::RequestIds::new(time),
-        method: t.method.to_ascii_uppercase(),
+        method,
         full_path: format!("{prefix}/{}{path}", t.stage),
         path: String::new(),
         raw_query: query,

@@ -279,6 +279,10 @@ fn panic_message(logs: &str) -> Option<String> {
 }
 
 fn log_guest_output(logs: &str, request_id: &str, function: &str, version: &str) {
+    // Asked once, before splitting: at `warn` every line would be dropped.
+    if !tracing::enabled!(target: "wasmgate::function", tracing::Level::INFO) {
+        return;
+    }
     for line in logs.lines() {
         // The line as the message (first, as a formatted one would be), without formatting it.
         tracing::info!(target: "wasmgate::function", message = line, request_id, function, version);
