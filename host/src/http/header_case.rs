@@ -215,7 +215,7 @@ enum Head {
 }
 
 /// Parses a request head at the start of `buf`; when it is whole, queues
-/// its names and says how its body is framed.
+/// its headers and says how its body is framed.
 fn parse_head(buf: &[u8], queue: &HeaderQueue) -> Head {
     // Blank lines between requests are allowed (RFC 9112 §2.2).
     let skip = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
