@@ -188,11 +188,7 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
                 let bytes = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
                 let mut headers = RequestHeaders::with_capacity(parts.headers.len(), bytes);
                 for (k, v) in &parts.headers {
-                    // Visible ASCII as it is (nearly every value); anything else lossily.
-                    match v.to_str() {
-                        Ok(value) => headers.push(k.as_str(), value),
-                        Err(_) => headers.push(k.as_str(), &String::from_utf8_lossy(v.as_bytes())),
-                    }
+                    headers.push_bytes(k.as_str(), v.as_bytes());
                 }
                 headers
             }

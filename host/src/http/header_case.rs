@@ -57,6 +57,18 @@ impl RequestHeaders {
         self.spans.push((start, value_at, self.text.len() as u32));
     }
 
+    /// Adds a header whose value is raw bytes: ASCII as it is (nearly every
+    /// value; the check costs a fraction of `str::from_utf8` on values this
+    /// short), anything else lossily as UTF-8.
+    pub fn push_bytes(&mut self, name: &str, value: &[u8]) {
+        if value.is_ascii() {
+            // SAFETY: ASCII is UTF-8.
+            self.push(name, unsafe { std::str::from_utf8_unchecked(value) });
+        } else {
+            self.push(name, &String::from_utf8_lossy(value));
+        }
+    }
+
     /// `(name, value)` pairs, in arrival order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.spans.iter().map(|&(start, value_at, end)| {
@@ -244,14 +256,7 @@ fn parse_head(buf: &[u8], queue: &HeaderQueue) -> Head {
     let bytes = req.headers.iter().map(|h| h.name.len() + h.value.len()).sum();
     let mut headers = RequestHeaders::with_capacity(req.headers.len(), bytes);
     for h in req.headers.iter() {
-        if h.value.is_ascii() {
-            // Nearly every value: a plain ASCII check costs a fraction of
-            // `str::from_utf8` on values this short.
-            // SAFETY: ASCII is UTF-8.
-            headers.push(h.name, unsafe { std::str::from_utf8_unchecked(h.value) });
-        } else {
-            headers.push(h.name, &String::from_utf8_lossy(h.value));
-        }
+        headers.push_bytes(h.name, h.value);
     }
     queue.push(headers);
     let next = match () {
