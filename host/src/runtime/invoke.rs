@@ -213,12 +213,15 @@ impl LoadedVersion {
             Err(e) => e.kind == FailureKind::Handled,
         };
         log_guest_output(&logs, req.request_id, spec.function.as_str(), spec.version.as_str());
+        // One clock read serves both the call's duration and the instance's
+        // idle time (a clock read is a visible share of a hot call).
+        let ended = Instant::now();
         if clean && spec.config.reuse {
-            self.park(instance);
+            self.park(instance, ended);
         } else {
             drop::<Instance>(instance);
         }
-        Ok(InvokeOutcome { result, version: spec.version.clone(), start, duration: started.elapsed(), logs })
+        Ok(InvokeOutcome { result, version: spec.version.clone(), start, duration: ended - started, logs })
     }
 
     fn classify_failure(

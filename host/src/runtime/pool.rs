@@ -150,11 +150,11 @@ impl LoadedVersion {
         self.idle.lock().pop().map(|i| i.instance)
     }
 
-    /// Parks an instance that returned cleanly, for the next hot start.
-    pub(crate) fn park(&self, instance: Instance) {
+    /// Parks an instance that returned cleanly at `now`, for the next hot start.
+    pub(crate) fn park(&self, instance: Instance, now: Instant) {
         let mut idle = self.idle.lock();
         if idle.len() < MAX_IDLE.max(self.spec.config.min_warm as usize) {
-            idle.push(Idle { instance, since: Instant::now() });
+            idle.push(Idle { instance, since: now });
         }
     }
 
