@@ -226,25 +226,45 @@ enum Head {
     Unreadable,
 }
 
+/// Headers most requests stay within: the recorder's first try reads this
+/// many (a larger head is read again with room for [`MAX_HEADERS`]).
+const USUAL_HEADERS: usize = 16;
+
 /// Parses a request head at the start of `buf`; when it is whole, queues
 /// its headers and says how its body is framed.
+///
+/// Only the header lines are parsed: hyper reads the request line (and
+/// refuses the request if it is not one), and the recorder needs nothing
+/// from it.
 fn parse_head(buf: &[u8], queue: &HeaderQueue) -> Head {
     // Blank lines between requests are allowed (RFC 9112 §2.2).
     let skip = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
-    if buf[skip..].starts_with(b"PRI * HTTP/2.0") {
+    let buf = &buf[skip..];
+    if buf.starts_with(b"PRI * HTTP/2.0") {
         return Head::Unreadable;
     }
-    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(&buf[skip..], &mut headers) {
-        Ok(httparse::Status::Complete(len)) => skip + len,
+    let Some(line_end) = buf.iter().position(|&b| b == b'\n') else {
+        return Head::Partial;
+    };
+    let lines = &buf[line_end + 1..];
+    let mut usual = [httparse::EMPTY_HEADER; USUAL_HEADERS];
+    let mut many = Vec::new();
+    let parsed = match httparse::parse_headers(lines, &mut usual) {
+        Err(httparse::Error::TooManyHeaders) => {
+            many.resize(MAX_HEADERS, httparse::EMPTY_HEADER);
+            httparse::parse_headers(lines, &mut many)
+        }
+        other => other,
+    };
+    let (len, found) = match parsed {
+        Ok(httparse::Status::Complete((len, found))) => (skip + line_end + 1 + len, found),
         Ok(httparse::Status::Partial) => return Head::Partial,
         Err(_) => return Head::Unreadable,
     };
     let mut chunked = false;
     let mut length = 0u64;
     let mut upgrade = false;
-    for h in req.headers.iter() {
+    for h in found {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = h.value.trim_ascii().to_ascii_lowercase().ends_with(b"chunked");
         } else if h.name.eq_ignore_ascii_case("content-length") {
@@ -253,9 +273,9 @@ fn parse_head(buf: &[u8], queue: &HeaderQueue) -> Head {
             upgrade = true;
         }
     }
-    let bytes = req.headers.iter().map(|h| h.name.len() + h.value.len()).sum();
-    let mut headers = RequestHeaders::with_capacity(req.headers.len(), bytes);
-    for h in req.headers.iter() {
+    let bytes = found.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut headers = RequestHeaders::with_capacity(found.len(), bytes);
+    for h in found {
         headers.push_bytes(h.name, h.value);
     }
     queue.push(headers);
@@ -361,6 +381,20 @@ mod tests {
         assert_eq!(scan(&[b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"]).1, State::Off);
         let (got, state) = scan(&[b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nbinary"]);
         assert_eq!((got.len(), state), (1, State::Off));
+    }
+
+    /// Past the usual number of headers the head is read again with room
+    /// for all that hyper accepts; past those the recorder stops.
+    #[test]
+    fn reads_heads_with_many_headers() {
+        let head = |count: usize| {
+            let lines: String = (0..count).map(|i| format!("X-Header-{i}: {i}\r\n")).collect();
+            format!("GET / HTTP/1.1\r\n{lines}\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+        };
+        let many = head(USUAL_HEADERS * 3);
+        let want: Vec<String> = (0..USUAL_HEADERS * 3).map(|i| format!("X-Header-{i}")).collect();
+        assert_eq!(scan(&[many.as_bytes()]), (vec![want, vec!["Host".to_string()]], State::Head));
+        assert_eq!(scan(&[head(MAX_HEADERS + 1).as_bytes()]), (vec![], State::Off));
     }
 
     #[test]
