@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -310,13 +311,23 @@ pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, R
         trace.log(|| format!("Request validation failed: {}", r.message.clone().unwrap_or_default()));
     })?;
     let integration = &method.spec.integration;
+    // Each integration makes its endpoint request, calls the function (but
+    // a mock) and shapes the response, all in this one future: a layer of
+    // futures per step would copy the call's outcome up through each.
     // Mock and function responses get the ids where their headers start
     // (`integration_response`); a proxy response's headers are the function's.
     let response = match &integration.kind {
-        IntegrationKind::Mock => mock(call, trace).await?,
-        IntegrationKind::Function { .. } => function(call, trace).await?,
+        IntegrationKind::Mock => mock(call, trace)?,
+        IntegrationKind::Function { .. } => {
+            let mut ctx = call.context();
+            let event = function_event(call, &mut ctx, trace)?;
+            let outcome = invoke(call, &event, trace).await?;
+            function_response(call, outcome, &mut ctx, trace)?
+        }
         IntegrationKind::FunctionProxy { .. } => {
-            let mut response = proxy(call, trace).await?;
+            let event = super::proxy_event(call.stage, method, path_params, req).to_string();
+            let outcome = invoke(call, &event, trace).await?;
+            let mut response = proxy_response(call, outcome, trace)?;
             set_ids(&mut response.headers, &req.ids, true);
             response
         }
@@ -355,7 +366,7 @@ fn request_template<'a>(
 
 /// A mock integration: the request template says the status
 /// (`{"statusCode": 200}`), the integration response makes the body.
-async fn mock(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
+fn mock(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
     let Call { method, req, .. } = call;
     let body = String::from_utf8_lossy(&req.body).into_owned();
     let input = call.input(body.clone());
@@ -406,8 +417,22 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     // Boxed: the call's future is most of a request's state, and every
     // future around it (up to the connection's) would otherwise carry it
     // inline and be copied whole at each level.
-    let call = crate::boxed::boxed_in_place(|| functions.invoke_target(target, event, req.ids.request_id()));
-    let outcome = match within(tokio::time::Instant::now() + timeout, call).await {
+    let mut call = crate::boxed::boxed_in_place(|| functions.invoke_target(target, event, req.ids.request_id()));
+    // The deadline is read before the first poll: a cold start loads the
+    // version within it, and API Gateway's timeout counts that too.
+    let deadline = tokio::time::Instant::now() + timeout;
+    // A hot call usually completes in its first poll (the guest runs to its
+    // end without yielding), so the timer — a registration in tokio's timer
+    // wheel, a measurable share of a small request — is armed only when the
+    // call is still pending after it. (`http::read_body` waits for a body's
+    // pieces the same way.)
+    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+    let outcome = match first {
+        Poll::Ready(outcome) => Ok(outcome),
+        // Boxed: the timer is large, and only a slow call needs it.
+        Poll::Pending => Box::pin(tokio::time::timeout_at(deadline, call)).await,
+    };
+    let outcome = match outcome {
         Err(_) => {
             trace.log(|| format!("Execution failed due to a timeout error after {} ms", timeout.as_millis()));
             return Err(Rejection::new(ResponseType::IntegrationTimeout, None));
@@ -451,35 +476,17 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     Ok(outcome)
 }
 
-/// Runs `call` until `deadline` (API Gateway's integration timeout).
-///
-/// A hot function call usually completes in its first poll (the guest runs
-/// to its end without yielding), so the timer — a registration in tokio's
-/// timer wheel, a measurable share of a small request — is armed only when
-/// the call is still pending after that poll. (`http::read_body` waits
-/// for a body's pieces the same way; one generic helper for both, with the
-/// deadline behind a closure, made this path's futures larger: +380
-/// instructions per request under callgrind, so the two stay apart.)
-async fn within<F: std::future::Future>(
-    deadline: tokio::time::Instant,
-    call: F,
-) -> Result<F::Output, tokio::time::error::Elapsed> {
-    let mut call = std::pin::pin!(call);
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
-    match first {
-        std::task::Poll::Ready(output) => Ok(output),
-        // Boxed: the timer is large, and only a slow call needs it.
-        std::task::Poll::Pending => Box::pin(tokio::time::timeout_at(deadline, call)).await,
-    }
-}
-
-/// A function integration (Lambda custom integration).
-async fn function(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
+/// A function integration's (Lambda custom integration's) event: the
+/// request template's output, else the body passed through.
+fn function_event(
+    call: Call<'_>,
+    ctx: &mut LazyContext<'_>,
+    trace: &mut Trace,
+) -> Result<Cow<'static, str>, Rejection> {
     let Call { method, req, .. } = call;
     let body = String::from_utf8_lossy(&req.body).into_owned();
-    let mut ctx = call.context();
     let event: Cow<'static, str> = match request_template(method, req, trace)? {
-        Some(t) => render(t, &call.input(body.clone()), &mut ctx, trace, "request")?.into(),
+        Some(t) => render(t, &call.input(body.clone()), ctx, trace, "request")?.into(),
         // No body, no template (a plain GET): the empty object, known valid.
         None if body.trim().is_empty() => Cow::Borrowed("{}"),
         None => body.into(),
@@ -488,14 +495,24 @@ async fn function(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, 
         trace.log(|| "Execution failed: the event is not valid JSON (Could not parse request body into json)".into());
         return Err(Rejection::internal());
     }
-    let outcome = invoke(call, &event, trace).await?;
+    Ok(event)
+}
+
+/// A function integration's response: the integration response its result
+/// selects (by the error message for an error), applied.
+fn function_response(
+    call: Call<'_>,
+    outcome: InvokeOutcome,
+    ctx: &mut LazyContext<'_>,
+    trace: &mut Trace,
+) -> Result<GatewayResponse, Rejection> {
     let (output, error_message) = match outcome.result {
         Ok(output) => (output, None),
         Err(e) => (e.to_json(), Some(e.error_message)),
     };
     trace.log(|| format!("Endpoint response body before transformations: {output}"));
-    let chosen = select_response(&method.spec.integration.responses, error_message.as_deref(), trace)?;
-    integration_response(call, chosen, output, &mut ctx, trace)
+    let chosen = select_response(&call.method.spec.integration.responses, error_message.as_deref(), trace)?;
+    integration_response(call, chosen, output, ctx, trace)
 }
 
 /// The integration response for a selector (the error message of a
@@ -598,12 +615,11 @@ fn integration_response(
     Ok(GatewayResponse { status, headers, body: Bytes::from(out) })
 }
 
-/// A function-proxy integration (Lambda proxy): the proxy event v1 in, the
-/// `{statusCode, headers, body}` object out.
-async fn proxy(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
-    let Call { stage, method, path_params, req, .. } = call;
-    let event = super::proxy_event(stage, method, path_params, req).to_string();
-    let outcome = invoke(call, &event, trace).await?;
+/// A function-proxy integration's (Lambda proxy's) response: the
+/// function's `{statusCode, headers, body}` object (its event is the proxy
+/// event v1, [`super::proxy_event`]).
+fn proxy_response(call: Call<'_>, outcome: InvokeOutcome, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
+    let Call { stage, req, .. } = call;
     let output = match outcome.result {
         Ok(output) => output,
         Err(e) => {
