@@ -22,7 +22,7 @@ fn request(path: &str) -> GatewayRequest {
         ),
         method: hyper::Method::GET,
         full_path: path.into(),
-        path: String::new(),
+        path_at: 0,
         raw_query: None,
         headers: [("host", "localhost:8080"), ("accept", "*/*")].into_iter().collect(),
         body: bytes::Bytes::new(),

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
-use hyper::{Request, Response, StatusCode, header};
+use hyper::{Request, Response, StatusCode};
 use parking_lot::Mutex;
 use serde_json::Value;
 
@@ -139,11 +139,12 @@ impl Gateway {
             let rejection = Rejection::new(ResponseType::MissingAuthenticationToken, None);
             return Self::reject(&api.responses, &rejection, &ErrorContext::for_request(req));
         };
-        req.path = after.to_string();
+        // What follows the stage runs to the end of the path.
+        req.path_at = full_path.len() - after.len();
         req.full_path = full_path;
         let req = &*req;
-        let Some(found) = stage.router.find(req.method.as_str(), &req.path) else {
-            trace.log_line(|| format!("No method matches {} {}", req.method, req.path));
+        let Some(found) = stage.router.find(req.method.as_str(), req.path()) else {
+            trace.log_line(|| format!("No method matches {} {}", req.method, req.path()));
             let ctx = ErrorContext::for_stage(req, stage, None);
             return Self::reject(
                 &stage.api.gateway_responses,
@@ -165,37 +166,41 @@ impl Gateway {
 
 /// The gateway's own copy of a request's head (the body comes later).
 fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -> GatewayRequest {
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
+    // As the client sent them where the listener recorded them (it read the
+    // same head as hyper: the counts agree), else hyper's.
+    let headers = match conn.headers {
+        Some(sent) if sent.len() == parts.headers.len() => sent,
+        _ => {
+            let bytes = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+            let mut headers = RequestHeaders::with_capacity(parts.headers.len(), bytes);
+            for (k, v) in &parts.headers {
+                headers.push_bytes(k.as_str(), v.as_bytes());
+            }
+            headers
+        }
+    };
+    // `Host` is nearly always among the first few headers: a scan of the
+    // request's own copy costs less than hashing the name for hyper's map.
+    let host = headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .map(|(_, value)| value)
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .unwrap_or("");
     let host_name =
         host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
+    let host = host_name.to_ascii_lowercase();
     let time = SystemTime::now();
     GatewayRequest {
         ids: request::RequestIds::new(time),
         method: parts.method.clone(),
         full_path: normal_path(parts.uri.path()),
-        path: String::new(),
+        path_at: 0,
         raw_query: parts.uri.query().map(str::to_string),
-        // As the client sent them where the listener recorded them (it
-        // read the same head as hyper: the counts agree), else hyper's.
-        headers: match conn.headers {
-            Some(sent) if sent.len() == parts.headers.len() => sent,
-            _ => {
-                let bytes = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
-                let mut headers = RequestHeaders::with_capacity(parts.headers.len(), bytes);
-                for (k, v) in &parts.headers {
-                    headers.push_bytes(k.as_str(), v.as_bytes());
-                }
-                headers
-            }
-        },
+        headers,
         body: bytes::Bytes::new(),
         source_ip: conn.peer.ip(),
-        host: host_name.to_ascii_lowercase(),
+        host,
         protocol: if parts.version == hyper::Version::HTTP_2 { "HTTP/2.0" } else { "HTTP/1.1" },
         time,
     }
@@ -229,22 +234,27 @@ impl http::Handler for Gateway {
         // the request owns copies of what it needs.
         drop(parts);
         async move {
-            req.body = match http::read_body(body, MAX_BODY_BYTES).await {
-                Ok(b) => b,
-                Err(e) => {
-                    let rejection = match e {
-                        BodyError::TooLarge(_) => Rejection::new(ResponseType::RequestTooLarge, None),
-                        BodyError::Read(_) => Rejection::new(ResponseType::Default4xx, None),
-                        // API Gateway has no type of its own for it: a 4xx
-                        // with HTTP's status for it.
-                        BodyError::TimedOut(_) => {
-                            Rejection::new(ResponseType::Default4xx, Some("Request Timeout".into())).with_status(408)
-                        }
-                    };
-                    let resp = Self::reject(&GatewayResponses::default(), &rejection, &ErrorContext::for_request(&req));
-                    return to_http(resp);
-                }
-            };
+            // A request without a body (a GET) starts no read at all.
+            if !body.is_empty() {
+                req.body = match http::read_body(body, MAX_BODY_BYTES).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let rejection = match e {
+                            BodyError::TooLarge(_) => Rejection::new(ResponseType::RequestTooLarge, None),
+                            BodyError::Read(_) => Rejection::new(ResponseType::Default4xx, None),
+                            // API Gateway has no type of its own for it: a 4xx
+                            // with HTTP's status for it.
+                            BodyError::TimedOut(_) => {
+                                Rejection::new(ResponseType::Default4xx, Some("Request Timeout".into()))
+                                    .with_status(408)
+                            }
+                        };
+                        let resp =
+                            Self::reject(&GatewayResponses::default(), &rejection, &ErrorContext::for_request(&req));
+                        return to_http(resp);
+                    }
+                };
+            }
             // The clock is read only for an access log that is written.
             let logged = tracing::enabled!(target: "wasmgate::access", tracing::Level::INFO);
             let started = logged.then(std::time::Instant::now);

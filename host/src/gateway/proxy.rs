@@ -78,7 +78,10 @@ pub fn build_event(
         Value::String(String::from_utf8_lossy(&req.body).into_owned())
     };
     // `/stage//x` is `/x` in `path`; the stage-qualified path keeps it as sent.
-    let path = if req.path.is_empty() { "/".to_string() } else { format!("/{}", req.path.trim_start_matches('/')) };
+    let path = match req.path() {
+        "" => "/".to_string(),
+        after => format!("/{}", after.trim_start_matches('/')),
+    };
 
     let mut context = template_context(stage, method, req).to_json();
     if let Some(identity) = context.get_mut("identity").and_then(Value::as_object_mut) {

@@ -22,8 +22,9 @@ pub struct GatewayRequest {
     pub method: hyper::Method,
     /// The request path as received, with the stage (API Gateway's `$context.path`).
     pub full_path: String,
-    /// The path after the stage, as received (not decoded).
-    pub path: String,
+    /// Where the path after the stage starts in `full_path` ([`Self::path`]):
+    /// set by routing, a suffix of the path as received, so not a copy.
+    pub path_at: usize,
     pub raw_query: Option<String>,
     /// Headers (names as the client spelled them over HTTP/1.1, lower-case
     /// over HTTP/2, as it sends them).
@@ -196,6 +197,11 @@ fn hex16(value: u64) -> [u8; 16] {
 }
 
 impl GatewayRequest {
+    /// The path after the stage, as received (not decoded).
+    pub fn path(&self) -> &str {
+        self.full_path.get(self.path_at..).unwrap_or("")
+    }
+
     /// The first value of a header (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
@@ -259,7 +265,7 @@ mod tests {
             ids: RequestIds::of("r", "e", "Root=1-00000000-000000000000000000000000"),
             method: hyper::Method::GET,
             full_path: "/dev/items".into(),
-            path: "/items".into(),
+            path_at: "/dev".len(),
             raw_query: Some("a=1&b=x+y&a=2".into()),
             headers: [("content-type", "Application/JSON; charset=utf-8")].into_iter().collect(),
             body: Bytes::new(),

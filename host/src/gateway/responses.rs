@@ -347,7 +347,7 @@ variables = { a = "b" }
             ids: RequestIds::of("req-1", "ext", ""),
             method: hyper::Method::GET,
             full_path: "/dev/pets/7".into(),
-            path: "/pets/7".into(),
+            path_at: "/dev".len(),
             raw_query: Some("q=x".into()),
             headers: [("Accept", "text/html")].into_iter().collect(),
             body: bytes::Bytes::new(),

@@ -72,7 +72,7 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
         ids: super::request::RequestIds::new(time),
         method,
         full_path: format!("{prefix}/{}{path}", t.stage),
-        path: String::new(),
+        path_at: 0,
         raw_query: query,
         headers: t.headers.iter().collect(),
         body: bytes::Bytes::from(t.body.unwrap_or_default()),

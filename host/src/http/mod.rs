@@ -81,6 +81,14 @@ pub struct RequestBody {
     idle: Duration,
 }
 
+impl RequestBody {
+    /// The request has no body (a GET, `Content-Length: 0`): a handler need
+    /// not start [`read_body`]'s future for it.
+    pub fn is_empty(&self) -> bool {
+        hyper::body::Body::is_end_stream(&self.body)
+    }
+}
+
 /// Something that answers requests.
 pub trait Handler: Send + Sync + 'static {
     /// Answers `req`. The call itself runs as hyper hands the request over;
