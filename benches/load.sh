@@ -34,7 +34,8 @@ sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_l
 WASMGATE_LOG=warn target/release/wasmgate serve --config "$work/gateway.toml" > "$work/wasmgate.out" 2> "$work/wasmgate.err" &
 pids+=($!)
 sed -e "s|^data_dir = .*|data_dir = \"$work/data-info\"|" "$work/gateway.toml" > "$work/gateway-info.toml"
-WASMGATE_LOG=info target/release/wasmgate serve --config "$work/gateway-info.toml" > "$work/wasmgate-info.out" 2> "$work/wasmgate-info.log" &
+# Appending, so that the log can be emptied between its turns (see `run`).
+WASMGATE_LOG=info target/release/wasmgate serve --config "$work/gateway-info.toml" > "$work/wasmgate-info.out" 2>> "$work/wasmgate-info.log" &
 pids+=($!)
 target/release/examples/bare_hyper > "$work/bare.out" &
 pids+=($!)
@@ -71,6 +72,11 @@ run() { # name url round
   p50=$(to_ms "$(awk '$1=="50%" {print $2}' "$work/$1.$3.txt")")
   p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$work/$1.$3.txt")")
   echo "$1 $3 $rps $p50 $p99" >> "$work/results"
+  # The logging server writes about 450 MB per turn. Left in the page
+  # cache, the kernel writes them back 30 s later (vm.dirty_expire), in the
+  # middle of another server's turn: emptied, they are never written.
+  if [ "$1" = logged ]; then : > "$work/wasmgate-info.log"; fi
+  sync
 }
 
 # The servers take turns, round after round: the machine's drift over the
