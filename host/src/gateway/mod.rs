@@ -181,12 +181,7 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
     };
     // `Host` is nearly always among the first few headers: a scan of the
     // request's own copy costs less than hashing the name for hyper's map.
-    let host = headers
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case("host"))
-        .map(|(_, value)| value)
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("");
+    let host = headers.get("host").or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
     let host_name =
         host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
     let host = host_name.to_ascii_lowercase();

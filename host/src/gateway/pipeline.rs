@@ -304,7 +304,7 @@ impl<'a> Call<'a> {
 
 /// Runs the pipeline for a routed request.
 pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, Rejection> {
-    let Call { method, path_params, req, .. } = call;
+    let Call { stage, method, path_params, req, .. } = call;
     trace.log(|| format!("Starting execution for request: {}", req.ids.request_id()));
     trace.log(|| format!("HTTP Method: {}, Resource Path: {}", req.method, method.spec.resource_path));
     super::validation::validate(&method.spec, req, path_params).inspect_err(|r| {
@@ -325,7 +325,7 @@ pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, R
             function_response(call, outcome, &mut ctx, trace)?
         }
         IntegrationKind::FunctionProxy { .. } => {
-            let event = super::proxy_event(call.stage, method, path_params, req).to_string();
+            let event = super::proxy_event(stage, method, path_params, req).to_string();
             let outcome = invoke(call, &event, trace).await?;
             let mut response = proxy_response(call, outcome, trace)?;
             set_ids(&mut response.headers, &req.ids, true);

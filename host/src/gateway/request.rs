@@ -204,7 +204,7 @@ impl GatewayRequest {
 
     /// The first value of a header (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.headers.get(name)
     }
 
     /// Query parameters, form-decoded; a repeated name keeps its last value

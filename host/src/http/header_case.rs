@@ -69,6 +69,11 @@ impl RequestHeaders {
         }
     }
 
+    /// The first value of a header (names compared case-insensitively).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
     /// `(name, value)` pairs, in arrival order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.spans.iter().map(|&(start, value_at, end)| {

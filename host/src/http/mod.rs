@@ -336,11 +336,11 @@ const DRAIN_LIMIT: usize = 256 << 20;
 /// Reads the whole body, refusing more than `limit` bytes, and giving up
 /// when the client pauses longer than the listener allows between pieces.
 pub async fn read_body(body: RequestBody, limit: usize) -> Result<Bytes, BodyError> {
-    let RequestBody { mut body, idle } = body;
     // No body at all (a GET, `Content-Length: 0`): nothing to poll.
-    if hyper::body::Body::is_end_stream(&body) {
+    if body.is_empty() {
         return Ok(Bytes::new());
     }
+    let RequestBody { mut body, idle } = body;
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = next_frame(&mut body, idle).await? {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
