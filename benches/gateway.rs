@@ -71,7 +71,7 @@ fn gateway(c: &mut Criterion) {
     }
     let functions = server.functions.clone();
     group.bench_function("ItemsFunction:prod alone (the guest's share)", |b| {
-        b.iter(|| rt.block_on(functions.invoke("ItemsFunction:prod", "{}", "bench")).expect("invoke").version)
+        b.iter(|| rt.block_on(functions.invoke("ItemsFunction:prod", "{}", "bench", false)).expect("invoke").version)
     });
     group.finish();
     rt.block_on(server.shutdown());

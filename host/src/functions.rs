@@ -205,14 +205,16 @@ impl Functions {
         Ok(count)
     }
 
-    /// Invokes `name[:qualifier]` with a JSON event.
+    /// Invokes `name[:qualifier]` with a JSON event; `keep_logs` as
+    /// [`InvokeRequest::keep_logs`].
     pub async fn invoke(
         &self,
         qualified: &str,
         event: &str,
         request_id: &str,
+        keep_logs: bool,
     ) -> Result<InvokeOutcome, FunctionsError> {
-        self.invoke_target(&FunctionTarget::new(qualified), event, request_id).await
+        self.invoke_target(&FunctionTarget::new(qualified), event, request_id, keep_logs).await
     }
 
     /// Invokes a [`FunctionTarget`], resolving it through the registry only
@@ -222,8 +224,9 @@ impl Functions {
         target: &FunctionTarget,
         event: &str,
         request_id: &str,
+        keep_logs: bool,
     ) -> Result<InvokeOutcome, FunctionsError> {
-        let request = InvokeRequest { event, request_id, invoked_qualifier: &target.qualified };
+        let request = InvokeRequest { event, request_id, invoked_qualifier: &target.qualified, keep_logs };
         let generation = self.registry.generation();
         let cached = target.resolved.load();
         if let Some(resolved) = cached.as_ref().filter(|r| r.generation == generation) {

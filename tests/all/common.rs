@@ -25,6 +25,8 @@ pub struct TestServer {
     piped_log: bool,
     /// That pipe's reading end.
     pub log_pipe: Option<ChildStderr>,
+    /// The server's `WASMGATE_LOG` filter.
+    log_filter: &'static str,
 }
 
 /// The configuration every test server starts from: `server_keys` go into
@@ -51,16 +53,22 @@ impl TestServer {
 
     /// Starts a server with extra `[server]` keys and `extra` configuration.
     pub fn start_with(server_keys: &str, extra: &str) -> TestServer {
-        TestServer::build(server_keys, extra, false)
+        TestServer::build(server_keys, extra, false, "info")
+    }
+
+    /// Starts a server with `extra` configuration that logs as `filter`
+    /// (`WASMGATE_LOG`) says, rather than everything at `info`.
+    pub fn start_with_log_filter(filter: &'static str, extra: &str) -> TestServer {
+        TestServer::build("", extra, false, filter)
     }
 
     /// Starts a server whose stderr (its log) goes into a pipe, in
     /// [`TestServer::log_pipe`], that nobody reads until the test does.
     pub fn start_with_piped_log(extra: &str) -> TestServer {
-        TestServer::build("", extra, true)
+        TestServer::build("", extra, true, "info")
     }
 
-    fn build(server_keys: &str, extra: &str, piped_log: bool) -> TestServer {
+    fn build(server_keys: &str, extra: &str, piped_log: bool, log_filter: &'static str) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("gateway.toml");
         std::fs::write(&config, config_text(server_keys, extra)).expect("write config");
@@ -73,6 +81,7 @@ impl TestServer {
             child: None,
             piped_log,
             log_pipe: None,
+            log_filter,
         };
         server.spawn();
         server
@@ -114,7 +123,7 @@ impl TestServer {
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&self.config)
-            .env("WASMGATE_LOG", "info")
+            .env("WASMGATE_LOG", self.log_filter)
             .stdout(Stdio::piped())
             .stderr(log)
             .stdin(Stdio::null())

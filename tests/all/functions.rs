@@ -281,6 +281,33 @@ async fn guest_logs_are_captured_per_invocation() {
     assert!(!String::from_utf8(tail2).unwrap().contains(&request_id));
 }
 
+/// A call that does not keep its guest's output, on a server that does not
+/// log it, reads none of it: the output is dropped, neither logged nor
+/// carried over into the next call's log tail.
+#[tokio::test(flavor = "multi_thread")]
+async fn guest_output_nobody_asks_for_is_dropped() {
+    let server = TestServer::start_with_log_filter("info,wasmgate::function=warn", "");
+    server.put_code("Echo", guest("echo")).await;
+    let path = "/v1/functions/Echo/invocations";
+    let quiet = server.admin.send(Method::POST, path, &[], r#"{"a": 1}"#).await.unwrap();
+    assert_eq!(quiet.status, StatusCode::OK);
+    assert_eq!(quiet.header("x-amz-log-result"), None, "no tail asked for");
+    let quiet_id = quiet.header("x-amzn-requestid").unwrap().to_string();
+    let r = server.admin.send(Method::POST, path, &[("x-amz-log-type", "Tail")], "{}").await.unwrap();
+    let request_id = r.header("x-amzn-requestid").unwrap().to_string();
+    use base64::Engine as _;
+    let tail = base64::engine::general_purpose::STANDARD.decode(r.header("x-amz-log-result").unwrap()).unwrap();
+    let tail = String::from_utf8(tail).unwrap();
+    assert!(tail.contains(&format!("echo stdout {request_id}")), "{tail}");
+    assert!(!tail.contains(&quiet_id), "the earlier call's output was dropped: {tail}");
+    // The server logs at `info`, but not the guests' lines: a line logged
+    // after both calls is there, theirs are not.
+    server.json(Method::POST, "/v1/functions/Echo/versions", json!({})).await;
+    let log = server.log_with(0, "published version");
+    assert!(log.contains("published version"), "{log}");
+    assert!(!log.contains("echo stdout"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_a_clear_error_and_nothing_is_stored() {
     let server = TestServer::start("");

@@ -428,7 +428,7 @@ impl AdminApi {
             ));
         }
         let request_id = uuid::Uuid::new_v4().to_string();
-        let outcome = self.functions.invoke(qualifier, event, &request_id).await?;
+        let outcome = self.functions.invoke(qualifier, event, &request_id, tail).await?;
         let (payload, failed) = match &outcome.result {
             Ok(output) => (output.clone(), false),
             Err(e) => (e.to_json(), true),

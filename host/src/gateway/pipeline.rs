@@ -169,6 +169,11 @@ impl Trace {
         }
     }
 
+    /// Whether this trace records (a test invoke).
+    fn is_recording(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Records the invocation (computed only when tracing).
     fn set_invocation(&mut self, invocation: impl FnOnce() -> Value) {
         if let Some(recording) = &mut self.0 {
@@ -417,7 +422,10 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     // Boxed: the call's future is most of a request's state, and every
     // future around it (up to the connection's) would otherwise carry it
     // inline and be copied whole at each level.
-    let mut call = crate::boxed::boxed_in_place(|| functions.invoke_target(target, event, req.ids.request_id()));
+    // The guest's output is kept for a test invoke's log only.
+    let keep_logs = trace.is_recording();
+    let mut call =
+        crate::boxed::boxed_in_place(|| functions.invoke_target(target, event, req.ids.request_id(), keep_logs));
     // The deadline is read before the first poll: a cold start loads the
     // version within it, and API Gateway's timeout counts that too.
     let deadline = tokio::time::Instant::now() + timeout;
@@ -461,7 +469,7 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
         json!({
             "event": serde_json::from_str::<Value>(event).unwrap_or(Value::Null),
             "function": qualifier,
-            "version": outcome.version,
+            "version": &*outcome.version,
             "start": outcome.start,
             "duration_us": outcome.duration.as_micros() as u64,
             "logs": outcome.logs,

@@ -102,7 +102,7 @@ impl Harness {
     }
 
     fn request(&self) -> InvokeRequest<'_> {
-        InvokeRequest { event: &self.event, request_id: "bench", invoked_qualifier: "bench" }
+        InvokeRequest { event: &self.event, request_id: "bench", invoked_qualifier: "bench", keep_logs: false }
     }
 
     /// Compiles the component from its bytes (nothing cached).

@@ -71,6 +71,12 @@ pub struct InvokeRequest<'a> {
     pub request_id: &'a str,
     /// What the caller named: `fn`, `fn:7`, `fn:prod` …
     pub invoked_qualifier: &'a str,
+    /// Hand the guest's output back in [`InvokeOutcome::logs`] (a test
+    /// invoke, `LogType: Tail`). Without it the output is read only where
+    /// something else needs it — a failure's classification, or the guest
+    /// log at `info` — and otherwise just cleared: copying it out of the
+    /// instance is an allocation and a copy on every call.
+    pub keep_logs: bool,
 }
 
 /// Which start an invocation had.
@@ -138,12 +144,14 @@ impl FunctionError {
 pub struct InvokeOutcome {
     /// The result (JSON text) or the function's error.
     pub result: Result<String, FunctionError>,
-    /// The version that ran (`$LATEST` or a number).
-    pub version: String,
+    /// The version that ran (`$LATEST` or a number), shared with the
+    /// loaded version rather than copied for every call.
+    pub version: Arc<str>,
     pub start: StartKind,
     /// Time from taking the call to its end (instantiation included).
     pub duration: Duration,
-    /// What the guest wrote to stdout and stderr.
+    /// What the guest wrote to stdout and stderr, when the request kept
+    /// its logs ([`InvokeRequest::keep_logs`]) or the call failed; else empty.
     pub logs: String,
 }
 
@@ -198,7 +206,13 @@ impl LoadedVersion {
             deadline_ms: unix_ms(SystemTime::now() + timeout),
         };
         let call = instance.handler.call_handle(&mut instance.store, req.event, ctx).await;
-        let logs = instance.logs.drain();
+        let logged = tracing::enabled!(target: "wasmgate::function", tracing::Level::INFO);
+        let logs = if req.keep_logs || logged || !matches!(call, Ok(Ok(_))) {
+            instance.logs.drain()
+        } else {
+            instance.logs.clear();
+            String::new()
+        };
         let result = match call {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(e)) => Err(FunctionError {
@@ -212,7 +226,9 @@ impl LoadedVersion {
             Ok(_) => true,
             Err(e) => e.kind == FailureKind::Handled,
         };
-        log_guest_output(&logs, req.request_id, spec.function.as_str(), spec.version.as_str());
+        if logged {
+            log_guest_output(&logs, req.request_id, spec.function.as_str(), spec.version.as_str());
+        }
         // One clock read serves both the call's duration and the instance's
         // idle time (a clock read is a visible share of a hot call).
         let ended = Instant::now();
@@ -221,7 +237,7 @@ impl LoadedVersion {
         } else {
             drop::<Instance>(instance);
         }
-        Ok(InvokeOutcome { result, version: spec.version.clone(), start, duration: ended - started, logs })
+        Ok(InvokeOutcome { result, version: self.version.clone(), start, duration: ended - started, logs })
     }
 
     fn classify_failure(
@@ -281,11 +297,9 @@ fn panic_message(logs: &str) -> Option<String> {
     Some(message.join("\n").trim().to_string()).filter(|m| !m.is_empty())
 }
 
+/// Writes the guest's output to the log, a line per entry (the caller has
+/// asked whether `info` is enabled, once, rather than once per line).
 fn log_guest_output(logs: &str, request_id: &str, function: &str, version: &str) {
-    // Asked once, before splitting: at `warn` every line would be dropped.
-    if !tracing::enabled!(target: "wasmgate::function", tracing::Level::INFO) {
-        return;
-    }
     for line in logs.lines() {
         // The line as the message (first, as a formatted one would be), without formatting it.
         tracing::info!(target: "wasmgate::function", message = line, request_id, function, version);

@@ -54,6 +54,13 @@ impl LogPipe {
         buf.truncated = false;
         text
     }
+
+    /// Forgets what was written, without reading it.
+    pub fn clear(&self) {
+        let mut buf = self.inner.lock();
+        buf.bytes.clear();
+        buf.truncated = false;
+    }
 }
 
 #[wasmtime_wasi::async_trait]
@@ -126,6 +133,16 @@ mod tests {
         assert!(text.ends_with("[log truncated]\n"));
         assert_eq!(text.len(), LOG_CAPACITY + "\n[log truncated]\n".len());
         assert_eq!(pipe.drain(), "");
+    }
+
+    #[test]
+    fn clearing_forgets_the_output_and_its_truncation() {
+        let pipe = LogPipe::default();
+        pipe.append(&vec![b'x'; LOG_CAPACITY + 10]);
+        pipe.clear();
+        assert_eq!(pipe.drain(), "");
+        pipe.append(b"next");
+        assert_eq!(pipe.drain(), "next");
     }
 
     /// What a guest's `println!` calls, as wasmtime-wasi's host calls it.

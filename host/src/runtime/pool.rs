@@ -40,6 +40,8 @@ struct Idle {
 /// A version ready to serve: pre-instantiated component, config, idle pool.
 pub struct LoadedVersion {
     spec: VersionSpec,
+    /// `spec.version`, shared by every call's outcome.
+    pub(crate) version: Arc<str>,
     pre: HandlerPre<HostState>,
     engine: Engine,
     /// Counts this version's guests in while they run (for the epoch ticker).
@@ -60,6 +62,7 @@ impl LoadedVersion {
         activity: Arc<GuestActivity>,
     ) -> Self {
         LoadedVersion {
+            version: spec.version.as_str().into(),
             spec,
             pre,
             engine,
