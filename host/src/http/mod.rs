@@ -25,8 +25,10 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -162,48 +164,55 @@ pub async fn serve<H: Handler>(
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let timeout = options.header_read_timeout;
-        let (mut stop, open_guard) = open.add();
+        let (stop, open_guard) = open.add();
         tokio::spawn(async move {
             let _open = open_guard;
-            tokio::pin!(conn);
-            let watchdog = tokio::time::sleep(timeout);
-            tokio::pin!(watchdog);
-            let mut stopping = false;
-            loop {
-                tokio::select! {
-                    biased;
-                    ended = &mut conn => {
-                        if let Err(e) = ended {
-                            tracing::debug!(error = %e, %peer, "connection ended with an error");
-                        }
-                        break;
-                    }
+            let mut conn = std::pin::pin!(conn);
+            let mut watchdog = std::pin::pin!(tokio::time::sleep(timeout));
+            // Until it fires, or the connection goes away on its own (HTTP/2).
+            let mut stop = Some(stop);
+            let side = SideWake::new();
+            let side_waker = Waker::from(side.clone());
+            std::future::poll_fn(|cx| {
+                if side.take(cx) {
+                    let mut side_cx = Context::from_waker(&side_waker);
                     // Shutdown: finish the request in flight, take no more.
-                    _ = &mut stop, if !stopping => {
-                        stopping = true;
+                    if let Some(signal) = &mut stop
+                        && Pin::new(signal).poll(&mut side_cx).is_ready()
+                    {
+                        stop = None;
                         conn.as_mut().graceful_shutdown();
                     }
-                    () = &mut watchdog => match watched.idle_deadline(timeout) {
-                        // Idle for the whole timeout (nothing is in flight):
-                        // close. HTTP/2 gets GOAWAY first, and the connection
-                        // ends once its streams are done (or, still open and
-                        // idle a timeout later, is closed).
-                        Some(deadline) if deadline <= Instant::now() => {
-                            if !watched.is_http2() || stopping {
-                                tracing::debug!(%peer, "no request within the header read timeout; closing");
-                                break;
+                    while watchdog.as_mut().poll(&mut side_cx).is_ready() {
+                        match watched.idle_deadline(timeout) {
+                            // Idle for the whole timeout (nothing is in
+                            // flight): close. HTTP/2 gets GOAWAY first, and
+                            // the connection ends once its streams are done
+                            // (or, still open and idle a timeout later, is
+                            // closed).
+                            Some(deadline) if deadline <= Instant::now() => {
+                                if !watched.is_http2() || stop.is_none() {
+                                    tracing::debug!(%peer, "no request within the header read timeout; closing");
+                                    return Poll::Ready(());
+                                }
+                                tracing::debug!(%peer, "HTTP/2 connection idle for the timeout; going away");
+                                stop = None;
+                                conn.as_mut().graceful_shutdown();
+                                watched.idle_from_now();
+                                watchdog.as_mut().reset(TokioInstant::now() + timeout);
                             }
-                            tracing::debug!(%peer, "HTTP/2 connection idle for the timeout; going away");
-                            stopping = true;
-                            conn.as_mut().graceful_shutdown();
-                            watched.idle_from_now();
-                            watchdog.as_mut().reset(TokioInstant::now() + timeout);
+                            Some(deadline) => watchdog.as_mut().reset(TokioInstant::from_std(deadline)),
+                            None => watchdog.as_mut().reset(TokioInstant::now() + timeout),
                         }
-                        Some(deadline) => watchdog.as_mut().reset(TokioInstant::from_std(deadline)),
-                        None => watchdog.as_mut().reset(TokioInstant::now() + timeout),
-                    },
+                    }
                 }
-            }
+                conn.as_mut().poll(cx).map(|ended| {
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                })
+            })
+            .await;
         });
     }
     drop(listener);
@@ -310,6 +319,49 @@ impl Activity {
 }
 
 struct InFlight(Arc<Activity>);
+
+/// The waker a connection's stop signal and watchdog get: it raises a flag
+/// before it wakes the connection's task, and the task polls them only when
+/// the flag is up — not on each of the connection's own wakes, at least one
+/// per request, each of which would otherwise poll both (their state lies
+/// in cache lines of their own, which a request need not touch).
+struct SideWake {
+    woken: AtomicBool,
+    task: parking_lot::Mutex<Option<Waker>>,
+}
+
+impl SideWake {
+    /// Up at first, so that the first poll registers them.
+    fn new() -> Arc<Self> {
+        Arc::new(SideWake { woken: AtomicBool::new(true), task: parking_lot::Mutex::new(None) })
+    }
+
+    /// Whether they woke the task since they were last polled (lowering the
+    /// flag); if so, the task's waker is kept for their next wake.
+    fn take(&self, cx: &Context<'_>) -> bool {
+        if !self.woken.load(Ordering::Acquire) || !self.woken.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        let mut task = self.task.lock();
+        if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *task = Some(cx.waker().clone());
+        }
+        true
+    }
+}
+
+impl std::task::Wake for SideWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if let Some(task) = self.task.lock().as_ref() {
+            task.wake_by_ref();
+        }
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
