@@ -230,9 +230,9 @@ impl Functions {
         let generation = self.registry.generation();
         let cached = target.resolved.load();
         if let Some(resolved) = cached.as_ref().filter(|r| r.generation == generation) {
-            let loaded = resolved.pick(rand::random::<f64>).clone();
-            drop(cached);
-            return Ok(loaded.invoke(request).await?);
+            // Called through the guard, not a clone of the version's `Arc`:
+            // every request would write that one count, from every worker.
+            return Ok(resolved.pick(rand::random::<f64>).invoke(request).await?);
         }
         drop(cached);
 

@@ -441,7 +441,7 @@ impl AdminApi {
             }
         };
         set("x-amzn-requestid", &request_id);
-        set("x-amz-executed-version", &outcome.version);
+        set("x-amz-executed-version", &outcome.version.to_string());
         set("x-wasmgate-start", outcome.start.as_str());
         set("x-wasmgate-duration-us", &outcome.duration.as_micros().to_string());
         if failed {

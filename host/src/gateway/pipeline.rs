@@ -469,7 +469,7 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
         json!({
             "event": serde_json::from_str::<Value>(event).unwrap_or(Value::Null),
             "function": qualifier,
-            "version": &*outcome.version,
+            "version": outcome.version,
             "start": outcome.start,
             "duration_us": outcome.duration.as_micros() as u64,
             "logs": outcome.logs,

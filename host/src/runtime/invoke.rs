@@ -18,6 +18,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::RuntimeError;
 use super::bindings::wasmgate::function::types;
 use super::pool::{Instance, LoadedVersion};
+use crate::registry::VersionRef;
 
 /// The data of one instance's store.
 pub struct HostState {
@@ -144,9 +145,8 @@ impl FunctionError {
 pub struct InvokeOutcome {
     /// The result (JSON text) or the function's error.
     pub result: Result<String, FunctionError>,
-    /// The version that ran (`$LATEST` or a number), shared with the
-    /// loaded version rather than copied for every call.
-    pub version: Arc<str>,
+    /// The version that ran (`$LATEST` or a number).
+    pub version: VersionRef,
     pub start: StartKind,
     /// Time from taking the call to its end (instantiation included).
     pub duration: Duration,
@@ -170,13 +170,11 @@ impl LoadedVersion {
         let timeout = Duration::from_millis(spec.config.timeout_ms);
         let (mut instance, start) = match self.take_idle() {
             Some(i) => {
-                self.hot_starts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // An instance made ahead of traffic but never used is still
                 // fresh: a hot start only when it has served before.
                 (i, StartKind::Hot)
             }
             None => {
-                self.warm_starts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 // Boxed: instantiation's future is as large as the rest of
                 // the call's together, and inline it would make every hot
                 // call's future (copied into its box on every request) twice
@@ -237,7 +235,7 @@ impl LoadedVersion {
         } else {
             drop::<Instance>(instance);
         }
-        Ok(InvokeOutcome { result, version: self.version.clone(), start, duration: ended - started, logs })
+        Ok(InvokeOutcome { result, version: self.version, start, duration: ended - started, logs })
     }
 
     fn classify_failure(

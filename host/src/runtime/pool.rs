@@ -8,7 +8,7 @@
 //! ones are dropped after `idle_ttl` seconds (down to `min_warm`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -21,6 +21,7 @@ use super::engine::GuestActivity;
 use super::invoke::{HostState, Limits};
 use super::logs::LogPipe;
 use super::{RuntimeError, VersionSpec};
+use crate::registry::VersionRef;
 
 /// Most idle instances kept per version beyond `min_warm`.
 const MAX_IDLE: usize = 128;
@@ -40,8 +41,8 @@ struct Idle {
 /// A version ready to serve: pre-instantiated component, config, idle pool.
 pub struct LoadedVersion {
     spec: VersionSpec,
-    /// `spec.version`, shared by every call's outcome.
-    pub(crate) version: Arc<str>,
+    /// `spec.version`, parsed: every call's outcome names it, by value.
+    pub(crate) version: VersionRef,
     pre: HandlerPre<HostState>,
     engine: Engine,
     /// Counts this version's guests in while they run (for the epoch ticker).
@@ -50,8 +51,6 @@ pub struct LoadedVersion {
     busy: AtomicU32,
     /// A background refill of the warm pool is running.
     refilling: std::sync::atomic::AtomicBool,
-    pub(crate) warm_starts: AtomicU64,
-    pub(crate) hot_starts: AtomicU64,
 }
 
 impl LoadedVersion {
@@ -62,7 +61,10 @@ impl LoadedVersion {
         activity: Arc<GuestActivity>,
     ) -> Self {
         LoadedVersion {
-            version: spec.version.as_str().into(),
+            version: VersionRef::parse(&spec.version).unwrap_or_else(|| {
+                debug_assert!(false, "a loaded version's name is $LATEST or a number: {:?}", spec.version);
+                VersionRef::Latest
+            }),
             spec,
             pre,
             engine,
@@ -70,8 +72,6 @@ impl LoadedVersion {
             idle: Mutex::new(Vec::new()),
             busy: AtomicU32::new(0),
             refilling: std::sync::atomic::AtomicBool::new(false),
-            warm_starts: AtomicU64::new(0),
-            hot_starts: AtomicU64::new(0),
         }
     }
 
