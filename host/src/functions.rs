@@ -91,7 +91,7 @@ impl Functions {
 
         let existing = self.registry.snapshot().functions.get(name).cloned();
         let config = config.or_else(|| existing.as_ref().map(|f| f.config.clone())).unwrap_or_default();
-        let spec = VersionSpec { function: name.into(), version: "$LATEST".into(), code_sha256: sha.clone(), config };
+        let spec = VersionSpec { function: name.into(), version: VersionRef::Latest, code_sha256: sha.clone(), config };
         self.prepare(&spec).await?;
         let registry = self.registry.clone();
         let name2 = name.to_string();
@@ -107,7 +107,7 @@ impl Functions {
         let f = self.registry.snapshot().function(name)?.clone();
         let spec = VersionSpec {
             function: name.into(),
-            version: "$LATEST".into(),
+            version: VersionRef::Latest,
             code_sha256: f.code_sha256.clone(),
             config: config.clone(),
         };
@@ -175,7 +175,10 @@ impl Functions {
         let registry = self.registry.clone();
         let (n, v) = (name.to_string(), version.to_string());
         blocking(move || registry.delete_version(&n, &v)).await?;
-        self.runtime.unload_version(name, version);
+        // The registry took it, so it parses (as the number it deleted).
+        if let Some(version) = VersionRef::parse(version) {
+            self.runtime.unload_version(name, version);
+        }
         Ok(())
     }
 
@@ -276,15 +279,14 @@ impl Functions {
     /// The loaded code of one version of `f`, if it is loaded with the
     /// registry's code and configuration.
     fn loaded_version(&self, f: &FunctionRecord, version: VersionRef) -> Option<Arc<LoadedVersion>> {
-        let mut number = itoa::Buffer::new();
-        let (sha, config, name) = match version {
-            VersionRef::Latest => (&f.code_sha256, &f.config, "$LATEST"),
+        let (sha, config) = match version {
+            VersionRef::Latest => (&f.code_sha256, &f.config),
             VersionRef::Number(n) => {
                 let v = f.versions.get(&n)?;
-                (&v.code_sha256, &v.config, number.format(n))
+                (&v.code_sha256, &v.config)
             }
         };
-        self.runtime.loaded_with(&f.name, name, sha, config)
+        self.runtime.loaded_with(&f.name, version, sha, config)
     }
 }
 

@@ -86,13 +86,13 @@ impl FunctionRecord {
         match version {
             VersionRef::Latest => Some(VersionSpec {
                 function: self.name.clone(),
-                version: "$LATEST".into(),
+                version: VersionRef::Latest,
                 code_sha256: self.code_sha256.clone(),
                 config: self.config.clone(),
             }),
             VersionRef::Number(n) => self.versions.get(&n).map(|v| VersionSpec {
                 function: self.name.clone(),
-                version: n.to_string(),
+                version: VersionRef::Number(n),
                 code_sha256: v.code_sha256.clone(),
                 config: v.config.clone(),
             }),

@@ -86,15 +86,15 @@ impl Harness {
         let runtime = Runtime::new(RuntimeOptions { artifacts_dir: &dir, engine })?;
         let sha256 = crate::registry::code::sha256_hex(&wasm);
         runtime.compile(&sha256, &wasm)?;
-        let spec = |version: &str, reuse: bool| VersionSpec {
+        let spec = |version: u32, reuse: bool| VersionSpec {
             function: "bench".into(),
-            version: version.into(),
+            version: crate::registry::VersionRef::Number(version),
             code_sha256: sha256.clone(),
             config: FunctionConfig { reuse, min_warm: 0, ..config.clone() },
         };
         let none = || None;
-        let (hot, _) = runtime.prepare(&spec("1", true), &none).await?;
-        let (fresh, _) = runtime.prepare(&spec("2", false), &none).await?;
+        let (hot, _) = runtime.prepare(&spec(1, true), &none).await?;
+        let (fresh, _) = runtime.prepare(&spec(2, false), &none).await?;
         let h = Harness { runtime, wasm, sha256, hot, fresh, event: event.to_string(), dir, owns_dir };
         // One call so the reused instance exists.
         h.hot_once().await?;

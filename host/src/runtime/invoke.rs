@@ -225,7 +225,7 @@ impl LoadedVersion {
             Err(e) => e.kind == FailureKind::Handled,
         };
         if logged {
-            log_guest_output(&logs, req.request_id, spec.function.as_str(), spec.version.as_str());
+            log_guest_output(&logs, req.request_id, spec.function.as_str(), &spec.version.to_string());
         }
         // One clock read serves both the call's duration and the instance's
         // idle time (a clock read is a visible share of a hot call).
@@ -235,7 +235,7 @@ impl LoadedVersion {
         } else {
             drop::<Instance>(instance);
         }
-        Ok(InvokeOutcome { result, version: self.version, start, duration: ended - started, logs })
+        Ok(InvokeOutcome { result, version: spec.version, start, duration: ended - started, logs })
     }
 
     fn classify_failure(

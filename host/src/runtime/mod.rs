@@ -28,6 +28,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::registry::VersionRef;
+
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use wasmtime::Engine;
@@ -144,7 +146,7 @@ impl FunctionConfig {
 pub struct VersionSpec {
     pub function: String,
     /// `$LATEST` or a version number.
-    pub version: String,
+    pub version: VersionRef,
     pub code_sha256: String,
     pub config: FunctionConfig,
 }
@@ -165,7 +167,7 @@ pub struct Runtime {
     /// that code.
     components: RwLock<HashMap<String, HandlerPre<invoke::HostState>>>,
     /// Loaded versions by function, then version.
-    versions: RwLock<HashMap<String, HashMap<String, Arc<LoadedVersion>>>>,
+    versions: RwLock<HashMap<String, HashMap<VersionRef, Arc<LoadedVersion>>>>,
     /// Guests running, for the ticker (which sleeps while none is).
     activity: Arc<engine::GuestActivity>,
     _ticker: engine::EpochTicker,
@@ -277,12 +279,12 @@ impl Runtime {
     pub fn loaded_with(
         &self,
         function: &str,
-        version: &str,
+        version: VersionRef,
         code_sha256: &str,
         config: &FunctionConfig,
     ) -> Option<Arc<LoadedVersion>> {
         let versions = self.versions.read();
-        let loaded = versions.get(function)?.get(version)?;
+        let loaded = versions.get(function)?.get(&version)?;
         let spec = loaded.spec();
         (spec.code_sha256 == code_sha256 && &spec.config == config).then(|| loaded.clone())
     }
@@ -326,7 +328,7 @@ impl Runtime {
         {
             return Ok((existing.clone(), false));
         }
-        slot.insert(spec.version.clone(), loaded.clone());
+        slot.insert(spec.version, loaded.clone());
         Ok((loaded, true))
     }
 
@@ -337,9 +339,9 @@ impl Runtime {
     }
 
     /// Forgets one loaded version.
-    pub fn unload_version(&self, function: &str, version: &str) {
+    pub fn unload_version(&self, function: &str, version: VersionRef) {
         if let Some(v) = self.versions.write().get_mut(function) {
-            v.remove(version);
+            v.remove(&version);
         }
     }
 

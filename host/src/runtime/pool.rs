@@ -21,7 +21,6 @@ use super::engine::GuestActivity;
 use super::invoke::{HostState, Limits};
 use super::logs::LogPipe;
 use super::{RuntimeError, VersionSpec};
-use crate::registry::VersionRef;
 
 /// Most idle instances kept per version beyond `min_warm`.
 const MAX_IDLE: usize = 128;
@@ -41,8 +40,6 @@ struct Idle {
 /// A version ready to serve: pre-instantiated component, config, idle pool.
 pub struct LoadedVersion {
     spec: VersionSpec,
-    /// `spec.version`, parsed: every call's outcome names it, by value.
-    pub(crate) version: VersionRef,
     pre: HandlerPre<HostState>,
     engine: Engine,
     /// Counts this version's guests in while they run (for the epoch ticker).
@@ -61,10 +58,6 @@ impl LoadedVersion {
         activity: Arc<GuestActivity>,
     ) -> Self {
         LoadedVersion {
-            version: VersionRef::parse(&spec.version).unwrap_or_else(|| {
-                debug_assert!(false, "a loaded version's name is $LATEST or a number: {:?}", spec.version);
-                VersionRef::Latest
-            }),
             spec,
             pre,
             engine,
@@ -112,7 +105,7 @@ impl LoadedVersion {
         wasi.stdout(logs.clone())
             .stderr(logs.clone())
             .env(super::FUNCTION_NAME_ENV, &self.spec.function)
-            .env(super::FUNCTION_VERSION_ENV, &self.spec.version)
+            .env(super::FUNCTION_VERSION_ENV, self.spec.version.to_string())
             .env(super::FUNCTION_MEMORY_ENV, config.memory_mb.to_string())
             .allow_tcp(false)
             .allow_udp(false)
@@ -143,7 +136,7 @@ impl LoadedVersion {
         store.set_epoch_deadline(1);
         let handler = self.pre.instantiate_async(&mut store).await.map_err(|e| RuntimeError::Instantiate {
             function: self.spec.function.clone(),
-            version: self.spec.version.clone(),
+            version: self.spec.version.to_string(),
             message: format!("{e:#}"),
         })?;
         Ok(Instance { store, handler, logs })
