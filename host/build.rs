@@ -11,7 +11,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GUESTS: &[&str] = &["items", "echo", "counter", "busy-loop", "panic", "memory-hog", "slow-init", "proxy-echo"];
+const GUESTS: &[&str] =
+    &["items", "echo", "counter", "busy-loop", "panic", "memory-hog", "slow-init", "proxy-echo", "hello-proxy"];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {

@@ -70,6 +70,51 @@ async fn the_mock_variant_answers_from_templates() {
     assert!(r.header("x-amzn-trace-id").is_none(), "mock responses carry no trace id");
 }
 
+/// examples/hello-proxy.toml: a guest typed with `aws_lambda_events` reads
+/// each part of the proxy event, and its typed response's
+/// `multiValueHeaders` arrive as a header line per value.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_typed_proxy_example_reads_the_event_field_by_field() {
+    let text = strip_server(include_str!("../../examples/hello-proxy.toml"));
+    let server = TestServer::start(&text);
+    // A request with a bit of everything, read field by field.
+    let r = http(
+        "GET",
+        &server.url("/dev/hello/Ada?lang=en&lang=fr&x=1"),
+        &[("user-agent", "hello-test/1"), ("x-multi", "a"), ("x-multi", "b")],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let cookies: Vec<_> = r.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(cookies, ["greeted=1", "theme=light"], "multiValueHeaders from the typed response");
+    let got = r.json();
+    let read = &got["request"];
+    assert_eq!(got["message"], "Hello, Ada!");
+    assert_eq!(read["method"], "GET");
+    assert_eq!(read["path"], "/hello/Ada");
+    assert_eq!(read["resource"], "/hello/{name}");
+    assert_eq!(read["resourcePath"], "/hello/{name}");
+    assert_eq!(read["pathParameters"], json!({ "name": "Ada" }));
+    assert_eq!(read["query"], json!({ "lang": ["en", "fr"], "x": ["1"] }));
+    assert_eq!(read["stageVariables"], json!({ "greeting": "hello", "colour": "blue" }));
+    assert_eq!(read["userAgent"], "hello-test/1");
+    assert_eq!(read["headerValues"], json!(["a", "b"]));
+    assert_eq!(read["body"], Value::Null);
+    assert_eq!(read["isBase64Encoded"], false);
+    assert_eq!(read["stage"], "dev");
+    assert_eq!(read["requestId"].as_str(), r.header("x-amzn-requestid"));
+    assert_eq!(read["sourceIp"], "127.0.0.1");
+    assert!(read["requestTimeEpoch"].as_i64().unwrap() > 1_600_000_000_000, "{read}");
+    assert_eq!(got["unknownFields"], json!(crate::conformance::HELLO_UNKNOWN_FIELDS));
+
+    let r = get(&server.url("/dev/anything/else?name=Bo")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["message"], "Hello, Bo!");
+    assert_eq!(r.json()["request"]["pathParameters"], json!({ "proxy": "anything/else" }));
+}
+
 const ROUTES: &str = r#"
 [functions.Echo]
 guest = "echo"

@@ -121,10 +121,16 @@ fn integration_headers(ids: &RequestIds, traced: bool) -> HeaderMap {
 }
 
 /// A header map of name/value pairs (later names replace earlier ones).
+/// A header map of `pairs`; a name given more than once is sent on a line per value.
 pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, value) in pairs {
-        set_header(&mut headers, name, value);
+        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            (Ok(n), Ok(v)) => {
+                headers.append(n, v);
+            }
+            _ => tracing::debug!(header = name.as_str(), "header left out: not a valid HTTP header"),
+        }
     }
     headers
 }

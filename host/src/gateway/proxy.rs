@@ -119,6 +119,7 @@ pub fn build_event(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyResponse {
     pub status: u16,
+    /// A pair per header line: a name the function gave several values has several.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -220,7 +221,12 @@ pub fn parse_response(output: &str, binary: bool) -> Result<ProxyResponse, Malfo
         Some(Value::String(s)) => s.clone().into_bytes(),
         Some(_) => return Err(MalformedResponse::Body),
     };
-    let mut headers: Vec<(String, String)> = headers.into_iter().map(|(k, v)| (k, v.join(", "))).collect();
+    // One header line per value, as API Gateway sends them: a client that
+    // folds repeated lines sees `value1, value2`, as AWS's recordings show,
+    // and each `Set-Cookie` stays a cookie of its own (folded, the cookies
+    // would read as one).
+    let mut headers: Vec<(String, String)> =
+        headers.into_iter().flat_map(|(name, values)| values.into_iter().map(move |v| (name.clone(), v))).collect();
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
         headers.push(("Content-Type".into(), "application/json".into()));
     }
