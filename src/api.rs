@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
@@ -76,10 +77,11 @@ pub struct RequestParams {
     /// A path parameter NAME=VALUE (repeatable).
     #[arg(long = "path", value_name = "NAME=VALUE")]
     pub path: Vec<String>,
-    /// A query string parameter NAME=VALUE (repeatable).
+    /// A query string parameter NAME=VALUE (repeatable; a repeated name is sent
+    /// with each value, as `?a=1&a=2`, and a template reads its last, as API Gateway's).
     #[arg(long = "query", value_name = "NAME=VALUE")]
     pub query: Vec<String>,
-    /// A header NAME=VALUE (repeatable).
+    /// A header NAME=VALUE (repeatable; a repeated name is sent on a line per value).
     #[arg(long = "header", value_name = "NAME=VALUE")]
     pub header: Vec<String>,
 }
@@ -87,6 +89,17 @@ pub struct RequestParams {
 /// `NAME=VALUE` pairs as a JSON object.
 fn pairs(flag: &str, items: &[String]) -> anyhow::Result<Value> {
     Ok(serde_json::to_value(crate::name_value_pairs(flag, items)?)?)
+}
+
+/// NAME=VALUE items as `{"NAME": ["VALUE", …]}`: a name given more than once
+/// keeps every value (a query string's `?lang=en&lang=fr`, a repeated header).
+fn multi_pairs(flag: &str, items: &[String]) -> anyhow::Result<Value> {
+    let mut map: indexmap::IndexMap<String, Vec<String>> = indexmap::IndexMap::new();
+    for item in items {
+        let (name, value) = item.split_once('=').with_context(|| format!("--{flag} {item:?}: use NAME=VALUE"))?;
+        map.entry(name.to_string()).or_default().push(value.to_string());
+    }
+    Ok(serde_json::to_value(map)?)
 }
 
 pub async fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
@@ -131,16 +144,18 @@ pub async fn test_invoke(a: TestInvokeArgs) -> anyhow::Result<ExitCode> {
         "method": a.method,
         "resource_path": a.resource_path,
         "path": pairs("path", &a.params.path)?,
-        "query": pairs("query", &a.params.query)?,
-        "headers": pairs("header", &a.params.header)?,
+        "query": multi_pairs("query", &a.params.query)?,
+        "headers": multi_pairs("header", &a.params.header)?,
         "body": a.body,
     });
     let r = a.client.client()?.send_json(Method::POST, &format!("/v1/apis/{}/test-invoke", a.api), &body).await?;
     println!("Status: {}", r["status"]);
     println!("Latency: {:.2} ms", r["latency_ms"].as_f64().unwrap_or(0.0));
     println!("\nResponse headers:");
-    for (k, v) in r["headers"].as_object().cloned().unwrap_or_default() {
-        println!("  {k}: {}", v.as_str().unwrap_or(""));
+    for (name, values) in r["multi_value_headers"].as_object().cloned().unwrap_or_default() {
+        for value in values.as_array().cloned().unwrap_or_default() {
+            println!("  {name}: {}", value.as_str().unwrap_or(""));
+        }
     }
     println!("\nResponse body:\n{}", r["body"].as_str().unwrap_or(""));
     if let Some(inv) = r["invocation"].as_object() {

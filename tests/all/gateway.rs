@@ -113,6 +113,36 @@ async fn the_typed_proxy_example_reads_the_event_field_by_field() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["message"], "Hello, Bo!");
     assert_eq!(r.json()["request"]["pathParameters"], json!({ "proxy": "anything/else" }));
+
+    // test-invoke sends a repeated query parameter and header with every
+    // value, and shows each response header line.
+    let (code, out, err) = server.cli(&[
+        "test-invoke",
+        "Hello",
+        "GET",
+        "/hello/{name}",
+        "--stage",
+        "dev",
+        "--path",
+        "name=Ada",
+        "--query",
+        "lang=en",
+        "--query",
+        "lang=fr",
+        "--header",
+        "x-multi=a",
+        "--header",
+        "x-multi=b",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "Status: 200",
+        "  set-cookie: greeted=1\n  set-cookie: theme=light\n",
+        r#""query":{"lang":["en","fr"]}"#,
+        r#""headerValues":["a","b"]"#,
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing in:\n{out}");
+    }
 }
 
 const ROUTES: &str = r#"

@@ -27,7 +27,7 @@
 //! | `GET /v1/apis/{api}/deployments` | an API's deployments, oldest first |
 //! | `POST /v1/apis/{api}/deployments` | deploy `{stage, description?}` from the server's configuration file (re-read now) |
 //! | `POST /v1/apis/{api}/stages/{stage}/rollback` | point the stage at `{deployment_id?}` or its previous deployment |
-//! | `POST /v1/apis/{api}/test-invoke` | run one method as the console's TEST button: `{stage, method, resource_path, path?, query?, headers?, body?}` |
+//! | `POST /v1/apis/{api}/test-invoke` | run one method as the console's TEST button: `{stage, method, resource_path, path?, query?, headers?, body?}` (query and header values a string or a list); answers `{status, headers, multi_value_headers, body, latency_ms, log, invocation}` |
 //!
 //! An invocation answers 200 with the function's result as the body, or its
 //! error payload plus `X-Amz-Function-Error: Unhandled`, as Lambda's Invoke

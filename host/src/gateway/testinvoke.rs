@@ -23,12 +23,40 @@ pub struct TestInvoke {
     pub resource_path: String,
     #[serde(default)]
     pub path: IndexMap<String, String>,
+    /// Query string parameters: `{"name": "value"}`, or a list of values
+    /// for a name given more than once (`{"lang": ["en", "fr"]}`).
     #[serde(default)]
-    pub query: IndexMap<String, String>,
+    pub query: MultiValues,
+    /// Headers, as the query string parameters.
     #[serde(default)]
-    pub headers: IndexMap<String, String>,
+    pub headers: MultiValues,
     #[serde(default)]
     pub body: Option<String>,
+}
+
+/// Names with one value or several, in the order given: `{"name": "value"}`
+/// or `{"name": ["value", …]}` (API Gateway's `multiValueHeaders` shape).
+#[derive(Debug, Default)]
+pub struct MultiValues(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for MultiValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        let map = IndexMap::<String, OneOrMany>::deserialize(d)?;
+        let mut pairs = Vec::with_capacity(map.len());
+        for (name, values) in map {
+            match values {
+                OneOrMany::One(v) => pairs.push((name, v)),
+                OneOrMany::Many(vs) => pairs.extend(vs.into_iter().map(|v| (name.clone(), v))),
+            }
+        }
+        Ok(MultiValues(pairs))
+    }
 }
 
 /// Fills a resource path's `{param}` and `{param+}` segments.
@@ -63,8 +91,8 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
     }
     let path = concrete_path(&t.resource_path, &t.path)?;
     let prefix = served_api.base_path.as_ref().map(|b| format!("/{b}")).unwrap_or_default();
-    let query = (!t.query.is_empty())
-        .then(|| form_urlencoded::Serializer::new(String::new()).extend_pairs(t.query.iter()).finish());
+    let query = (!t.query.0.is_empty())
+        .then(|| form_urlencoded::Serializer::new(String::new()).extend_pairs(t.query.0.iter()).finish());
     let method = hyper::Method::from_bytes(t.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| format!("{:?} is not an HTTP method", t.method))?;
     let time = SystemTime::now();
@@ -74,7 +102,7 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
         full_path: format!("{prefix}/{}{path}", t.stage),
         path_at: 0,
         raw_query: query,
-        headers: t.headers.iter().collect(),
+        headers: t.headers.0.iter().map(|(k, v)| (k, v)).collect(),
         body: bytes::Bytes::from(t.body.unwrap_or_default()),
         source_ip: "127.0.0.1".parse().expect("an IP address"),
         host: served_api.hosts.first().cloned().unwrap_or_else(|| "test-invoke".into()),
@@ -86,14 +114,18 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
     let resp = gateway.dispatch(&mut req, &mut trace).await;
     let latency = started.elapsed();
     let recording = trace.into_recording().expect("the trace was enabled");
-    let headers: serde_json::Map<String, Value> = resp
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into())))
-        .collect();
+    // As API Gateway's TestInvokeMethod answers: `headers` with a name's
+    // values joined, `multiValueHeaders` with each header line's value.
+    let mut multi_value_headers: IndexMap<String, Vec<String>> = IndexMap::new();
+    for (name, value) in &resp.headers {
+        multi_value_headers.entry(name.to_string()).or_default().push(String::from_utf8_lossy(value.as_bytes()).into());
+    }
+    let headers: serde_json::Map<String, Value> =
+        multi_value_headers.iter().map(|(name, values)| (name.clone(), Value::String(values.join(", ")))).collect();
     Ok(json!({
         "status": resp.status,
         "headers": headers,
+        "multi_value_headers": multi_value_headers,
         "body": String::from_utf8_lossy(&resp.body),
         "latency_ms": latency.as_secs_f64() * 1000.0,
         "log": recording.lines,
@@ -113,5 +145,24 @@ mod tests {
         assert_eq!(concrete_path("/{proxy+}", &params).unwrap(), "/a/b");
         assert_eq!(concrete_path("/", &params).unwrap(), "/");
         assert!(concrete_path("/x/{other}", &params).is_err());
+    }
+
+    #[test]
+    fn query_and_headers_take_one_value_or_several() {
+        let t: TestInvoke = serde_json::from_value(json!({
+            "stage": "dev", "method": "GET", "resource_path": "/",
+            "query": { "lang": ["en", "fr"], "x": "1" },
+            "headers": { "X-One": "a" },
+        }))
+        .unwrap();
+        let pairs = |v: &MultiValues| v.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+        assert_eq!(pairs(&t.query), ["lang=en", "lang=fr", "x=1"]);
+        assert_eq!(pairs(&t.headers), ["X-One=a"]);
+        assert!(
+            serde_json::from_value::<TestInvoke>(json!({
+                "stage": "dev", "method": "GET", "resource_path": "/", "query": { "x": 1 },
+            }))
+            .is_err()
+        );
     }
 }
