@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, body_json, get, http};
+use crate::common::{TestServer, body_json, get, http, strip_server};
 
 fn vectors(name: &str) -> Value {
     let dir = std::env::var_os("WASMGATE_CONFORMANCE_DIR")
@@ -183,23 +183,11 @@ async fn proxy_events_match_the_recorded_aws_events() {
     }
 }
 
-const HELLO_API: &str = r#"
-[functions.Hello]
-guest = "hello-proxy"
-
-[apis.Hello]
-
-[apis.Hello.resources."/{proxy+}".ANY.integration]
-type = "function-proxy"
-function = "Hello"
-
-[apis.Hello.resources."/hello/{name}".GET.integration]
-type = "function-proxy"
-function = "Hello"
-
-[apis.Hello.stages.stage]
-variables = { greeting = "hello", colour = "blue" }
-"#;
+/// examples/hello-proxy.toml, its stage named as the recordings' is.
+fn hello_api() -> String {
+    strip_server(include_str!("../../examples/hello-proxy.toml"))
+        .replace("[apis.Hello.stages.dev]", "[apis.Hello.stages.stage]")
+}
 
 /// A recorded AWS event made whole: each placeholder the recording put in
 /// place of a value (`"<uuid:1>"`) becomes a value of the type AWS sends
@@ -230,7 +218,7 @@ fn fill_placeholders(value: &mut Value, key: &str, in_multi_values: bool) {
 /// event for the same request that its types do not model (it reports them).
 #[tokio::test(flavor = "multi_thread")]
 async fn hello_proxy_reads_the_events_as_it_reads_api_gateways() {
-    let server = TestServer::start(HELLO_API);
+    let server = TestServer::start(&hello_api());
     let data = vectors("proxy_events_real_aws.json");
     let mut failures = Vec::new();
     let mut aws_unknown = None;
