@@ -499,6 +499,22 @@ async fn http_hygiene_body_limit_and_h2c() {
     let r = http("POST", &server.url("/prod/items"), &[], big).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.text(), r#"{"message":"Request Too Long"}"#);
+    // A body declared too large is refused before it is sent: no `100
+    // Continue` for a client that waits for one, and no wait for the bytes
+    // of one declaring more than the server would ever read.
+    for head in [
+        "POST /prod/items HTTP/1.1\r\nHost: x\r\nContent-Length: 20000000\r\nExpect: 100-continue\r\n\r\n",
+        "POST /prod/items HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
+    ] {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = raw_connection(&server).await;
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let response = tokio::time::timeout(std::time::Duration::from_secs(5), read_response(&mut stream))
+            .await
+            .unwrap_or_else(|_| panic!("no answer to {head:?}"));
+        assert!(response.starts_with("HTTP/1.1 413"), "{head:?}: {response}");
+        assert!(response.ends_with(r#"{"message":"Request Too Long"}"#), "{response}");
+    }
     let r = http_with(true, "GET", &server.url("/dev/items/1"), &[], "").await;
     assert_eq!((r.status, r.json()["name"].clone()), (200, json!("Pen")), "HTTP/2 over cleartext");
 }

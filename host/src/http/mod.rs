@@ -81,6 +81,8 @@ pub struct RequestConn {
 pub struct RequestBody {
     body: Incoming,
     idle: Duration,
+    /// The client waits for `100 Continue` before it sends the body.
+    expects_continue: bool,
 }
 
 impl RequestBody {
@@ -152,7 +154,13 @@ pub async fn serve<H: Handler>(
             let in_flight = activity.clone().begin(req.version());
             // Nothing is queued when the recorder is off (disabled, HTTP/2).
             let conn = RequestConn { peer, headers: recorded.pop() };
-            let req = req.map(|body| RequestBody { body, idle: body_idle });
+            // Looked up only for a request with a body: a GET pays nothing.
+            let expects_continue = !hyper::body::Body::is_end_stream(req.body())
+                && req
+                    .headers()
+                    .get(header::EXPECT)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+            let req = req.map(|body| RequestBody { body, idle: body_idle, expects_continue });
             // Boxed once here: the handler's future is large, and hyper and
             // the wrapper below would otherwise each copy it whole.
             let answer = crate::boxed::boxed_in_place(|| H::handle(handler.clone(), req, conn));
@@ -387,29 +395,47 @@ const DRAIN_LIMIT: usize = 256 << 20;
 
 /// Reads the whole body, refusing more than `limit` bytes, and giving up
 /// when the client pauses longer than the listener allows between pieces.
+///
+/// A body whose `Content-Length` is already over the limit is refused
+/// before any of it is read: a client that waits for `100 Continue` never
+/// gets it (and never sends the body), and one declaring more than the
+/// server would ever drain gets its 413 at once.
 pub async fn read_body(body: RequestBody, limit: usize) -> Result<Bytes, BodyError> {
     // No body at all (a GET, `Content-Length: 0`): nothing to poll.
     if body.is_empty() {
         return Ok(Bytes::new());
     }
-    let RequestBody { mut body, idle } = body;
+    let RequestBody { mut body, idle, expects_continue } = body;
+    let declared = hyper::body::Body::size_hint(&body).lower();
+    if declared > limit as u64 {
+        if !expects_continue && declared <= DRAIN_LIMIT as u64 {
+            drain(&mut body, idle, 0).await;
+        }
+        return Err(BodyError::TooLarge(limit));
+    }
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = next_frame(&mut body, idle).await? {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
         let Ok(data) = frame.into_data() else { continue };
         if buf.len() + data.len() > limit {
-            let mut drained = buf.len() + data.len();
-            while drained < DRAIN_LIMIT {
-                match next_frame(&mut body, idle).await {
-                    Ok(Some(Ok(f))) => drained += f.data_ref().map_or(0, |d| d.len()),
-                    _ => break,
-                }
-            }
+            drain(&mut body, idle, buf.len() + data.len()).await;
             return Err(BodyError::TooLarge(limit));
         }
         buf.extend_from_slice(&data);
     }
     Ok(buf.freeze())
+}
+
+/// Reads and throws away what is left of a refused body, up to
+/// [`DRAIN_LIMIT`] in all (`read` bytes already), so that a client still
+/// sending it receives the answer rather than a reset connection.
+async fn drain(body: &mut Incoming, idle: Duration, mut read: usize) {
+    while read < DRAIN_LIMIT {
+        match next_frame(body, idle).await {
+            Ok(Some(Ok(f))) => read += f.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+    }
 }
 
 /// The body's next frame, waiting at most `idle` for it. Usually it has
