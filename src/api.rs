@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
@@ -95,9 +94,8 @@ fn pairs(flag: &str, items: &[String]) -> anyhow::Result<Value> {
 /// keeps every value (a query string's `?lang=en&lang=fr`, a repeated header).
 fn multi_pairs(flag: &str, items: &[String]) -> anyhow::Result<Value> {
     let mut map: indexmap::IndexMap<String, Vec<String>> = indexmap::IndexMap::new();
-    for item in items {
-        let (name, value) = item.split_once('=').with_context(|| format!("--{flag} {item:?}: use NAME=VALUE"))?;
-        map.entry(name.to_string()).or_default().push(value.to_string());
+    for (name, value) in crate::name_value_list(flag, items)? {
+        map.entry(name).or_default().push(value);
     }
     Ok(serde_json::to_value(map)?)
 }

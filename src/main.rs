@@ -51,8 +51,8 @@ enum Command {
     Template(template::TemplateCommand),
 }
 
-/// `NAME=VALUE` arguments of a repeatable flag, in order.
-pub(crate) fn name_value_pairs(flag: &str, items: &[String]) -> anyhow::Result<indexmap::IndexMap<String, String>> {
+/// `NAME=VALUE` arguments of a repeatable flag, in order, every one kept.
+pub(crate) fn name_value_list(flag: &str, items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     use anyhow::Context;
     items
         .iter()
@@ -62,6 +62,12 @@ pub(crate) fn name_value_pairs(flag: &str, items: &[String]) -> anyhow::Result<i
                 .with_context(|| format!("--{flag} {item:?}: use NAME=VALUE"))
         })
         .collect()
+}
+
+/// `NAME=VALUE` arguments of a repeatable flag as a map (a repeated name
+/// keeps its last value).
+pub(crate) fn name_value_pairs(flag: &str, items: &[String]) -> anyhow::Result<indexmap::IndexMap<String, String>> {
+    Ok(name_value_list(flag, items)?.into_iter().collect())
 }
 
 /// Logs go to stderr through [`log_output`]: requests never wait for it.

@@ -68,15 +68,23 @@ pub const APIGW_ID: HeaderName = HeaderName::from_static("x-amz-apigw-id");
 /// `X-Amzn-Trace-Id`, on responses from a function.
 pub const TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 
-/// Sets `name` to `value` (replacing what was there), if both are valid in
-/// HTTP; a value a function or template made that cannot be sent (a control
-/// character, say) is left out, as it cannot go on the wire.
-pub fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
+/// `name` and `value` as HTTP's, if both are valid there; a value a function
+/// or template made that cannot be sent (a control character, say) is left
+/// out, as it cannot go on the wire.
+fn header_pair(name: &str, value: &str) -> Option<(HeaderName, HeaderValue)> {
     match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-        (Ok(n), Ok(v)) => {
-            headers.insert(n, v);
+        (Ok(n), Ok(v)) => Some((n, v)),
+        _ => {
+            tracing::debug!(header = name, "header left out: not a valid HTTP header");
+            None
         }
-        _ => tracing::debug!(header = name, "header left out: not a valid HTTP header"),
+    }
+}
+
+/// Sets `name` to `value` (replacing what was there), if both are valid in HTTP.
+pub fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
+    if let Some((n, v)) = header_pair(name, value) {
+        headers.insert(n, v);
     }
 }
 
@@ -120,17 +128,12 @@ fn integration_headers(ids: &RequestIds, traced: bool) -> HeaderMap {
     headers
 }
 
-/// A header map of name/value pairs (later names replace earlier ones).
-/// A header map of `pairs`; a name given more than once is sent on a line per value.
+/// A header map of `pairs` (those valid in HTTP); a name given more than
+/// once is sent on a line per value.
 pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    for (name, value) in pairs {
-        match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            (Ok(n), Ok(v)) => {
-                headers.append(n, v);
-            }
-            _ => tracing::debug!(header = name.as_str(), "header left out: not a valid HTTP header"),
-        }
+    for (n, v) in pairs.iter().filter_map(|(name, value)| header_pair(name, value)) {
+        headers.append(n, v);
     }
     headers
 }
