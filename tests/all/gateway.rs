@@ -492,6 +492,38 @@ async fn integrations_and_their_errors_follow_api_gateway() {
     assert_eq!((r.status, r.json()), (201, json!({"ok": true})));
 }
 
+/// With `wasmgate::execution` at `debug`, each request's execution log (what
+/// test-invoke shows) goes to the server's log, tagged with the request id,
+/// as API Gateway's execution logging writes it; by default it does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn execution_logging_writes_each_requests_execution_log() {
+    let server = TestServer::start_with_log_filter("warn,wasmgate::execution=debug", &bundled_config());
+    // `{ "ID": abc }` is not JSON: a 500 whose cause only the execution log tells.
+    let failed = get(&server.url("/dev/items/abc")).await;
+    assert_eq!(failed.status, 500);
+    let failed_id = failed.header("x-amzn-requestid").unwrap().to_string();
+    let ok = get(&server.url("/dev/items/2")).await;
+    assert_eq!(ok.status, 200);
+    let ok_id = ok.header("x-amzn-requestid").unwrap().to_string();
+    let log = server.log_with(0, &ok_id);
+    let lines_of = |id: &str| log.lines().filter(|l| l.contains(id)).collect::<Vec<_>>().join("\n");
+    let failed_lines = lines_of(&failed_id);
+    assert!(failed_lines.contains("Endpoint request body after transformations: { \"ID\": abc }"), "{log}");
+    assert!(failed_lines.contains("the event is not valid JSON"), "{log}");
+    let ok_lines = lines_of(&ok_id);
+    for needle in
+        ["HTTP Method: GET, Resource Path: /items/{ID}", "ran version $LATEST", "Method completed with status: 200"]
+    {
+        assert!(ok_lines.contains(needle), "{needle:?} missing in:\n{log}");
+    }
+
+    let quiet = TestServer::start(&bundled_config());
+    let r = get(&quiet.url("/dev/items/2")).await;
+    let log = quiet.log_with(0, r.header("x-amzn-requestid").unwrap());
+    assert!(log.contains("wasmgate::access"), "{log}");
+    assert!(!log.contains("wasmgate::execution"), "no execution log by default: {log}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn http_hygiene_body_limit_and_h2c() {
     let server = TestServer::start(&bundled_config());

@@ -253,7 +253,18 @@ impl http::Handler for Gateway {
             // The clock is read only for an access log that is written.
             let logged = tracing::enabled!(target: "wasmgate::access", tracing::Level::INFO);
             let started = logged.then(std::time::Instant::now);
-            let resp = gateway.dispatch(&mut req, &mut Trace::default()).await;
+            // API Gateway's execution logging: with `wasmgate::execution` at
+            // `debug`, each request's execution log (what test-invoke shows)
+            // goes to the server's log. Off, the trace is an empty pointer.
+            let mut trace = if tracing::enabled!(target: "wasmgate::execution", tracing::Level::DEBUG) {
+                Trace::enabled()
+            } else {
+                Trace::default()
+            };
+            let resp = gateway.dispatch(&mut req, &mut trace).await;
+            if let Some(recording) = trace.into_recording() {
+                log_execution(req.ids.request_id(), &recording);
+            }
             if let Some(started) = started {
                 tracing::info!(
                     target: "wasmgate::access",
@@ -268,6 +279,15 @@ impl http::Handler for Gateway {
             }
             to_http(resp)
         }
+    }
+}
+
+/// Writes a request's execution log to the server's log, a line an event.
+#[cold]
+#[inline(never)]
+fn log_execution(request_id: &str, recording: &pipeline::Recording) {
+    for line in &recording.lines {
+        tracing::debug!(target: "wasmgate::execution", request_id, "{line}");
     }
 }
 

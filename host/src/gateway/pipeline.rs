@@ -509,6 +509,7 @@ fn function_event(
         None => body.into(),
     };
     if matches!(event, Cow::Owned(_)) && serde_json::from_str::<serde::de::IgnoredAny>(&event).is_err() {
+        trace.log(|| format!("Endpoint request body after transformations: {event}"));
         trace.log(|| "Execution failed: the event is not valid JSON (Could not parse request body into json)".into());
         return Err(Rejection::internal());
     }
