@@ -109,6 +109,20 @@ async fn the_typed_proxy_example_reads_the_event_field_by_field() {
     assert!(read["requestTimeEpoch"].as_i64().unwrap() > 1_600_000_000_000, "{read}");
     assert_eq!(got["unknownFields"], json!(crate::conformance::HELLO_UNKNOWN_FIELDS));
 
+    // Over HTTP/2 too: a header field per cookie, the repeated header's values in order.
+    let r = http_with(
+        true,
+        "GET",
+        &server.url("/dev/hello/Ada"),
+        &[("x-multi", "a"), ("x-multi", "b")],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookies: Vec<_> = r.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(cookies, ["greeted=1", "theme=light"], "over HTTP/2");
+    assert_eq!(r.json()["request"]["headerValues"], json!(["a", "b"]));
+
     let r = get(&server.url("/dev/anything/else?name=Bo")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["message"], "Hello, Bo!");
