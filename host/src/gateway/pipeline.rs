@@ -140,8 +140,10 @@ pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
 
 /// The execution log of one request (what the console's TEST button shows).
 ///
-/// Off for served requests: then it is one empty pointer, as it lives in
-/// every request's future (which is copied into its box per request).
+/// Kept by a test invoke, and by a served request while execution logging
+/// is on (`wasmgate::execution` at `debug`); otherwise off, and then one
+/// empty pointer, as it lives in every request's future (which is copied
+/// into its box per request).
 #[derive(Debug, Default)]
 pub struct Trace(Option<Box<Recording>>);
 
@@ -178,7 +180,7 @@ impl Trace {
         }
     }
 
-    /// Whether this trace records (a test invoke).
+    /// Whether this trace records (a test invoke, or execution logging).
     fn is_recording(&self) -> bool {
         self.0.is_some()
     }
@@ -431,7 +433,9 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     // Boxed: the call's future is most of a request's state, and every
     // future around it (up to the connection's) would otherwise carry it
     // inline and be copied whole at each level.
-    // The guest's output is kept for a test invoke's log only.
+    // The guest's output is kept only for a recording trace (test invoke's
+    // report shows it; execution logging, which writes the lines alone,
+    // pays for it only while it is on).
     let keep_logs = trace.is_recording();
     let mut call =
         crate::boxed::boxed_in_place(|| functions.invoke_target(target, event, req.ids.request_id(), keep_logs));
