@@ -281,6 +281,23 @@ async fn guest_logs_are_captured_per_invocation() {
     assert!(!String::from_utf8(tail2).unwrap().contains(&request_id));
 }
 
+/// The SDK's `log!` writes its line whole, however long (WASI takes 4096
+/// bytes per write), in order with what `print!` and `println!` wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sdks_log_writes_whole_lines_in_order() {
+    let server = TestServer::start("");
+    server.put_code("Echo", guest("echo")).await;
+    let text: String = (0..1000).map(|i| format!("{i:>9} ")).collect();
+    let r = server.invoke("Echo", &json!({"log": text}).to_string()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let request_id = r.header("x-amzn-requestid").unwrap().to_string();
+    let log = server.log_with(0, "after");
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&request_id)).collect();
+    let logged = lines.iter().position(|l| l.contains(&format!("before {text}"))).expect("the whole line, once");
+    assert!(lines[logged + 1..].iter().any(|l| l.contains("after")), "{lines:#?}");
+    assert!(lines[..logged].iter().any(|l| l.contains("echo stdout")), "{lines:#?}");
+}
+
 /// A call that does not keep its guest's output, on a server that does not
 /// log it, reads none of it: the output is dropped, neither logged nor
 /// carried over into the next call's log tail.

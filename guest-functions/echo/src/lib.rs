@@ -1,6 +1,8 @@
 //! Echo: returns the event, the context and the environment it ran with, and
 //! writes a line to stdout and one to stderr (to show log capture). An event
-//! `{"fail": "message"}` fails with that message; `{"respond": X}` returns X.
+//! `{"fail": "message"}` fails with that message; `{"respond": X}` returns X;
+//! `{"log": "text"}` also writes `before text` / `after` with `print!`,
+//! `wasmgate_guest::log!` and `println!` (the SDK's logging, in order).
 
 use serde_json::{Value, json};
 use wasmgate_guest::{Context, Error};
@@ -8,6 +10,11 @@ use wasmgate_guest::{Context, Error};
 fn handle(event: Value, ctx: &Context) -> Result<Value, Error> {
     println!("echo stdout {}", ctx.request_id);
     eprintln!("echo stderr {}", ctx.request_id);
+    if let Some(text) = event.get("log").and_then(Value::as_str) {
+        print!("before ");
+        wasmgate_guest::log!("{text}");
+        println!("after");
+    }
     if let Some(msg) = event.get("fail").and_then(Value::as_str) {
         return Err(Error::new("EchoError", msg));
     }

@@ -31,7 +31,7 @@ enum Output {
 }
 
 fn handle(event: Value, _ctx: &Context) -> Result<Output, Error> {
-    println!("Event: {event}");
+    wasmgate_guest::log!("Event: {event}");
     let not_found = || Error::new("NotFoundError", "NotFoundError");
     let Some(id) = event.get("ID") else {
         return Ok(Output::All(&ITEMS));

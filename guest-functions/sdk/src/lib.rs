@@ -13,7 +13,9 @@
 //! wasmgate_guest::handler!(handle);
 //! ```
 //!
-//! Standard output and standard error become the invocation's log.
+//! Standard output and standard error become the invocation's log. The
+//! [`log!`] macro writes a line there as `println!` does, for a third of the
+//! host calls.
 
 #[doc(hidden)]
 // Generated: the export's lowered signature takes the context record's
@@ -106,6 +108,66 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.error_type, self.error_message)
     }
+}
+
+/// Writes one line to the invocation's log, formatted as `println!` formats
+/// it: `wasmgate_guest::log!("Event: {event}")`, Lambda's `console.log`.
+///
+/// `println!` reaches the host three times per line (the standard library
+/// asks the stdout stream how much it may write, writes, then waits for the
+/// flush); `log!` hands the whole line over in one `blocking-write-and-flush`
+/// (up to 4096 bytes per call, as WASI allows), which makes logging on every
+/// call about a third as costly. Lines written with `print!` and not yet
+/// ended are flushed first, so the log keeps the order the code wrote in.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => {
+        $crate::write_log_line(::core::format_args!($($arg)*))
+    };
+}
+
+/// The most one `blocking-write-and-flush` takes (WASI's limit).
+const LOG_CHUNK: usize = 4096;
+
+/// Formats `args` and a newline and writes them to stdout. Used by [`log!`].
+#[doc(hidden)]
+pub fn write_log_line(args: std::fmt::Arguments<'_>) {
+    use std::cell::RefCell;
+    use std::io::Write;
+    use wasip2::io::streams::OutputStream;
+
+    thread_local! {
+        // The instance's stdout stream, asked for once and kept for every
+        // later call (the standard library keeps its own the same way).
+        static STDOUT: OutputStream = wasip2::cli::stdout::get_stdout();
+        // The line being written, its room kept from call to call.
+        static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
+    }
+    let write = |line: &mut Vec<u8>| {
+        line.clear();
+        // Formatting into a Vec fails only if a Display impl does; what it
+        // wrote so far is still worth logging.
+        let _ = line.write_fmt(args);
+        line.push(b'\n');
+        // Nothing buffered costs no host call: std's stdout flushes to the
+        // host only what `print!` left without a newline.
+        let _ = std::io::stdout().flush();
+        STDOUT.with(|out| {
+            for chunk in line.chunks(LOG_CHUNK) {
+                // A closed stdout (the host stopped capturing) loses the
+                // line, as `println!` would; it never fails the function.
+                if out.blocking_write_and_flush(chunk).is_err() {
+                    break;
+                }
+            }
+        });
+    };
+    // A `Display` that itself logs while being formatted gets a buffer of
+    // its own rather than a panic.
+    LINE.with(|line| match line.try_borrow_mut() {
+        Ok(mut line) => write(&mut line),
+        Err(_) => write(&mut Vec::new()),
+    });
 }
 
 /// Room reserved for a result before it is encoded: most results fit, so

@@ -77,8 +77,8 @@ impl OutputStream for LogPipe {
     }
     // The two below do what the trait's defaults do, without their waiting:
     // this stream never has to wait. The defaults box a future for every
-    // readiness check, and `blocking-write-and-flush` (what a guest's
-    // `println!` calls) makes two: four allocations per line logged.
+    // readiness check, and `blocking-write-and-flush` (what the guest SDK's
+    // `log!` calls) makes two: four allocations per line logged.
     async fn write_ready(&mut self) -> Result<usize, StreamError> {
         Ok(WRITE_PERMIT)
     }
@@ -145,7 +145,7 @@ mod tests {
         assert_eq!(pipe.drain(), "next");
     }
 
-    /// What a guest's `println!` calls, as wasmtime-wasi's host calls it.
+    /// What the guest SDK's `log!` calls, as wasmtime-wasi's host calls it.
     #[tokio::test]
     async fn blocking_writes_land_in_the_buffer_and_overflow_is_marked() {
         let pipe = LogPipe::default();
