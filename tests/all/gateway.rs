@@ -630,6 +630,33 @@ async fn a_client_slow_to_send_its_headers_is_disconnected() {
     assert_eq!(get(&server.url("/prod/items")).await.status, 200);
 }
 
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host` is answered 400. An
+/// empty `Host`, HTTP/1.0 without one, and an absolute URI's authority are
+/// fine.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http11_request_without_host_is_answered_400() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with("", &bundled_config());
+    let mut stream = raw_connection(&server).await;
+    stream.write_all(b"GET /prod/items HTTP/1.1\r\n\r\n").await.unwrap();
+    let response = read_response(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
+    assert!(response.to_ascii_lowercase().contains("x-amzn-requestid: "), "{response}");
+    assert!(response.ends_with(r#"{"message":"Bad Request"}"#), "{response}");
+    let served = [
+        "GET /prod/items HTTP/1.1\r\nHost:\r\n\r\n",
+        "GET /prod/items HTTP/1.0\r\n\r\n",
+        "GET http://example.test/prod/items HTTP/1.1\r\nHost: example.test\r\n\r\n",
+    ];
+    for request in served {
+        let mut stream = raw_connection(&server).await;
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let response = read_response(&mut stream).await;
+        assert!(response.starts_with("HTTP/1.") && response.contains(" 200 "), "{request:?}: {response}");
+        assert!(response.contains("Pencil"), "{request:?}: {response}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_stops_sending_its_body_is_answered_408_and_disconnected() {
     use tokio::io::AsyncWriteExt;

@@ -164,8 +164,12 @@ impl Gateway {
     }
 }
 
-/// The gateway's own copy of a request's head (the body comes later).
-fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -> GatewayRequest {
+/// The gateway's own copy of a request's head (the body comes later), and
+/// whether it is an HTTP/1.1 request without a `Host` (neither the header
+/// nor an absolute URI's authority), which RFC 9112 (§3.2) has a server
+/// refuse with 400: a request without one cannot be told apart from one for
+/// another host.
+fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -> (GatewayRequest, bool) {
     // As the client sent them where the listener recorded them (it read the
     // same head as hyper: the counts agree), else hyper's.
     let headers = match conn.headers {
@@ -181,12 +185,14 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
     };
     // `Host` is nearly always among the first few headers: a scan of the
     // request's own copy costs less than hashing the name for hyper's map.
-    let host = headers.get("host").or_else(|| parts.uri.authority().map(|a| a.as_str())).unwrap_or("");
+    let host = headers.get("host").or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    let lacks_host = host.is_none() && parts.version == hyper::Version::HTTP_11;
+    let host = host.unwrap_or("");
     let host_name =
         host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
     let host = host_name.to_ascii_lowercase();
     let time = SystemTime::now();
-    GatewayRequest {
+    let req = GatewayRequest {
         ids: request::RequestIds::new(time),
         method: parts.method.clone(),
         full_path: normal_path(parts.uri.path()),
@@ -198,7 +204,8 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
         host,
         protocol: if parts.version == hyper::Version::HTTP_2 { "HTTP/2.0" } else { "HTTP/1.1" },
         time,
-    }
+    };
+    (req, lacks_host)
 }
 
 /// The request path with one leading slash (`//stage/x` is `/stage/x`).
@@ -224,11 +231,19 @@ impl http::Handler for Gateway {
         conn: http::RequestConn,
     ) -> impl Future<Output = Response<Body>> + Send + 'static {
         let (parts, body) = req.into_parts();
-        let mut req = parse_request(&parts, conn);
+        let (mut req, lacks_host) = parse_request(&parts, conn);
         // Let go of hyper's read buffer now (see `http::Handler::handle`):
         // the request owns copies of what it needs.
         drop(parts);
         async move {
+            if lacks_host {
+                let rejection = Rejection::new(ResponseType::Default4xx, Some("Bad Request".into())).with_status(400);
+                return to_http(Self::reject(
+                    &GatewayResponses::default(),
+                    &rejection,
+                    &ErrorContext::for_request(&req),
+                ));
+            }
             // A request without a body (a GET) starts no read at all.
             if !body.is_empty() {
                 req.body = match http::read_body(body, MAX_BODY_BYTES).await {
