@@ -643,6 +643,14 @@ async fn an_http11_request_without_host_is_answered_400() {
     assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
     assert!(response.to_ascii_lowercase().contains("x-amzn-requestid: "), "{response}");
     assert!(response.ends_with(r#"{"message":"Bad Request"}"#), "{response}");
+    // The refusal has its access line, as every response does.
+    let request_id = response
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-amzn-requestid: ").map(str::to_string))
+        .unwrap();
+    let log = server.log_with(0, &request_id);
+    let line = log.lines().find(|l| l.contains(&request_id)).expect("an access line");
+    assert!(line.contains("wasmgate::access") && line.contains("400"), "{line}");
     let served = [
         "GET /prod/items HTTP/1.1\r\nHost:\r\n\r\n",
         "GET /prod/items HTTP/1.0\r\n\r\n",

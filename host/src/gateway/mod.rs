@@ -236,50 +236,32 @@ impl http::Handler for Gateway {
         // the request owns copies of what it needs.
         drop(parts);
         async move {
-            if lacks_host {
-                let rejection = Rejection::new(ResponseType::Default4xx, Some("Bad Request".into())).with_status(400);
-                return to_http(Self::reject(
-                    &GatewayResponses::default(),
-                    &rejection,
-                    &ErrorContext::for_request(&req),
-                ));
-            }
-            // A request without a body (a GET) starts no read at all.
-            if !body.is_empty() {
-                req.body = match http::read_body(body, MAX_BODY_BYTES).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let rejection = match e {
-                            BodyError::TooLarge(_) => Rejection::new(ResponseType::RequestTooLarge, None),
-                            BodyError::Read(_) => Rejection::new(ResponseType::Default4xx, None),
-                            // API Gateway has no type of its own for it: a 4xx
-                            // with HTTP's status for it.
-                            BodyError::TimedOut(_) => {
-                                Rejection::new(ResponseType::Default4xx, Some("Request Timeout".into()))
-                                    .with_status(408)
-                            }
-                        };
-                        let resp =
-                            Self::reject(&GatewayResponses::default(), &rejection, &ErrorContext::for_request(&req));
-                        return to_http(resp);
-                    }
-                };
-            }
             // The clock is read only for an access log that is written.
             let logged = tracing::enabled!(target: "wasmgate::access", tracing::Level::INFO);
             let started = logged.then(std::time::Instant::now);
-            // API Gateway's execution logging: with `wasmgate::execution` at
-            // `debug`, each request's execution log (what test-invoke shows)
-            // goes to the server's log. Off, the trace is an empty pointer.
-            let mut trace = if tracing::enabled!(target: "wasmgate::execution", tracing::Level::DEBUG) {
-                Trace::enabled()
-            } else {
-                Trace::default()
+            let resp = match admit(&mut req, lacks_host, body).await {
+                Ok(()) => {
+                    // API Gateway's execution logging: with `wasmgate::execution` at
+                    // `debug`, each request's execution log (what test-invoke shows)
+                    // goes to the server's log. Off, the trace is an empty pointer.
+                    let mut trace = if tracing::enabled!(target: "wasmgate::execution", tracing::Level::DEBUG) {
+                        Trace::enabled()
+                    } else {
+                        Trace::default()
+                    };
+                    let resp = gateway.dispatch(&mut req, &mut trace).await;
+                    if let Some(recording) = trace.into_recording() {
+                        log_execution(req.ids.request_id(), &recording);
+                    }
+                    resp
+                }
+                // Refused before routing: the API's own gateway responses
+                // are not known yet, so API Gateway's defaults answer.
+                Err(rejection) => {
+                    Self::reject(&GatewayResponses::default(), &rejection, &ErrorContext::for_request(&req))
+                }
             };
-            let resp = gateway.dispatch(&mut req, &mut trace).await;
-            if let Some(recording) = trace.into_recording() {
-                log_execution(req.ids.request_id(), &recording);
-            }
+            // Every response has its access line, a refusal's too.
             if let Some(started) = started {
                 tracing::info!(
                     target: "wasmgate::access",
@@ -295,6 +277,28 @@ impl http::Handler for Gateway {
             to_http(resp)
         }
     }
+}
+
+/// What a request must be before it is routed: an HTTP/1.1 request must
+/// name its host, and its body (read here, whole) must keep within the
+/// limit and keep coming.
+async fn admit(req: &mut GatewayRequest, lacks_host: bool, body: http::RequestBody) -> Result<(), Rejection> {
+    if lacks_host {
+        return Err(Rejection::new(ResponseType::Default4xx, Some("Bad Request".into())).with_status(400));
+    }
+    // A request without a body (a GET) starts no read at all.
+    if !body.is_empty() {
+        req.body = http::read_body(body, MAX_BODY_BYTES).await.map_err(|e| match e {
+            BodyError::TooLarge(_) => Rejection::new(ResponseType::RequestTooLarge, None),
+            BodyError::Read(_) => Rejection::new(ResponseType::Default4xx, None),
+            // API Gateway has no type of its own for it: a 4xx with HTTP's
+            // status for it.
+            BodyError::TimedOut(_) => {
+                Rejection::new(ResponseType::Default4xx, Some("Request Timeout".into())).with_status(408)
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Writes a request's execution log to the server's log, a line an event.
