@@ -272,6 +272,11 @@ impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// Every line of header `name`, in the order sent (a `Set-Cookie` per cookie).
+    pub fn header_lines(&self, name: &str) -> Vec<&str> {
+        self.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect()
+    }
 }
 
 /// Sends one HTTP/1.1 request (or HTTP/2 with prior knowledge when `h2`).

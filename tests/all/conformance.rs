@@ -298,8 +298,7 @@ async fn proxy_responses_are_treated_as_aws_treats_them() {
                 }
                 // The recording's client (python-requests) shows a header
                 // sent on several lines as one, its values joined by ", ".
-                let lines: Vec<&str> =
-                    r.headers.get_all(name.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
+                let lines = r.header_lines(name);
                 let found = (!lines.is_empty()).then(|| lines.join(", "));
                 if found.as_deref() != value.as_str() {
                     failures.push(format!("{id}: header {name}: {found:?} (AWS: {value})"));
