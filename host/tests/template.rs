@@ -5,9 +5,9 @@
 //! * `seed`: the seed project's three templates, byte for byte;
 //! * `cases`: the table in `template/cases.json`, whose expected outputs
 //!   were produced by the Velocity 1.7 reference renderer;
-//! * `conformance`: every case of the shared `vtl_cases.json` (AWS-recorded
-//!   ones must match), read from `$WASMGATE_CONFORMANCE_DIR` or
-//!   `../../shared/conformance` next to this crate;
+//! * `conformance`: every case of the AWS-recorded `vtl_cases.json`
+//!   (AWS-validated ones must match), read from the project's
+//!   `tests/conformance/` or `$WASMGATE_CONFORMANCE_DIR`;
 //! * `fuzz`: property tests that no input panics.
 
 #[path = "template/support.rs"]

@@ -1,8 +1,9 @@
-//! AWS-recorded conformance vectors (`../shared/conformance/`, or the
-//! directory in `WASMGATE_CONFORMANCE_DIR`), run against the real server:
+//! AWS-recorded conformance vectors (`tests/conformance/`, a copy kept with
+//! their sources, or the directory in `WASMGATE_CONFORMANCE_DIR`), run against
+//! the real server:
 //! Lambda proxy events as AWS builds them, how AWS treats each shape of proxy
 //! response, integration responses selected by error message, and the
-//! gateway errors clients see. The data is read from there, never copied.
+//! gateway errors clients see.
 
 use std::path::PathBuf;
 
@@ -13,7 +14,7 @@ use crate::common::{TestServer, body_json, get, http, strip_server};
 fn vectors(name: &str) -> Value {
     let dir = std::env::var_os("WASMGATE_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance"));
     let path = dir.join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(

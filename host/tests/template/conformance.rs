@@ -1,5 +1,5 @@
-//! The AWS-recorded conformance vectors (`vtl_cases.json` in the shared
-//! conformance directory), interpreted per case kind as the reference
+//! The AWS-recorded conformance vectors (`vtl_cases.json` in the project's
+//! `tests/conformance/`), interpreted per case kind as the reference
 //! renderer's `conformance.py` does:
 //!
 //! * `response_template`: the template over `input_body`;
@@ -16,9 +16,8 @@
 //!   its event, or the response template over the Lambda's result.
 //!
 //! Every `aws_validated: true` case must match; others are reported only.
-//! The data is read from `$WASMGATE_CONFORMANCE_DIR`, or from
-//! `../../shared/conformance` from the host crate (the `shared/` directory
-//! beside the project's root).
+//! The data is read from `$WASMGATE_CONFORMANCE_DIR`, or from the copy in
+//! the project's `tests/conformance/` (with its sources).
 
 use std::path::PathBuf;
 
@@ -30,7 +29,7 @@ use crate::support::{json_eq, render, string_map};
 fn data_file() -> PathBuf {
     let dir = match std::env::var_os("WASMGATE_CONFORMANCE_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance"),
     };
     dir.join("vtl_cases.json")
 }
