@@ -8,19 +8,27 @@
 # logs at the default level (an access line and the function's line per
 # request, to a file): what a server run as it comes does.
 #
-#   benches/load.sh [DURATION_SECONDS] [CONNECTIONS] [WRK_THREADS] [ROUNDS]
-#   (default 10 s, 64, 1, 3: each server measured ROUNDS times, in turns)
+#   benches/load.sh [DURATION_SECONDS] [CONNECTIONS] [WRK_THREADS] [ROUNDS] [MODES]
+#   (default 10 s, 64, 1, 3, "pinned unpinned": each server measured ROUNDS
+#   times, in turns, in each mode)
 #
-# wrk runs on the same machine as the servers: with one thread it takes at
-# most one of the 2 cores and leaves the other to the server under test.
-# Needs wrk (Debian: apt-get install wrk). Builds the release binaries first.
+# wrk runs on the same machine as the servers. "pinned", the headline: every
+# server is pinned to core 0 and wrk to core 1 (taskset), so the server
+# under test has one core and the load generator the other — unpinned, one
+# wrk thread saturates before bare hyper does, which flatters every ratio.
+# "unpinned": the same servers and wrk free to use both cores.
+# Needs wrk and taskset (Debian: apt-get install wrk util-linux). Builds the
+# release binaries first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 conns=${2:-64}
 threads=${3:-1}
 rounds=${4:-3}
+modes=${5:-pinned unpinned}
 command -v wrk >/dev/null || { echo "load.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
+command -v taskset >/dev/null || { echo "load.sh: taskset is missing (apt-get install util-linux)" >&2; exit 2; }
+[ "$(nproc)" -ge 2 ] || { echo "load.sh: needs 2 cores (one for the server, one for wrk)" >&2; exit 2; }
 
 cargo build --release --quiet --bin wasmgate --example bare_hyper --example hyper_wasmtime
 work=$(mktemp -d)
@@ -64,14 +72,22 @@ WASMGATE_ADMIN=$admin target/release/wasmgate function update-config ItemsFuncti
 # wrk's latencies come as 671.00us, 1.58ms or 1.02s: in milliseconds.
 to_ms() { awk -v t="$1" 'BEGIN { v = t + 0; if (t ~ /us$/) v /= 1000; else if (t ~ /[0-9]s$/ && t !~ /ms$/) v *= 1000; printf "%.3f", v }'; }
 
-run() { # name url round
-  wrk -t"$threads" -c"$conns" -d2s "$2" > /dev/null   # warm-up
-  wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$2" > "$work/$1.$3.txt"
+# The cores of the servers and of wrk, for a mode.
+pin() { # mode
+  local server_cores=0 wrk_cores=1
+  if [ "$1" = unpinned ]; then server_cores=0-$(($(nproc) - 1)); wrk_cores=$server_cores; fi
+  for p in "${pids[@]}"; do taskset -a -p -c "$server_cores" "$p" > /dev/null; done
+  wrk_pin="taskset -c $wrk_cores"
+}
+
+run() { # name url round mode
+  $wrk_pin wrk -t"$threads" -c"$conns" -d2s "$2" > /dev/null   # warm-up
+  $wrk_pin wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$2" > "$work/$4.$1.$3.txt"
   local rps p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.$3.txt")
-  p50=$(to_ms "$(awk '$1=="50%" {print $2}' "$work/$1.$3.txt")")
-  p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$work/$1.$3.txt")")
-  echo "$1 $3 $rps $p50 $p99" >> "$work/results"
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$4.$1.$3.txt")
+  p50=$(to_ms "$(awk '$1=="50%" {print $2}' "$work/$4.$1.$3.txt")")
+  p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$work/$4.$1.$3.txt")")
+  echo "$1 $3 $rps $p50 $p99" >> "$work/results.$4"
   # The logging server writes about 450 MB per turn. Left in the page
   # cache, the kernel writes them back 30 s later (vm.dirty_expire), in the
   # middle of another server's turn: emptied, they are never written.
@@ -84,17 +100,25 @@ run() { # name url round
 servers=(bare loop hot loop-fresh fresh logged)
 declare -A url=([bare]="$bare/prod/items" [loop]="$loop/prod/items" [hot]="$gateway/prod/items"
                 [loop-fresh]="$loop_fresh/prod/items" [fresh]="$gateway/dev/items" [logged]="$gateway_info/prod/items")
-for round in $(seq "$rounds"); do
-  for s in "${servers[@]}"; do run "$s" "${url[$s]}" "$round"; done
+for mode in $modes; do
+  pin "$mode"
+  for round in $(seq "$rounds"); do
+    for s in "${servers[@]}"; do run "$s" "${url[$s]}" "$round" "$mode"; done
+  done
 done
 # Every response must have been a 200 with the items.
 curl -sf "$gateway/prod/items" | grep -q Pencil
 curl -sf "$gateway/dev/items" | grep -q Pencil
 
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-column_of() { awk -v s="$1" -v c="$2" '$1 == s {print $c}' "$work/results"; }
+for mode in $modes; do
+column_of() { awk -v s="$1" -v c="$2" '$1 == s {print $c}' "$work/results.$mode"; }
 bare_rps=$(column_of bare 3 | median)
-printf '\n%-34s %12s %10s %10s %8s %14s\n' "server ($conns conns, $threads wrk thr, ${rounds}x${duration}s)" \
+case $mode in
+  pinned) cores="server on core 0, wrk on core 1";;
+  *) cores="unpinned";;
+esac
+printf '\n%s\n%-34s %12s %10s %10s %8s %14s\n' "$cores" "server ($conns conns, $threads wrk thr, ${rounds}x${duration}s)" \
   "requests/s" "p50 ms" "p99 ms" "ratio" "ratio range"
 for s in "${servers[@]}"; do
   case $s in
@@ -106,12 +130,13 @@ for s in "${servers[@]}"; do
     logged) name="wasmgate, hot, info logs to a file";;
   esac
   rps=$(column_of "$s" 3 | median)
-  ratio=$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {printf "%.2f", a / b}')
+  ratio=$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {printf "%.3f", a / b}')
   # The ratio within each round (against that round's bare hyper).
   range=$(awk -v s="$s" '$1 == "bare" {b[$2] = $3} $1 == s {r[$2] = $3}
     END {lo = 1e9; hi = 0; for (k in r) {x = r[k] / b[k]; if (x < lo) lo = x; if (x > hi) hi = x}
-         printf "%.2f-%.2f", lo, hi}' "$work/results")
+         printf "%.3f-%.3f", lo, hi}' "$work/results.$mode")
   printf '%-34s %12.0f %10.2f %10.2f %8s %14s\n' "$name" "$rps" "$(column_of "$s" 4 | median)" \
     "$(column_of "$s" 5 | median)" "${ratio}x" "$range"
+done
 done
 grep -h "Non-2xx\|Socket errors" "$work"/*.txt || true

@@ -13,7 +13,7 @@ use hyper::{Response, header};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 
-const BODY: &str = r#"[{"ID":1,"name":"Pen","price":2.5},{"ID":2,"name":"Pencil","price":1.5},{"ID":3,"name":"Notebook","price":4.0},{"ID":4,"name":"Eraser","price":0.5}]"#;
+const BODY: &str = r#"[{"ID":1,"name":"Pen","price":2.5},{"ID":2,"name":"Pencil","price":1.5},{"ID":3,"name":"Highlighter","price":3.0},{"ID":4,"name":"Ruler","price":5.0}]"#;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {

@@ -11,8 +11,18 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GUESTS: &[&str] =
-    &["items", "echo", "counter", "busy-loop", "panic", "memory-hog", "slow-init", "proxy-echo", "hello-proxy"];
+const GUESTS: &[&str] = &[
+    "items",
+    "echo",
+    "counter",
+    "busy-loop",
+    "panic",
+    "memory-hog",
+    "slow-init",
+    "proxy-echo",
+    "hello-proxy",
+    "sleepy",
+];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {

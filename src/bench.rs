@@ -3,6 +3,10 @@
 //! The code comes from the running server (`FUNCTION[:qualifier]`, downloaded
 //! through the admin API), from `--wasm FILE` or from a built-in `--guest`;
 //! it is measured in this process with the same engine settings as the server.
+//!
+//! The function's own log (what it writes, logged under `wasmgate::function`
+//! at `info` as `serve` logs it) is discarded: a run makes thousands of calls,
+//! and the table is what a benchmark shows. `--show-logs` keeps it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,8 +40,18 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also print the function's log (discarded otherwise: one line or more per call).
+    #[arg(long)]
+    show_logs: bool,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+impl BenchArgs {
+    /// The log filter directive for the function's log during the run.
+    pub fn function_log_directive(&self) -> &'static str {
+        if self.show_logs { "wasmgate::function=info" } else { "wasmgate::function=off" }
+    }
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {

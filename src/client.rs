@@ -1,7 +1,8 @@
 //! How client commands find the admin API: `--admin URL` (or `WASMGATE_ADMIN`),
 //! else the `admin_listen` of `--config` (default `gateway.toml` if present);
 //! the token from `--token` (or `WASMGATE_TOKEN`), else `admin.token` in
-//! `--data-dir` (or `WASMGATE_DATA_DIR`, else the config's `data_dir`).
+//! `--data-dir` (or `WASMGATE_DATA_DIR`, else the config's `data_dir`), refused
+//! when its group or others may read or write it (`chmod 600` fixes it).
 
 use std::path::PathBuf;
 

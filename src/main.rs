@@ -71,12 +71,17 @@ pub(crate) fn name_value_pairs(flag: &str, items: &[String]) -> anyhow::Result<i
 }
 
 /// Logs go to stderr through [`log_output`]: requests never wait for it.
-/// Returns the guard that writes out what is queued when dropped.
-fn init_logging() -> log_output::LogGuard {
+/// `directive` is added to the filter (a command's own, e.g. `bench`'s for
+/// the function's log). Returns the guard that writes out what is queued
+/// when dropped.
+fn init_logging(directive: Option<&str>) -> log_output::LogGuard {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WASMGATE_LOG")
+    let mut filter = EnvFilter::try_from_env("WASMGATE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    if let Some(directive) = directive {
+        filter = filter.add_directive(directive.parse().expect("a command's log directive parses"));
+    }
     // Colours only on a terminal: logs sent to a file or a collector stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (writer, guard) = log_output::LogOutput::start(std::io::stderr());
@@ -91,7 +96,11 @@ fn init_logging() -> log_output::LogGuard {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = init_logging();
+    let directive = match &cli.command {
+        Command::Bench(args) => Some(args.function_log_directive()),
+        _ => None,
+    };
+    let logs = init_logging(directive);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -20,6 +20,10 @@ pub struct ServeArgs {
     /// Admin API address (port 0 picks a free port); overrides the config.
     #[arg(long)]
     admin_listen: Option<SocketAddr>,
+    /// Let the admin API listen on a non-loopback address, although its bearer
+    /// token travels in clear text (as `admin_allow_remote = true` in [server]).
+    #[arg(long)]
+    admin_allow_remote: bool,
 }
 
 #[derive(Args)]
@@ -40,6 +44,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(a) = args.admin_listen {
         config.server.admin_listen = a;
+    }
+    if args.admin_allow_remote {
+        config.server.admin_allow_remote = true;
     }
     let server = wasmgate_host::server::start(&config).await?;
     // Printed (not only logged) so scripts and tests can read the bound ports.

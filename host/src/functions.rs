@@ -10,10 +10,18 @@
 //! A gateway's integration calls through a [`FunctionTarget`]: its
 //! qualifier resolved to loaded code once per registry generation, so a
 //! request goes straight to the instance pool.
+//!
+//! Warm pools follow what is called: after every change, each loaded
+//! version whose `min_warm` applies — `$LATEST`, a version an alias names,
+//! a version a deployed stage names ([`Functions::set_stage_targets`]) —
+//! keeps its instances ahead of traffic, and the rest keep none
+//! ([`Functions::retarget`]).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
 
 use crate::registry::{
     AliasRecord, AliasUpdate, FunctionRecord, Registry, RegistryError, VersionRecord, VersionRef, weighted_pick,
@@ -38,6 +46,8 @@ pub enum FunctionsError {
 pub struct Functions {
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
+    /// The qualifiers the deployed stages call (`ItemsFunction:prod`).
+    stage_targets: Arc<Mutex<Vec<String>>>,
 }
 
 async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
@@ -46,7 +56,7 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
 
 impl Functions {
     pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>) -> Self {
-        Functions { registry, runtime }
+        Functions { registry, runtime, stage_targets: Arc::default() }
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -57,13 +67,40 @@ impl Functions {
         &self.runtime
     }
 
-    /// Loads (and warms) a version; `code` is read from the store only if no
-    /// compiled artifact is cached.
-    async fn prepare(&self, spec: &VersionSpec) -> Result<(), FunctionsError> {
+    /// Loads a version (and warms it, when `warm`: something will call it);
+    /// its code is read from the store only if no compiled artifact is cached.
+    async fn prepare(&self, spec: &VersionSpec, warm: bool) -> Result<(), FunctionsError> {
         let registry = self.registry.clone();
         let sha = spec.code_sha256.clone();
-        self.runtime.prepare(spec, &move || registry.code().get(&sha)).await?;
+        self.runtime.prepare(spec, move || registry.code().get(&sha), warm).await?;
         Ok(())
+    }
+
+    /// Records the qualifiers the deployed stages call, and retargets the
+    /// warm pools to them.
+    pub fn set_stage_targets(&self, qualifiers: Vec<String>) {
+        *self.stage_targets.lock() = qualifiers;
+        self.retarget();
+    }
+
+    /// Gives each loaded version its warm target: `min_warm` for `$LATEST`,
+    /// for the versions an alias names, and for those a deployed stage
+    /// names; nothing for the rest (see the module's docs).
+    pub fn retarget(&self) {
+        let state = self.registry.snapshot();
+        let mut targeted: HashSet<(String, VersionRef)> = HashSet::new();
+        for f in state.functions.values() {
+            targeted.insert((f.name.clone(), VersionRef::Latest));
+            targeted.extend(f.aliased_versions().map(|v| (f.name.clone(), v)));
+        }
+        for qualifier in self.stage_targets.lock().iter() {
+            if let Ok(target) = state.resolve(qualifier) {
+                let name = &target.function.name;
+                targeted.insert((name.clone(), target.primary));
+                targeted.extend(target.additional.map(|(v, _)| (name.clone(), VersionRef::Number(v))));
+            }
+        }
+        self.runtime.retarget(&targeted);
     }
 
     /// Creates a function or replaces its `$LATEST` code (and, if given, its
@@ -92,7 +129,7 @@ impl Functions {
         let existing = self.registry.snapshot().functions.get(name).cloned();
         let config = config.or_else(|| existing.as_ref().map(|f| f.config.clone())).unwrap_or_default();
         let spec = VersionSpec { function: name.into(), version: VersionRef::Latest, code_sha256: sha.clone(), config };
-        self.prepare(&spec).await?;
+        self.prepare(&spec, true).await?;
         let registry = self.registry.clone();
         let name2 = name.to_string();
         let record =
@@ -111,10 +148,12 @@ impl Functions {
             code_sha256: f.code_sha256.clone(),
             config: config.clone(),
         };
-        self.prepare(&spec).await?;
+        self.prepare(&spec, true).await?;
         let registry = self.registry.clone();
         let name = name.to_string();
-        Ok(blocking(move || registry.put_config(&name, &config)).await?)
+        let record = blocking(move || registry.put_config(&name, &config)).await?;
+        self.retarget();
+        Ok(record)
     }
 
     /// Publishes `$LATEST` as a version (or returns the unchanged newest one),
@@ -131,7 +170,9 @@ impl Functions {
             blocking(move || registry.publish(&n, &description, expected_sha256.as_deref())).await?;
         let state = self.registry.snapshot();
         if let Some(spec) = state.function(name)?.spec(VersionRef::Number(version.version)) {
-            self.prepare(&spec).await?;
+            // Loaded, not warmed: nothing calls a new version until an
+            // alias or a stage names it (and that warms it).
+            self.prepare(&spec, false).await?;
         }
         if created {
             tracing::info!(function = name, version = version.version, "published version");
@@ -154,13 +195,15 @@ impl Functions {
             std::iter::once(update.version).chain(update.additional_version.map(|(v, _)| VersionRef::Number(v)));
         for v in targets {
             match f.spec(v) {
-                Some(spec) => self.prepare(&spec).await?,
+                Some(spec) => self.prepare(&spec, true).await?,
                 None => return Err(RegistryError::NotFound(format!("Function not found: {name}:{v}")).into()),
             }
         }
         let registry = self.registry.clone();
         let (n, a) = (name.to_string(), alias.to_string());
         let record = blocking(move || registry.put_alias(&n, &a, &update, must_exist)).await?;
+        // The versions it no longer names may go cold.
+        self.retarget();
         tracing::info!(function = name, alias, version = %record.version, additional = ?record.additional_version, "alias set");
         Ok(record)
     }
@@ -168,7 +211,9 @@ impl Functions {
     pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), FunctionsError> {
         let registry = self.registry.clone();
         let (n, a) = (name.to_string(), alias.to_string());
-        Ok(blocking(move || registry.delete_alias(&n, &a)).await?)
+        blocking(move || registry.delete_alias(&n, &a)).await?;
+        self.retarget();
+        Ok(())
     }
 
     pub async fn delete_version(&self, name: &str, version: &str) -> Result<(), FunctionsError> {
@@ -198,13 +243,15 @@ impl Functions {
         let mut tasks = tokio::task::JoinSet::new();
         for spec in specs {
             let me = self.clone();
-            tasks.spawn(async move { me.prepare(&spec).await.map_err(|e| (spec, e)) });
+            // Warmed afterwards, by what targets them (`retarget`).
+            tasks.spawn(async move { me.prepare(&spec, false).await.map_err(|e| (spec, e)) });
         }
         while let Some(done) = tasks.join_next().await {
             if let Ok(Err((spec, e))) = done {
                 tracing::error!(function = %spec.function, version = %spec.version, error = %e, "could not load version");
             }
         }
+        self.retarget();
         Ok(count)
     }
 
@@ -266,7 +313,8 @@ impl Functions {
                 let sha = spec.code_sha256.clone();
                 // Boxed: the cold path's future is large, and inline it would
                 // make every hot call's future (moved on each request) as large.
-                Box::pin(self.runtime.prepare(&spec, &move || registry.code().get(&sha))).await?
+                // Warm only if something targets it (the next `retarget` says).
+                Box::pin(self.runtime.prepare(&spec, move || registry.code().get(&sha), false)).await?
             }
         };
         let mut outcome = loaded.invoke(request).await?;

@@ -1,8 +1,19 @@
 //! The server process: opens the data directory, loads the registry and the
 //! compiled versions, bootstraps `gateway.toml`'s functions, binds the gateway
 //! and admin listeners (port 0 allowed) and serves until shut down.
+//!
+//! One server per data directory: before anything in it is touched (the
+//! registry's start-up sweep deletes code blobs no committed row names, which
+//! would include one another server has written but not committed yet), the
+//! server takes an exclusive lock on `<data>/wasmgate.lock`, holds it until
+//! it has shut down, and writes its pid and addresses there; a second server
+//! is refused with them. The directory is created private (0700); the admin
+//! token must be ([`token`]); and the admin API, whose bearer token travels
+//! in clear text, listens on loopback unless `admin_allow_remote` says
+//! otherwise.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::admin::{AdminApi, AdminOptions, token};
 use crate::config::Config;
+use crate::fsutil::LockFile;
 use crate::functions::Functions;
 use crate::gateway::Gateway;
 use crate::registry::{Registry, RegistryError};
@@ -27,8 +39,22 @@ pub enum ServerError {
     Bootstrap(#[from] crate::bootstrap::BootstrapError),
     #[error("deploy: {0}")]
     Deploy(#[from] crate::gateway::deploy::DeployError),
-    #[error("admin token in {path}: {message}")]
-    Token { path: String, message: String },
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
+    #[error("data directory {}: {message}", path.display())]
+    DataDir { path: PathBuf, message: String },
+    #[error(
+        "data directory {} is in use by another wasmgate server{}; stop it or use another --data-dir",
+        path.display(),
+        holder.as_deref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    DataDirInUse { path: PathBuf, holder: Option<String> },
+    #[error(
+        "the admin API's address {addr} is not a loopback address: its bearer token would travel in clear text \
+         to anyone on the network path. To allow it (behind TLS or on a private network), set \
+         `admin_allow_remote = true` in [server] or pass --admin-allow-remote"
+    )]
+    AdminNotLoopback { addr: SocketAddr },
     #[error("could not listen on {addr}: {message}")]
     Bind { addr: SocketAddr, message: String },
 }
@@ -41,16 +67,55 @@ pub struct RunningServer {
     pub gateway: Arc<Gateway>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The data directory's lock, released once the server has shut down.
+    lock: LockFile,
 }
 
 impl RunningServer {
     /// Stops accepting, finishes requests in flight, and returns.
     pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        for task in self.tasks {
+        let RunningServer { shutdown, tasks, lock, functions, gateway, .. } = self;
+        let _ = shutdown.send(true);
+        for task in tasks {
             let _ = task.await;
         }
+        // Whatever uses the data directory goes before its lock.
+        drop((gateway, functions));
+        drop(lock);
     }
+}
+
+/// The lock file inside the data directory.
+pub const LOCK_FILE: &str = "wasmgate.lock";
+
+/// Creates the data directory (0700) if needed and locks it for this
+/// process, noting its pid in the lock file.
+fn lock_data_dir(data_dir: &Path) -> Result<LockFile, ServerError> {
+    let io_error = |e: std::io::Error| ServerError::DataDir { path: data_dir.to_path_buf(), message: e.to_string() };
+    crate::fsutil::create_private_dir(data_dir).map_err(io_error)?;
+    match LockFile::try_acquire(&data_dir.join(LOCK_FILE)).map_err(io_error)? {
+        Ok(lock) => {
+            lock.write_note(&format!("pid {}", std::process::id())).map_err(io_error)?;
+            Ok(lock)
+        }
+        Err(note) => {
+            // What the holder wrote about itself: one short line.
+            let note: String = note.lines().next().unwrap_or_default().trim().chars().take(200).collect();
+            Err(ServerError::DataDirInUse { path: data_dir.to_path_buf(), holder: (!note.is_empty()).then_some(note) })
+        }
+    }
+}
+
+/// Refuses an admin listener off loopback unless `allow_remote`.
+fn check_admin_listen(addr: SocketAddr, allow_remote: bool) -> Result<(), ServerError> {
+    if addr.ip().to_canonical().is_loopback() {
+        return Ok(());
+    }
+    if !allow_remote {
+        return Err(ServerError::AdminNotLoopback { addr });
+    }
+    tracing::warn!(admin = %addr, "the admin API listens beyond loopback (admin_allow_remote): its token travels in clear text");
+    Ok(())
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
@@ -61,7 +126,11 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     let started = Instant::now();
     let server = &config.server;
+    check_admin_listen(server.admin_listen, server.admin_allow_remote)?;
     let data_dir = server.data_dir.clone();
+    // Before anything else in the data directory is touched.
+    let lock = lock_data_dir(&data_dir)?;
+    let token = token::load_or_create(&data_dir)?;
     let registry = {
         let dir = data_dir.clone();
         Arc::new(tokio::task::spawn_blocking(move || Registry::open(&dir)).await.expect("registry open task")?)
@@ -87,11 +156,6 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     for (api, stage) in gateway.deploy_undeployed(&config.apis).await? {
         tracing::info!(api, stage, "deployed a stage that had no deployment");
     }
-    let token = token::load_or_create(&data_dir).map_err(|e| ServerError::Token {
-        path: token::token_path(&data_dir).display().to_string(),
-        message: e.to_string(),
-    })?;
-
     let gateway_listener = bind(server.listen).await?;
     let admin_listener = bind(server.admin_listen).await?;
     let gateway_addr =
@@ -100,12 +164,19 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         .local_addr()
         .map_err(|e| ServerError::Bind { addr: server.admin_listen, message: e.to_string() })?;
 
+    // For whoever finds the directory locked (or reads the file).
+    let note = format!("pid {}, gateway {gateway_addr}, admin API {admin_addr}", std::process::id());
+    if let Err(e) = lock.write_note(&note) {
+        tracing::warn!(path = %lock.path().display(), "could not note this server in its lock file: {e}");
+    }
+
     let (tx, rx) = watch::channel(false);
     let options = crate::http::ServeOptions {
         header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
         body_read_timeout: Duration::from_millis(server.body_read_timeout_ms),
         grace: Duration::from_millis(server.shutdown_grace_ms),
         preserve_header_case: true,
+        max_in_flight: server.max_requests_in_flight,
     };
     let stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -137,5 +208,41 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         ready_ms = started.elapsed().as_millis() as u64,
         "wasmgate ready"
     );
-    Ok(RunningServer { gateway_addr, admin_addr, functions, gateway, shutdown: tx, tasks })
+    Ok(RunningServer { gateway_addr, admin_addr, functions, gateway, shutdown: tx, tasks, lock })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_api_stays_on_loopback_unless_allowed() {
+        for addr in ["127.0.0.1:9090", "127.1.2.3:0", "[::1]:9090", "[::ffff:127.0.0.1]:9090"] {
+            assert!(check_admin_listen(addr.parse().unwrap(), false).is_ok(), "{addr}");
+        }
+        for addr in ["0.0.0.0:0", "[::]:9090", "10.0.0.1:9090", "[::ffff:10.0.0.1]:9090"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let e = check_admin_listen(addr, false).unwrap_err().to_string();
+            assert!(e.contains("admin_allow_remote = true") && e.contains("--admin-allow-remote"), "{e}");
+            assert!(check_admin_listen(addr, true).is_ok(), "{addr}");
+        }
+    }
+
+    #[test]
+    fn a_locked_data_dir_is_refused_naming_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let lock = lock_data_dir(&data).unwrap();
+        let e = lock_data_dir(&data).unwrap_err().to_string();
+        let pid = std::process::id();
+        assert!(
+            e.starts_with(&format!(
+                "data directory {} is in use by another wasmgate server (pid {pid});",
+                data.display()
+            )),
+            "{e}"
+        );
+        drop(lock);
+        drop(lock_data_dir(&data).unwrap());
+    }
 }

@@ -39,9 +39,23 @@ fn the_readme_tour_works() {
         server.cli(&["function", "alias", "set", "ItemsFunction", "prod", "--version", "2", "--weight", "1=0.1"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("version 1 gets 0.1"), "{out}");
-    let (code, out, _) = server.cli(&["function", "invoke", "ItemsFunction:prod", "--payload", r#"{"x": 1}"#, "--log"]);
-    assert_eq!(code, 0);
-    assert!(out.contains("x") || out.contains("Pen"), "{out}");
+    // prod runs version 2 (echo), or, one call in ten, version 1 (the items);
+    // the CLI says which on stderr, then the invocation's log.
+    let (code, out, err) =
+        server.cli(&["function", "invoke", "ItemsFunction:prod", "--payload", r#"{"x": 1}"#, "--log"]);
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let (version, log) = err.split_once('\n').unwrap_or_else(|| panic!("a version line, then the log: {err}"));
+    if version.starts_with("version 2 ") {
+        assert_eq!(answer["event"], json!({"x": 1}), "{out}");
+        let request_id = answer["context"]["requestId"].as_str().unwrap();
+        assert!(log.contains(&format!("echo stdout {request_id}\n")), "{err}");
+        assert!(log.contains(&format!("echo stderr {request_id}\n")), "{err}");
+    } else {
+        assert!(version.starts_with("version 1 "), "{err}");
+        assert_eq!(answer.as_array().map(Vec::len), Some(4), "{out}");
+        assert!(log.contains(r#"Event: {"x":1}"#), "{err}");
+    }
 
     // Errors are clear and exit non-zero.
     let (code, _, err) = server.cli(&["function", "alias", "set", "ItemsFunction", "prod", "--version", "9"]);

@@ -186,6 +186,43 @@ impl TestServer {
         self.spawn();
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// The admin API's `/v1/status` once `ready` holds for it: the server's
+    /// own word that what a test waits for has happened. Panics, naming
+    /// `what`, if it has not within 30 s.
+    pub async fn status_when(&self, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.admin.get_json("/v1/status").await.expect("GET /v1/status");
+            if ready(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "waited 30 s for {what}; the status says {status}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Whether the server's epoch ticker (its thread `wasmgate-epoch`) is
+    /// parked, asleep until a guest starts, rather than ticking. The server
+    /// does not say; the kernel does, in where the thread waits
+    /// (`/proc/PID/task/TID/wchan`): a parked thread waits on a futex
+    /// (`futex_wait_queue`), a ticking one in its millisecond sleep
+    /// (`hrtimer_nanosleep`), and a running one nowhere (`0`).
+    pub fn epoch_ticker_parked(&self) -> bool {
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.pid()));
+        let entries = std::fs::read_dir(&tasks).unwrap_or_else(|e| panic!("{}: {e}", tasks.display()));
+        let ticker = entries.flatten().find(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.trim() == "wasmgate-epoch")
+        });
+        let ticker = ticker.expect("the server has a thread named wasmgate-epoch");
+        let wchan = std::fs::read_to_string(ticker.path().join("wchan")).unwrap_or_default();
+        wchan.contains("futex")
+    }
+
     /// Invokes through the admin API.
     pub async fn invoke(&self, qualifier: &str, event: &str) -> ApiResponse {
         self.admin
@@ -245,6 +282,24 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("write file");
     path
+}
+
+/// `(busy, idle)` of `function`'s `version` in a `/v1/status`: its calls
+/// in flight and its idle instances (`None` while the version is not loaded).
+pub fn pool(status: &Value, function: &str, version: &str) -> Option<(u64, u64)> {
+    let pools = status["pools"].as_array().expect("the status lists pools");
+    let pool = pools.iter().find(|p| p["function"] == function && p["version"] == version)?;
+    Some((pool["busy"].as_u64().expect("busy"), pool["idle"].as_u64().expect("idle")))
+}
+
+/// Polls `check` until it holds (every 10 ms; it should be cheap). Panics,
+/// naming `what`, if it has not within 30 s.
+pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "waited 30 s for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 pub fn body_json(resp: &ApiResponse) -> Value {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{ITEMS, TestServer, body_json, guest};
+use crate::common::{ITEMS, TestServer, body_json, guest, pool};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_uploads_and_publishes_leaves_a_consistent_registry() {
@@ -16,10 +16,14 @@ async fn kill_9_during_uploads_and_publishes_leaves_a_consistent_registry() {
     let guests = ["echo", "counter", "items"];
     // Writers keep changing functions; record every acknowledged change.
     let acknowledged = std::sync::Arc::new(parking_lot::Mutex::new(HashMap::<String, Vec<u64>>::new()));
+    // Versions each writer has had acknowledged.
+    let (published, mut progress) = tokio::sync::watch::channel([0usize; 3]);
+    let published = std::sync::Arc::new(published);
     let mut writers = Vec::new();
     for w in 0..3 {
         let admin = server.admin.clone();
         let acked = acknowledged.clone();
+        let published = published.clone();
         writers.push(tokio::spawn(async move {
             for i in 0.. {
                 let name = format!("F{w}");
@@ -48,6 +52,7 @@ async fn kill_9_during_uploads_and_publishes_leaves_a_consistent_registry() {
                 }
                 let v = serde_json::from_slice::<Value>(&r.body).unwrap()["version"].as_u64().unwrap();
                 acked.lock().entry(name.clone()).or_default().push(v);
+                published.send_modify(|n| n[w] += 1);
                 let body = json!({"version": v.to_string()}).to_string();
                 if admin.send(Method::PUT, &format!("/v1/functions/{name}/aliases/live"), &[], body).await.is_err() {
                     break;
@@ -55,13 +60,14 @@ async fn kill_9_during_uploads_and_publishes_leaves_a_consistent_registry() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Once every writer has published a few versions, and while they go on.
+    let written = progress.wait_for(|n| n.iter().all(|&n| n >= 5));
+    tokio::time::timeout(Duration::from_secs(60), written).await.expect("the writers stopped making progress").unwrap();
     server.kill9();
     for w in writers {
         let _ = w.await;
     }
     let acknowledged = acknowledged.lock().clone();
-    assert!(acknowledged.values().map(Vec::len).sum::<usize>() > 3, "the writers made progress: {acknowledged:?}");
 
     server.restart();
     let state = server.admin.get_json("/v1/functions").await.unwrap();
@@ -150,7 +156,8 @@ timeout_ms = 1000
     let admin = server.admin.clone();
     let in_flight =
         tokio::spawn(async move { admin.send(Method::POST, "/v1/functions/Loop/invocations", &[], "{}").await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let running_now = |s: &Value| pool(s, "Loop", "$LATEST").is_some_and(|(busy, _)| busy == 1);
+    server.status_when("the call to be running", running_now).await;
     let status = server.terminate();
     assert!(status.success(), "clean exit: {status:?}");
     let r = in_flight.await.unwrap().expect("the call in flight got its answer");

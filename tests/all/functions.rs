@@ -4,7 +4,7 @@
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{ITEMS, TestServer, body_json, guest};
+use crate::common::{ITEMS, TestServer, body_json, guest, pool};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seed_events_answer_as_the_seed_does() {
@@ -17,8 +17,8 @@ async fn the_seed_events_answer_as_the_seed_does() {
         json!([
             {"ID": 1, "name": "Pen", "price": 2.5},
             {"ID": 2, "name": "Pencil", "price": 1.5},
-            {"ID": 3, "name": "Notebook", "price": 4.0},
-            {"ID": 4, "name": "Eraser", "price": 0.5},
+            {"ID": 3, "name": "Highlighter", "price": 3.0},
+            {"ID": 4, "name": "Ruler", "price": 5.0},
         ])
     );
     let one = server.invoke("ItemsFunction:dev", r#"{"ID": 1}"#).await;
@@ -225,10 +225,14 @@ async fn min_warm_instances_are_made_ahead_of_traffic_and_idle_ones_expire() {
     let r =
         server.json(Method::PATCH, "/v1/functions/Counter/configuration", json!({"min_warm": 3, "reuse": false})).await;
     assert_eq!(r.status, StatusCode::OK);
-    // Made before the configuration switched: the first calls find ready instances.
+    // Made before the configuration switched: three instances wait, idle.
+    let status = server.admin.get_json("/v1/status").await.unwrap();
+    assert_eq!(pool(&status, "Counter", "$LATEST"), Some((0, 3)), "{status}");
+    // The first calls take them: fresh (never used, so a warm start), and
+    // a fresh one each time: reuse is off.
     for _ in 0..3 {
         let r = server.invoke("Counter", "{}").await;
-        assert_eq!(r.header("x-wasmgate-start"), Some("hot"), "served by a pre-made instance");
+        assert_eq!(r.header("x-wasmgate-start"), Some("warm"), "a pre-made instance's first call");
         assert_eq!(body_json(&r)["count"], 1, "and a fresh one: reuse is off");
     }
 
@@ -243,7 +247,8 @@ async fn min_warm_instances_are_made_ahead_of_traffic_and_idle_ones_expire() {
     assert_eq!(r.status, StatusCode::OK);
     server.invoke("Counter", "{}").await;
     assert_eq!(server.invoke("Counter", "{}").await.header("x-wasmgate-start"), Some("hot"));
-    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    // The server evicts once a second: wait until its pool says the instance is gone.
+    server.status_when("Counter's idle instance to expire", |s| pool(s, "Counter", "$LATEST") == Some((0, 0))).await;
     let r = server.invoke("Counter", "{}").await;
     assert_eq!(r.header("x-wasmgate-start"), Some("warm"), "the idle instance expired");
     assert_eq!(body_json(&r)["count"], 1);

@@ -5,8 +5,11 @@
 mod cli;
 mod common;
 mod conformance;
+mod data_dir;
 mod deploy;
 mod durability;
 mod functions;
 mod gateway;
+mod hardening;
 mod isolation;
+mod pools;

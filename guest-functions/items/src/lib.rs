@@ -17,8 +17,8 @@ struct Item {
 static ITEMS: [Item; 4] = [
     Item { id: 1, name: "Pen", price: 2.5 },
     Item { id: 2, name: "Pencil", price: 1.5 },
-    Item { id: 3, name: "Notebook", price: 4.0 },
-    Item { id: 4, name: "Eraser", price: 0.5 },
+    Item { id: 3, name: "Highlighter", price: 3.0 },
+    Item { id: 4, name: "Ruler", price: 5.0 },
 ];
 
 /// The answer: the whole list or one item, serialised straight from the

@@ -55,15 +55,10 @@ impl AdminClient {
         }
     }
 
-    /// A client whose token comes from the data directory.
-    pub fn from_data_dir(base: &str, data_dir: &Path) -> std::io::Result<Self> {
-        let token = super::token::read(data_dir).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("could not read the admin token in {}: {e}", super::token::token_path(data_dir).display()),
-            )
-        })?;
-        Ok(AdminClient::new(base, &token))
+    /// A client whose token comes from the data directory (refused when
+    /// the token file is open to group or others: [`super::token`]).
+    pub fn from_data_dir(base: &str, data_dir: &Path) -> Result<Self, super::token::TokenError> {
+        Ok(AdminClient::new(base, &super::token::read(data_dir)?))
     }
 
     /// Sends a request; any status is returned as is.

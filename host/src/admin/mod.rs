@@ -10,7 +10,7 @@
 //!
 //! | method and path | what |
 //! |---|---|
-//! | `GET /v1/status` | runtime counters (compiles, artifact loads, loaded versions) |
+//! | `GET /v1/status` | runtime counters (compiles, artifact loads, loaded versions), and `pools`: each loaded version's calls in flight and idle instances |
 //! | `GET /v1/functions` | list functions |
 //! | `GET /v1/functions/{name}` | one function with its versions and aliases |
 //! | `DELETE /v1/functions/{name}` | delete it, its versions and aliases |
@@ -50,11 +50,11 @@ use crate::functions::{Functions, FunctionsError};
 use crate::gateway::Gateway;
 use crate::gateway::deploy::DeployError;
 use crate::http::{self, Body, BodyError};
-use crate::registry::{AliasUpdate, FunctionRecord, RegistryError, VersionRef};
+use crate::registry::{AliasUpdate, FunctionRecord, RegistryError, RegistryState, VersionRef};
 use crate::runtime::{FunctionConfig, RuntimeError};
 
 /// Largest invocation payload (Lambda's synchronous limit).
-pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
+pub const MAX_EVENT_BYTES: usize = crate::runtime::invoke::MAX_EVENT_BYTES;
 
 /// The admin API's settings.
 #[derive(Debug, Clone)]
@@ -100,6 +100,9 @@ impl From<FunctionsError> for ApiError {
             FunctionsError::Registry(RegistryError::InvalidParameter(m)) => ApiError::bad_request(m),
             FunctionsError::Runtime(RuntimeError::InvalidCode(m)) => {
                 ApiError::bad_request(format!("invalid function code: {m}"))
+            }
+            FunctionsError::Runtime(e @ RuntimeError::EventTooLarge { .. }) => {
+                ApiError(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", e.to_string())
             }
             FunctionsError::Runtime(RuntimeError::Throttled { .. }) => {
                 ApiError(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.".into())
@@ -162,6 +165,30 @@ fn summary(f: &FunctionRecord) -> Value {
         "versions": f.versions.len(),
         "aliases": f.aliases.keys().collect::<Vec<_>>(),
     })
+}
+
+/// The status's `pools`: every version loaded with the code and
+/// configuration the registry has for it now, as `{function, version, busy,
+/// idle}` — its calls in flight (counted from when a call is taken, a
+/// throttled one for an instant) and its idle instances, ready for a hot
+/// start. What a test (or an operator) waits for: a call having started,
+/// an idle instance having expired.
+fn pools(f: &Functions, state: &RegistryState) -> Vec<Value> {
+    let specs = state.functions.values().flat_map(|record| {
+        let numbers = record.versions.keys().map(|n| VersionRef::Number(*n));
+        std::iter::once(VersionRef::Latest).chain(numbers).filter_map(|v| record.spec(v))
+    });
+    specs
+        .filter_map(|spec| {
+            let loaded = f.runtime().loaded(&spec)?;
+            Some(json!({
+                "function": spec.function,
+                "version": spec.version,
+                "busy": loaded.busy_count(),
+                "idle": loaded.idle_count(),
+            }))
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -275,11 +302,15 @@ impl AdminApi {
         let method = req.method().clone();
         let f = &self.functions;
         match (&method, segs.as_slice()) {
-            (&Method::GET, ["v1", "status"]) => ok(&json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "runtime": f.runtime().stats(),
-                "functions": f.registry().snapshot().functions.len(),
-            })),
+            (&Method::GET, ["v1", "status"]) => {
+                let state = f.registry().snapshot();
+                ok(&json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "runtime": f.runtime().stats(),
+                    "functions": state.functions.len(),
+                    "pools": pools(f, &state),
+                }))
+            }
             (&Method::GET, ["v1", "functions"]) => {
                 let state = f.registry().snapshot();
                 ok(&json!({ "functions": state.functions.values().map(summary).collect::<Vec<_>>() }))

@@ -152,6 +152,8 @@ pub struct RawGatewayResponse {
 pub struct RawServer {
     pub listen: Option<Spanned<String>>,
     pub admin_listen: Option<Spanned<String>>,
+    /// Let `admin_listen` be a non-loopback address (its token travels in clear text).
+    pub admin_allow_remote: Option<bool>,
     pub data_dir: Option<String>,
     pub max_code_mb: Option<Spanned<u64>>,
     pub max_instances: Option<Spanned<u32>>,
@@ -159,6 +161,7 @@ pub struct RawServer {
     pub shutdown_grace_ms: Option<u64>,
     pub header_read_timeout_ms: Option<Spanned<u64>>,
     pub body_read_timeout_ms: Option<Spanned<u64>>,
+    pub max_requests_in_flight: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -26,6 +26,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// `admin_listen` may be a non-loopback address (`server::start` refuses one otherwise).
+    pub admin_allow_remote: bool,
     pub data_dir: PathBuf,
     pub max_code_bytes: usize,
     pub engine: EngineOptions,
@@ -34,6 +36,9 @@ pub struct ServerConfig {
     pub header_read_timeout_ms: u64,
     /// The longest pause between two pieces of a request's body.
     pub body_read_timeout_ms: u64,
+    /// Most gateway requests in flight at once; beyond it 429 (API Gateway's
+    /// throttling answer).
+    pub max_requests_in_flight: usize,
 }
 
 /// Where a function's code comes from at bootstrap.
@@ -141,12 +146,18 @@ pub(super) fn resolve(
     let server = ServerConfig {
         listen: cx.addr(&s.listen, "server.listen", "127.0.0.1:8080")?,
         admin_listen: cx.addr(&s.admin_listen, "server.admin_listen", "127.0.0.1:9090")?,
+        admin_allow_remote: s.admin_allow_remote.unwrap_or(false),
         data_dir: base.join(s.data_dir.as_deref().unwrap_or(".wasmgate")),
         max_code_bytes,
         engine,
         shutdown_grace_ms: s.shutdown_grace_ms.unwrap_or(30_000),
         header_read_timeout_ms: cx.positive_ms(&s.header_read_timeout_ms, "server.header_read_timeout_ms", 30_000)?,
         body_read_timeout_ms: cx.positive_ms(&s.body_read_timeout_ms, "server.body_read_timeout_ms", 30_000)?,
+        max_requests_in_flight: cx.positive_ms(
+            &s.max_requests_in_flight,
+            "server.max_requests_in_flight",
+            crate::http::DEFAULT_MAX_IN_FLIGHT as u64,
+        )? as usize,
     };
 
     let mut functions = Vec::new();

@@ -77,18 +77,36 @@ impl Gateway {
     }
 
     /// Rebuilds what is served from the registry's stages and swaps it in.
+    ///
+    /// One reload at a time, each from the registry as it is when it
+    /// starts: two deploys (or rollbacks) at once then end with the newer
+    /// registry served — without the lock, the reload that read the older
+    /// registry could swap last. A deployment that no longer resolves (its
+    /// definition written by an older wasmgate, say) is skipped and logged:
+    /// the other stages are served, and deploys go on.
     pub fn reload(&self) -> Result<(), DeployError> {
+        let _one_at_a_time = self.reloading.lock();
         let state = self.functions.registry().snapshot();
         let mut apis: HashMap<String, ServedApi> = HashMap::new();
         for ((api_name, stage_name), record) in &state.stages {
             let deployments = state.deployments.get(api_name).map(Vec::as_slice).unwrap_or_default();
             let Some(deployment) = deployments.iter().find(|d| d.id == record.deployment_id) else { continue };
-            let spec = self.resolve_deployment(api_name, deployment)?;
+            let broken = |e: DeployError| {
+                tracing::error!(api = %api_name, stage = %stage_name, error = %e, "stage not served: its deployment does not resolve");
+            };
+            let spec = match self.resolve_deployment(api_name, deployment) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    broken(e);
+                    continue;
+                }
+            };
             let compiled = match CompiledStage::new(spec.clone(), stage_name, &deployment.id) {
                 // The deployment was made for a stage this definition no longer has.
                 None => continue,
                 Some(Err(message)) => {
-                    return Err(DeployError::Broken { api: api_name.clone(), id: deployment.id.clone(), message });
+                    broken(DeployError::Broken { api: api_name.clone(), id: deployment.id.clone(), message });
+                    continue;
                 }
                 Some(Ok(c)) => c,
             };
@@ -110,6 +128,10 @@ impl Gateway {
         }
         let mut apis: Vec<ServedApi> = apis.into_values().collect();
         apis.sort_by(|a, b| a.name.cmp(&b.name));
+        // What the stages call keeps its warm pools; what they called before
+        // and nothing else does lets its pools go.
+        let targets = apis.iter().flat_map(|a| a.stages.values()).flat_map(|s| s.function_targets.iter().cloned());
+        self.functions.set_stage_targets(targets.collect());
         self.served.store(Arc::new(Served { apis }));
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! API Gateway does it), [`stage`] (a deployment compiled for serving),
 //! [`pipeline`] (validation → integration → integration response),
 //! [`validation`], [`proxy`] (the Lambda proxy event and response),
+//! [`headers`] (a response's headers from a function or template: never HTTP's framing),
 //! [`responses`] (API Gateway's gateway responses: every failure becomes one
 //! here, in [`Gateway::reject`]), [`deploy`] (deployments and rollbacks).
 //!
@@ -14,6 +15,7 @@
 //! flight finish on the deployment they started with and none is dropped.
 
 pub mod deploy;
+pub mod headers;
 pub mod pipeline;
 pub mod proxy;
 pub mod request;
@@ -66,11 +68,18 @@ pub struct Gateway {
     served: ArcSwap<Served>,
     /// Resolved deployments by id (a deployment is immutable, so this never goes stale).
     compiled: Mutex<HashMap<String, Arc<ApiSpec>>>,
+    /// Held while what is served is rebuilt ([`Gateway::reload`]).
+    reloading: Mutex<()>,
 }
 
 impl Gateway {
     pub fn new(functions: Functions) -> Self {
-        Gateway { functions, served: ArcSwap::from_pointee(Served::default()), compiled: Mutex::new(HashMap::new()) }
+        Gateway {
+            functions,
+            served: ArcSwap::from_pointee(Served::default()),
+            compiled: Mutex::new(HashMap::new()),
+            reloading: Mutex::new(()),
+        }
     }
 
     pub fn functions(&self) -> &Functions {
@@ -171,9 +180,9 @@ impl Gateway {
 /// another host.
 fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -> (GatewayRequest, bool) {
     // As the client sent them where the listener recorded them (it read the
-    // same head as hyper: the counts agree), else hyper's.
+    // same head as hyper: the targets and the counts agree), else hyper's.
     let headers = match conn.headers {
-        Some(sent) if sent.len() == parts.headers.len() => sent,
+        Some(sent) if sent.is_record_of(parts) => sent,
         _ => {
             let bytes = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
             let mut headers = RequestHeaders::with_capacity(parts.headers.len(), bytes);
@@ -277,6 +286,20 @@ impl http::Handler for Gateway {
             to_http(resp)
         }
     }
+
+    fn overloaded(&self) -> Response<Body> {
+        overloaded()
+    }
+}
+
+/// The answer to a request over the listener's cap on requests in flight:
+/// API Gateway's throttling response (429 `{"message":"Too Many Requests"}`,
+/// `TooManyRequestsException`), as its account-level limit answers.
+fn overloaded() -> Response<Body> {
+    let rejection = Rejection::new(ResponseType::Throttled, None);
+    let mut resp = to_http(Gateway::reject(&GatewayResponses::default(), &rejection, &ErrorContext::default()));
+    resp.headers_mut().remove(pipeline::REQUEST_ID);
+    resp
 }
 
 /// What a request must be before it is routed: an HTTP/1.1 request must

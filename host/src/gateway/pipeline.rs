@@ -24,7 +24,7 @@ use super::stage::{CompiledStage, MethodEntry};
 use crate::config::api::{HeaderSource, IntegrationKind, IntegrationResponseSpec, Passthrough};
 use crate::functions::{Functions, FunctionsError};
 use crate::runtime::{FailureKind, InvokeOutcome};
-use crate::template::{Template, TemplateContext, TemplateInput, Val};
+use crate::template::{RenderError, Template, TemplateContext, TemplateInput, Val};
 
 /// A failure of the pipeline: a gateway response type, optionally with its
 /// message and status replaced.
@@ -68,25 +68,7 @@ pub const APIGW_ID: HeaderName = HeaderName::from_static("x-amz-apigw-id");
 /// `X-Amzn-Trace-Id`, on responses from a function.
 pub const TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 
-/// `name` and `value` as HTTP's, if both are valid there; a value a function
-/// or template made that cannot be sent (a control character, say) is left
-/// out, as it cannot go on the wire.
-fn header_pair(name: &str, value: &str) -> Option<(HeaderName, HeaderValue)> {
-    match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-        (Ok(n), Ok(v)) => Some((n, v)),
-        _ => {
-            tracing::debug!(header = name, "header left out: not a valid HTTP header");
-            None
-        }
-    }
-}
-
-/// Sets `name` to `value` (replacing what was there), if both are valid in HTTP.
-pub fn set_header(headers: &mut HeaderMap, name: &str, value: &str) {
-    if let Some((n, v)) = header_pair(name, value) {
-        headers.insert(n, v);
-    }
-}
+pub use super::headers::{header_map, set_header};
 
 /// Sets the request's ids on a response (the trace id where a function ran).
 fn set_ids(headers: &mut HeaderMap, ids: &RequestIds, traced: bool) {
@@ -125,16 +107,6 @@ fn integration_headers(ids: &RequestIds, traced: bool) -> HeaderMap {
         *trace_id = ids.trace_id_value();
     }
     debug_assert_eq!(headers.get(REQUEST_ID), Some(&ids.request_id_value()));
-    headers
-}
-
-/// A header map of `pairs` (those valid in HTTP); a name given more than
-/// once is sent on a line per value.
-pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    for (n, v) in pairs.iter().filter_map(|(name, value)| header_pair(name, value)) {
-        headers.append(n, v);
-    }
     headers
 }
 
@@ -260,6 +232,39 @@ fn pick_template<'a>(
         .map(|(k, v)| (k.as_str(), v.as_ref()))
 }
 
+/// How long a template renders on an async worker before it is run again
+/// where it may block: a render that long is no ordinary one (nearly all
+/// take microseconds), and the worker serves other requests meanwhile.
+const RENDER_SLICE: Duration = Duration::from_millis(1);
+
+/// Renders within [`RENDER_SLICE`] on the async worker; a render that needs
+/// longer runs again from the start (with `$context` as it was) on this
+/// thread after handing the worker's other tasks to another thread
+/// (`block_in_place`), up to the template's own limits.
+fn render_bounded(
+    template: &Template,
+    input: &TemplateInput,
+    ctx: &mut TemplateContext,
+) -> Result<String, RenderError> {
+    // What the cut-off attempt wrote into `$context` must not be seen twice.
+    let before = template.uses_context().then(|| ctx.clone());
+    match template.render_within(input, ctx, RENDER_SLICE) {
+        Err(e) if e.is_out_of_slice() => {
+            if let Some(before) = before {
+                *ctx = before;
+            }
+            let on_worker = tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+            if on_worker {
+                tokio::task::block_in_place(|| template.render(input, ctx))
+            } else {
+                template.render(input, ctx)
+            }
+        }
+        done => done,
+    }
+}
+
 fn render(
     template: &Template,
     input: &TemplateInput,
@@ -269,7 +274,7 @@ fn render(
 ) -> Result<String, Rejection> {
     let mut unused = TemplateContext::unused();
     let ctx = if template.uses_context() { ctx.get() } else { &mut unused };
-    template.render(input, ctx).map_err(|e| {
+    render_bounded(template, input, ctx).map_err(|e| {
         tracing::warn!(error = %e, "{what} mapping template failed");
         trace.log(|| format!("Execution failed due to configuration error: {what} mapping template: {e}"));
         Rejection::internal()
@@ -454,8 +459,16 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
         Poll::Pending => Box::pin(tokio::time::timeout_at(deadline, call)).await,
     };
     let outcome = match outcome {
+        // The integration's own limit (`timeout_ms`, API Gateway's
+        // `timeoutInMillis`): 504. The call is dropped with it, and its
+        // instance with the call.
         Err(_) => {
-            trace.log(|| format!("Execution failed due to a timeout error after {} ms", timeout.as_millis()));
+            trace.log(|| {
+                format!(
+                    "Execution failed due to a timeout error: the integration timeout of {} ms elapsed",
+                    timeout.as_millis()
+                )
+            });
             return Err(Rejection::new(ResponseType::IntegrationTimeout, None));
         }
         Ok(Err(e)) => {
@@ -488,11 +501,13 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
             "logs": outcome.logs,
         })
     });
+    // The function's own timeout is a function error like any other, as on
+    // AWS: a custom integration selects a response by its message, a proxy
+    // integration answers 502.
     if let Err(e) = &outcome.result
         && e.kind == FailureKind::Timeout
     {
-        trace.log(|| format!("Execution failed due to a timeout error: {}", e.error_message));
-        return Err(Rejection::new(ResponseType::IntegrationTimeout, None));
+        trace.log(|| format!("The function timed out (its timeout, not the integration's): {}", e.error_message));
     }
     Ok(outcome)
 }
@@ -669,6 +684,8 @@ fn proxy_response(call: Call<'_>, outcome: InvokeOutcome, trace: &mut Trace) -> 
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -685,6 +702,47 @@ mod tests {
         // Each response gets its own ids.
         let other = RequestIds::new(std::time::SystemTime::now());
         assert_eq!(integration_headers(&other, true)[REQUEST_ID], other.request_id());
+    }
+
+    /// A render that outlasts its slice gives the async worker up: with one
+    /// worker, a task spawned after it still runs (and ends) while it renders.
+    #[test]
+    fn a_long_render_leaves_the_worker_to_other_tasks() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        // About 200,000 steps: far more than a slice, within the budget.
+        let source = "#foreach($i in [1..400])#foreach($j in [1..200])$j#end#end";
+        let template = Arc::new(Template::parse(source).unwrap());
+        let ended = Arc::new(AtomicUsize::new(0));
+        let (heavy_at, light_at) = runtime.block_on(async {
+            let (t, e) = (template.clone(), ended.clone());
+            let heavy = tokio::spawn(async move {
+                let input = TemplateInput::default();
+                let mut ctx = TemplateContext::new(json!({"n": 1}));
+                let out = render_bounded(&t, &input, &mut ctx).expect("renders within its budget");
+                assert!(out.ends_with("200"));
+                e.fetch_add(1, Ordering::SeqCst)
+            });
+            let e = ended.clone();
+            let light = tokio::spawn(async move { e.fetch_add(1, Ordering::SeqCst) });
+            (heavy.await.unwrap(), light.await.unwrap())
+        });
+        assert_eq!((light_at, heavy_at), (0, 1), "the light task ended first, while the template rendered");
+    }
+
+    #[test]
+    fn a_render_run_again_sees_context_as_it_was() {
+        // The template counts into $context: run again after its slice, it
+        // must count from the start, not from where the first attempt got.
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let source =
+            "#foreach($i in [1..400])#foreach($j in [1..200])#set($context.n = $context.n + 1)#end#end$context.n";
+        let template = Template::parse(source).unwrap();
+        let out = runtime.block_on(async {
+            let mut ctx = TemplateContext::new(json!({"n": 0}));
+            render_bounded(&template, &TemplateInput::default(), &mut ctx).unwrap()
+        });
+        assert_eq!(out, "80000");
     }
 
     #[test]

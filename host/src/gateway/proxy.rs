@@ -5,6 +5,7 @@
 //! Gateway validates it (a malformed one is a 502).
 
 use base64::Engine as _;
+use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::pipeline::template_context;
@@ -179,10 +180,14 @@ pub fn parse_response(output: &str, binary: bool) -> Result<ProxyResponse, Malfo
         return Err(MalformedResponse::Status);
     }
     // multiValueHeaders first (their casing wins), then headers appended.
-    let mut headers: Vec<(String, Vec<String>)> = Vec::new();
-    let mut push = |name: &str, value: String| match headers.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+    // Keyed by the lower-cased name: each header is one look-up, so a
+    // response with many headers costs in proportion to their number.
+    let mut headers: IndexMap<String, (String, Vec<String>)> = IndexMap::new();
+    let mut push = |name: &str, value: String| match headers.get_mut(name.to_ascii_lowercase().as_str()) {
         Some((_, values)) => values.push(value),
-        None => headers.push((name.to_string(), vec![value])),
+        None => {
+            headers.insert(name.to_ascii_lowercase(), (name.to_string(), vec![value]));
+        }
     };
     match obj.get("multiValueHeaders") {
         None | Some(Value::Null) => {}
@@ -225,9 +230,10 @@ pub fn parse_response(output: &str, binary: bool) -> Result<ProxyResponse, Malfo
     // folds repeated lines sees `value1, value2`, as AWS's recordings show,
     // and each `Set-Cookie` stays a cookie of its own (folded, the cookies
     // would read as one).
+    let typed = headers.contains_key("content-type");
     let mut headers: Vec<(String, String)> =
-        headers.into_iter().flat_map(|(name, values)| values.into_iter().map(move |v| (name.clone(), v))).collect();
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        headers.into_values().flat_map(|(name, values)| values.into_iter().map(move |v| (name.clone(), v))).collect();
+    if !typed {
         headers.push(("Content-Type".into(), "application/json".into()));
     }
     Ok(ProxyResponse { status, headers, body })

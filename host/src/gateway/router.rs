@@ -312,7 +312,15 @@ mod tests {
         assert_eq!(find(&r, "GET", "/items/2/").unwrap().1, vec![("ID".to_string(), "2".to_string())]);
         assert_eq!(find(&r, "GET", "/items/a%2Fb").unwrap().1[0].1, "a%2Fb", "not decoded");
         assert!(find(&r, "GET", "/items/2/3").is_none());
-        assert!(find(&r, "GET", "/items//").is_none() || find(&r, "GET", "/items//").is_some());
+        // A trailing slash is ignored and interior empty segments are kept
+        // (AWS-BEHAVIOUR §1.5): `/items//` is `/items`, an empty segment and
+        // the trailing slash. No `{ID}` matches the empty segment (a path
+        // parameter is never empty), and it is not collapsed into `/items`.
+        assert!(find(&r, "GET", "/items//").is_none(), "{{ID}} is never empty");
+        assert!(find(&r, "GET", "/items//2").is_none(), "an interior empty segment is kept");
+        let items = router(&[("/items", "GET"), ("/items/{ID}", "GET")]);
+        assert_eq!(find(&items, "GET", "/items/").unwrap().0, "GET /items");
+        assert!(find(&items, "GET", "/items//").is_none(), "one trailing slash is ignored, not two");
         assert_eq!(find(&r, "GET", "//hardcoded").unwrap().0, "GET /hardcoded");
         let (_, p) = find(&r, "PUT", "/files/a//b/c/").unwrap();
         assert_eq!(p, vec![("proxy".to_string(), "a//b/c".to_string())]);

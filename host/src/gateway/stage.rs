@@ -33,6 +33,8 @@ pub struct CompiledStage {
     pub deployment_id: String,
     pub variables: IndexMap<String, String>,
     pub router: Router<MethodEntry>,
+    /// The function qualifiers its methods call, stage variables substituted.
+    pub function_targets: Vec<String>,
 }
 
 impl CompiledStage {
@@ -41,17 +43,23 @@ impl CompiledStage {
     pub fn new(api: Arc<ApiSpec>, stage: &str, deployment_id: &str) -> Option<Result<CompiledStage, String>> {
         let spec = api.stages.get(stage)?;
         let variables = spec.variables.clone();
+        let mut function_targets = Vec::new();
         let routes = api.methods.iter().map(|m| {
             let function = match &m.integration.kind {
                 IntegrationKind::Function { function } | IntegrationKind::FunctionProxy { function } => {
-                    Some(FunctionTarget::new(substitute_stage_variables(function, &variables)))
+                    let qualified = substitute_stage_variables(function, &variables);
+                    function_targets.push(qualified.clone());
+                    Some(FunctionTarget::new(qualified))
                 }
                 IntegrationKind::Mock => None,
             };
             let entry = MethodEntry { spec: m.clone(), function, resource_id: short_id(&m.resource_path) };
             (m.resource_path.clone(), m.http_method.clone(), entry)
         });
-        Some(match Router::new(routes) {
+        let router = Router::new(routes);
+        function_targets.sort();
+        function_targets.dedup();
+        Some(match router {
             Ok(router) => Ok(CompiledStage {
                 api_id: short_id(&api.name),
                 api: api.clone(),
@@ -59,6 +67,7 @@ impl CompiledStage {
                 deployment_id: deployment_id.to_string(),
                 variables,
                 router,
+                function_targets,
             }),
             Err(e) => Err(e.to_string()),
         })

@@ -18,9 +18,23 @@
 //! went idle is still answered); hyper's own timer leaves HTTP/2 alone, so
 //! idle h2c clients would otherwise hold their sockets forever.
 //!
+//! A response still being written is not idle either: a client reading a
+//! large response slowly leaves hyper's writes waiting on the socket, and
+//! until hyper has handed the whole response to the kernel
+//! ([`WriteProgress`]) the connection counts as busy, as with a request in
+//! flight; its idle time counts from then. (Progress of the waiting writes
+//! would be no measure: the kernel's send buffer, megabytes deep, lets a
+//! write through only long after the client read a little.)
+//!
 //! Graceful shutdown is kept per connection too ([`OpenConnections`]): each
 //! connection has its own stop signal, so serving a request touches nothing
 //! that other connections share.
+//!
+//! The listener caps the requests in flight across all its connections
+//! ([`ServeOptions::max_in_flight`]; HTTP/2 lets one connection open many
+//! streams, each with a body): one over the cap is answered at once with
+//! the handler's [`Handler::overloaded`] response, and the server goes on
+//! serving the others.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -63,7 +77,13 @@ pub struct ServeOptions {
     /// Record HTTP/1.1 headers as sent ([`header_case`]): the handler then
     /// has them in [`RequestConn::headers`].
     pub preserve_header_case: bool,
+    /// Most requests in flight at once, over all connections; beyond it a
+    /// request gets [`Handler::overloaded`].
+    pub max_in_flight: usize,
 }
+
+/// The default of [`ServeOptions::max_in_flight`].
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
 /// What the listener knows of a request beyond its HTTP message.
 #[derive(Debug, Clone)]
@@ -108,6 +128,14 @@ pub trait Handler: Send + Sync + 'static {
         req: Request<RequestBody>,
         conn: RequestConn,
     ) -> impl Future<Output = Response<Body>> + Send + 'static;
+
+    /// The answer to a request over [`ServeOptions::max_in_flight`]: by
+    /// default 503 with `Retry-After: 1`.
+    fn overloaded(&self) -> Response<Body> {
+        let mut resp = json(StatusCode::SERVICE_UNAVAILABLE, &serde_json::json!({"message": "Service Unavailable"}));
+        resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        resp
+    }
 }
 
 /// Accepts connections on `listener` and serves them with `handler` until
@@ -121,6 +149,7 @@ pub async fn serve<H: Handler>(
 ) {
     let grace = options.grace;
     let body_idle = options.body_read_timeout;
+    let in_flight_cap = Arc::new(InFlightCap { max: options.max_in_flight, now: AtomicUsize::new(0) });
     let mut open = OpenConnections::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The header read timeout is the connection watchdog's (see the module docs).
@@ -150,8 +179,11 @@ pub async fn serve<H: Handler>(
         let activity = Arc::new(Activity::new(epoch));
         let watched = activity.clone();
         let (stream, recorded) = CaseRecorder::new(stream, options.preserve_header_case);
+        let stream = WriteProgress { inner: stream, activity: activity.clone(), blocked: false };
+        let cap = in_flight_cap.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let in_flight = activity.clone().begin(req.version());
+            let counted = cap.clone().enter();
             // Nothing is queued when the recorder is off (disabled, HTTP/2).
             let conn = RequestConn { peer, headers: recorded.pop() };
             // Looked up only for a request with a body: a GET pays nothing.
@@ -163,9 +195,16 @@ pub async fn serve<H: Handler>(
             let req = req.map(|body| RequestBody { body, idle: body_idle, expects_continue });
             // Boxed once here: the handler's future is large, and hyper and
             // the wrapper below would otherwise each copy it whole.
-            let answer = crate::boxed::boxed_in_place(|| H::handle(handler.clone(), req, conn));
+            let answer = match counted {
+                Some(_) => Ok(crate::boxed::boxed_in_place(|| H::handle(handler.clone(), req, conn))),
+                None => Err(handler.overloaded()),
+            };
             async move {
-                let resp = answer.await;
+                let resp = match answer {
+                    Ok(answer) => answer.await,
+                    Err(refused) => refused,
+                };
+                drop(counted);
                 drop(in_flight);
                 Ok::<_, Infallible>(resp)
             }
@@ -281,6 +320,9 @@ struct Activity {
     /// The connection speaks HTTP/2: closed with GOAWAY first, since its
     /// client may be opening a stream just as the watchdog fires.
     http2: AtomicBool,
+    /// A write waited on the socket and what hyper holds is not yet all
+    /// written ([`WriteProgress`]): a response is still on its way.
+    writing: AtomicBool,
 }
 
 impl Activity {
@@ -290,6 +332,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             last_end_ms: AtomicU64::new(Self::ms_since(epoch)),
             http2: AtomicBool::new(false),
+            writing: AtomicBool::new(false),
         }
     }
 
@@ -309,7 +352,7 @@ impl Activity {
     /// When the connection will have been idle for `timeout`, or `None`
     /// while a request is in flight.
     fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
+        if self.in_flight.load(Ordering::Acquire) > 0 || self.writing.load(Ordering::Acquire) {
             return None;
         }
         Some(self.epoch + Duration::from_millis(self.last_end_ms.load(Ordering::Acquire)) + timeout)
@@ -327,6 +370,102 @@ impl Activity {
 }
 
 struct InFlight(Arc<Activity>);
+
+/// The listener's requests in flight, against its cap.
+struct InFlightCap {
+    max: usize,
+    now: AtomicUsize,
+}
+
+impl InFlightCap {
+    /// Counts a request in, unless the cap is reached.
+    fn enter(self: Arc<Self>) -> Option<CountedIn> {
+        if self.now.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.now.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(max_in_flight = self.max, "request refused: too many requests in flight");
+            return None;
+        }
+        Some(CountedIn(self))
+    }
+}
+
+/// One request counted against the cap, until dropped.
+struct CountedIn(Arc<InFlightCap>);
+
+impl Drop for CountedIn {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection's stream that tells its [`Activity`] while a response is
+/// still being written: from a write that had to wait on the socket (the
+/// client reads slowly) until hyper has written all it holds and flushes.
+/// A write that does not wait — nearly all of them — costs one flag test.
+struct WriteProgress<S> {
+    inner: S,
+    activity: Arc<Activity>,
+    /// A write waited, and hyper has not flushed since.
+    blocked: bool,
+}
+
+impl<S> WriteProgress<S> {
+    fn note(&mut self, polled: &Poll<std::io::Result<usize>>) {
+        if polled.is_pending() && !self.blocked {
+            self.blocked = true;
+            self.activity.writing.store(true, Ordering::Release);
+        }
+    }
+
+    /// hyper flushes once it has written everything it held.
+    fn flushed(&mut self) {
+        if self.blocked {
+            self.blocked = false;
+            self.activity.idle_from_now();
+            self.activity.writing.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WriteProgress<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WriteProgress<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(&polled);
+        polled
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.note(&polled);
+        polled
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        if polled.is_ready() {
+            self.flushed();
+        }
+        polled
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// The waker a connection's stop signal and watchdog get: it raises a flag
 /// before it wakes the connection's task, and the task polls them only when

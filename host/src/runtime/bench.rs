@@ -7,7 +7,10 @@
 //! - hot: call an instance that is reused.
 //!
 //! Each runs through the same code as a real invocation (limits, timeout,
-//! context, log capture).
+//! context, log capture). The guest's output is logged as an invocation's
+//! is, under `wasmgate::function` when that target is enabled: whoever
+//! installs the subscriber decides (`wasmgate bench` turns it off unless
+//! `--show-logs`; a run makes thousands of calls).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,9 +95,8 @@ impl Harness {
             code_sha256: sha256.clone(),
             config: FunctionConfig { reuse, min_warm: 0, ..config.clone() },
         };
-        let none = || None;
-        let (hot, _) = runtime.prepare(&spec(1, true), &none).await?;
-        let (fresh, _) = runtime.prepare(&spec(2, false), &none).await?;
+        let (hot, _) = runtime.prepare(&spec(1, true), || None, false).await?;
+        let (fresh, _) = runtime.prepare(&spec(2, false), || None, false).await?;
         let h = Harness { runtime, wasm, sha256, hot, fresh, event: event.to_string(), dir, owns_dir };
         // One call so the reused instance exists.
         h.hot_once().await?;
@@ -118,12 +120,7 @@ impl Harness {
             .load(self.runtime.engine(), &self.sha256)
             .ok_or_else(|| RuntimeError::MissingCode(self.sha256.clone()))?;
         let pre = self.runtime.pre_instantiate(&component)?;
-        let loaded = Arc::new(LoadedVersion::new(
-            self.fresh.spec().clone(),
-            pre,
-            self.runtime.engine().clone(),
-            self.runtime.activity(),
-        ));
+        let loaded = Arc::new(self.runtime.new_loaded(self.fresh.spec().clone(), pre));
         check(loaded.invoke(self.request()).await?)
     }
 

@@ -34,7 +34,12 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Limits of the instance pool, fixed when the engine is built.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Most component instances alive at once (busy plus idle).
+    /// Most component instances alive at once (busy plus idle), over all
+    /// functions. 1000 by default, Lambda's default concurrency: an idle
+    /// instance of a small Rust function keeps about 90 KB resident
+    /// (`benches/capacity.sh`), so a full pool of them is under 100 MB, and
+    /// the pool's reservation (8 TB of address space at the defaults) leaves
+    /// room for about 12 times as many on a 47-bit address space.
     pub max_instances: u32,
     /// Largest linear memory any function may be configured with, in MiB.
     pub max_memory_mb: u32,
@@ -71,7 +76,16 @@ pub fn build_engine(opts: &EngineOptions) -> Result<Engine, RuntimeError> {
         .memory_init_cow(true)
         .wasm_component_model(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
+    Engine::new(&config).map_err(|e| {
+        // The pool reserves address space for two memories of `max_memory_mb`
+        // per instance up front (8 TB at the defaults): too large a product
+        // is the usual cause.
+        let reserved_gb = u64::from(instances) * 2 * u64::from(opts.max_memory_mb) / 1024;
+        RuntimeError::Engine(format!(
+            "{e:#} (the instance pool reserves about {reserved_gb} GB of address space: max_instances {instances} × 2 memories × max_memory_mb {}; lower max_instances or max_memory_mb)",
+            opts.max_memory_mb
+        ))
+    })
 }
 
 /// Ticks without a guest running after which the ticker sleeps until one starts.

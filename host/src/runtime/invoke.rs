@@ -5,9 +5,21 @@
 //! Failures are reported as Lambda reports them (`errorType`/`errorMessage`):
 //! a timeout is `Sandbox.Timedout` "Task timed out after N seconds"; a trap is
 //! `Runtime.Trap`, a Rust panic `Runtime.Panic` (with the panic message from
-//! the guest's stderr), an exhausted memory limit `Runtime.OutOfMemory`.
+//! the guest's stderr), an exhausted memory limit `Runtime.OutOfMemory`, a
+//! result over Lambda's 6 MB `Function.ResponseSizeTooLarge`.
+//!
+//! The deadline holds wherever the guest is. Epoch interruption stops a guest
+//! that runs wasm past it; a guest waiting in a host call (a WASI sleep or
+//! poll, an outbound request) is not running wasm, so the call's future is
+//! also raced against a timer for the same deadline, and dropped when it
+//! fires: the call ends, its instance is dropped (a call cut off mid-way
+//! leaves no instance to reuse), and its concurrency slot is free at the
+//! deadline. The timer is armed only when the call does not finish in its
+//! first poll, which a hot call nearly always does.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -115,6 +127,29 @@ pub enum FailureKind {
     Timeout,
     /// The guest needed more memory than `memory_mb`.
     OutOfMemory,
+    /// The result was larger than Lambda's limit ([`MAX_RESULT_BYTES`]).
+    ResponseTooLarge,
+}
+
+/// Lambda's limit on a synchronous invocation's event (6 MB): a larger one
+/// is refused before any instance is taken.
+pub const MAX_EVENT_BYTES: usize = 6_291_456;
+
+/// Lambda's limit on a synchronous invocation's result (6 MB, as AWS
+/// reports it in `Function.ResponseSizeTooLarge`).
+pub const MAX_RESULT_BYTES: usize = 6_291_556;
+
+/// Runs `call` until `deadline`: `None` if the deadline passed first (the
+/// call's future is then dropped, wherever the guest was). The timer is
+/// armed only when the first poll leaves the call pending.
+pub(crate) async fn until_deadline<T>(call: impl Future<Output = T>, deadline: Instant) -> Option<T> {
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(out) => Some(out),
+        // Boxed: the timer is large, and only a call still pending needs it.
+        Poll::Pending => Box::pin(tokio::time::timeout_at(deadline.into(), call)).await.ok(),
+    }
 }
 
 /// A function's error, as Lambda reports it.
@@ -129,6 +164,29 @@ pub struct FunctionError {
 }
 
 impl FunctionError {
+    /// The call ran past the function's timeout: Lambda's `Sandbox.Timedout`.
+    pub fn timed_out(request_id: &str, timeout_ms: u64) -> Self {
+        FunctionError {
+            kind: FailureKind::Timeout,
+            error_type: "Sandbox.Timedout".into(),
+            error_message: format!(
+                "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+                timeout_ms as f64 / 1000.0
+            ),
+        }
+    }
+
+    /// The result was over [`MAX_RESULT_BYTES`], as Lambda words it.
+    pub fn too_large() -> Self {
+        FunctionError {
+            kind: FailureKind::ResponseTooLarge,
+            error_type: "Function.ResponseSizeTooLarge".into(),
+            error_message: format!(
+                "Response payload size exceeded maximum allowed payload size ({MAX_RESULT_BYTES} bytes)."
+            ),
+        }
+    }
+
     /// Lambda's error payload: `{"errorMessage", "errorType", "stackTrace": []}`.
     pub fn to_json(&self) -> String {
         serde_json::json!({
@@ -162,6 +220,9 @@ fn unix_ms(t: SystemTime) -> u64 {
 impl LoadedVersion {
     /// Runs one invocation of this version.
     pub async fn invoke(self: &Arc<Self>, req: InvokeRequest<'_>) -> Result<InvokeOutcome, RuntimeError> {
+        if req.event.len() > MAX_EVENT_BYTES {
+            return Err(RuntimeError::EventTooLarge { size: req.event.len() });
+        }
         let _busy = self.enter()?;
         // The epoch ticker runs while a guest does (its timeout depends on it).
         let _running = self.activity.enter();
@@ -169,11 +230,9 @@ impl LoadedVersion {
         let spec = self.spec();
         let timeout = Duration::from_millis(spec.config.timeout_ms);
         let (mut instance, start) = match self.take_idle() {
-            Some(i) => {
-                // An instance made ahead of traffic but never used is still
-                // fresh: a hot start only when it has served before.
-                (i, StartKind::Hot)
-            }
+            // An instance made ahead of traffic but never used is still
+            // fresh: a hot start only when it has served before.
+            Some((i, served)) => (i, if served { StartKind::Hot } else { StartKind::Warm }),
             None => {
                 // Boxed: instantiation's future is as large as the rest of
                 // the call's together, and inline it would make every hot
@@ -193,6 +252,9 @@ impl LoadedVersion {
             let state = instance.store.data_mut();
             state.deadline = deadline;
             state.timed_out = false;
+            // A grow refused in an earlier call that the guest survived says
+            // nothing about this call's failure.
+            state.limits.memory_exceeded = false;
         }
         instance.store.set_epoch_deadline(1);
         // The function's name, version and memory size are in the instance's
@@ -203,26 +265,31 @@ impl LoadedVersion {
             remaining_time_ms: spec.config.timeout_ms,
             deadline_ms: unix_ms(SystemTime::now() + timeout),
         };
-        let call = instance.handler.call_handle(&mut instance.store, req.event, ctx).await;
+        let call = until_deadline(instance.handler.call_handle(&mut instance.store, req.event, ctx), deadline).await;
         let logged = tracing::enabled!(target: "wasmgate::function", tracing::Level::INFO);
-        let logs = if req.keep_logs || logged || !matches!(call, Ok(Ok(_))) {
+        let logs = if req.keep_logs || logged || !matches!(call, Some(Ok(Ok(_)))) {
             instance.logs.drain()
         } else {
             instance.logs.clear();
             String::new()
         };
         let result = match call {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(e)) => Err(FunctionError {
+            Some(Ok(Ok(output))) if output.len() > MAX_RESULT_BYTES => Err(FunctionError::too_large()),
+            Some(Ok(Ok(output))) => Ok(output),
+            Some(Ok(Err(e))) => Err(FunctionError {
                 kind: FailureKind::Handled,
                 error_type: e.error_type,
                 error_message: e.error_message,
             }),
-            Err(trap) => Err(self.classify_failure(&instance, &trap, &logs, req.request_id)),
+            Some(Err(trap)) => Err(self.classify_failure(&instance, &trap, &logs, req.request_id)),
+            // Cut off while it waited in a host call.
+            None => Err(FunctionError::timed_out(req.request_id, spec.config.timeout_ms)),
         };
+        // Only an instance that returned (a result, or an error of its own)
+        // is reused; one that trapped, or was cut off, is dropped.
         let clean = match &result {
             Ok(_) => true,
-            Err(e) => e.kind == FailureKind::Handled,
+            Err(e) => matches!(e.kind, FailureKind::Handled | FailureKind::ResponseTooLarge),
         };
         if logged {
             log_guest_output(&logs, req.request_id, spec.function.as_str(), &spec.version.to_string());
@@ -248,14 +315,7 @@ impl LoadedVersion {
         let state = instance.store.data();
         let spec = self.spec();
         if state.timed_out {
-            return FunctionError {
-                kind: FailureKind::Timeout,
-                error_type: "Sandbox.Timedout".into(),
-                error_message: format!(
-                    "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
-                    spec.config.timeout_ms as f64 / 1000.0
-                ),
-            };
+            return FunctionError::timed_out(request_id, spec.config.timeout_ms);
         }
         if state.limits.memory_exceeded {
             return FunctionError {

@@ -23,7 +23,7 @@ pub mod invoke;
 pub mod logs;
 pub mod pool;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ use wasmtime::component::{Component, Linker};
 
 pub use engine::EngineOptions;
 pub use invoke::{FailureKind, FunctionError, InvokeOutcome, InvokeRequest, StartKind};
-pub use pool::LoadedVersion;
+pub use pool::{FunctionSlots, LoadedVersion};
 
 /// Host bindings of `wit/handler.wit`.
 pub(crate) mod bindings {
@@ -63,9 +63,33 @@ pub enum RuntimeError {
     #[error("could not instantiate {function}:{version}: {message}")]
     Instantiate { function: String, version: String, message: String },
     #[error("Rate Exceeded.")]
-    Throttled { function: String, limit: u32 },
+    Throttled { function: String, reason: ThrottleReason },
     #[error("code {0} is not in the code store")]
     MissingCode(String),
+    /// Lambda's limit on a synchronous invocation's event.
+    #[error("Request must be smaller than {} bytes for the InvokeFunction operation", invoke::MAX_EVENT_BYTES)]
+    EventTooLarge { size: usize },
+}
+
+/// Why a call was throttled, in Lambda's words (the `Reason` of its
+/// `TooManyRequestsException`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleReason {
+    /// The function's `max_concurrency` calls are running.
+    ReservedFunctionConcurrentInvocationLimitExceeded,
+    /// Every instance the server can hold (`max_instances`) is busy.
+    ConcurrentInvocationLimitExceeded,
+}
+
+impl ThrottleReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded => {
+                "ReservedFunctionConcurrentInvocationLimitExceeded"
+            }
+            ThrottleReason::ConcurrentInvocationLimitExceeded => "ConcurrentInvocationLimitExceeded",
+        }
+    }
 }
 
 /// The environment variables the runtime sets for every instance, as Lambda
@@ -163,14 +187,59 @@ pub struct Runtime {
     linker: Linker<invoke::HostState>,
     artifacts: engine::ArtifactCache,
     max_memory_mb: u32,
+    max_instances: u32,
     /// Pre-instantiated components by code hash, shared by every version with
     /// that code.
     components: RwLock<HashMap<String, HandlerPre<invoke::HostState>>>,
-    /// Loaded versions by function, then version.
-    versions: RwLock<HashMap<String, HashMap<VersionRef, Arc<LoadedVersion>>>>,
+    /// The loaded versions.
+    loaded: Arc<Loaded>,
     /// Guests running, for the ticker (which sleeps while none is).
     activity: Arc<engine::GuestActivity>,
     _ticker: engine::EpochTicker,
+}
+
+/// The loaded versions by function, then version, and each function's
+/// calls in flight. Each loaded version holds it weakly: an instantiation
+/// that finds the engine's pool full takes an idle instance from here.
+#[derive(Default)]
+pub(crate) struct Loaded {
+    versions: RwLock<HashMap<String, HashMap<VersionRef, Arc<LoadedVersion>>>>,
+    slots: parking_lot::Mutex<HashMap<String, Arc<FunctionSlots>>>,
+}
+
+impl Loaded {
+    fn all(&self) -> Vec<Arc<LoadedVersion>> {
+        self.versions.read().values().flat_map(|v| v.values().cloned()).collect()
+    }
+
+    /// Drops the least recently used idle instance of any loaded version —
+    /// one beyond its version's warm target if there is such, else any —
+    /// to free a slot of the engine's pool. `false`: none is idle.
+    pub(crate) fn evict_lru(&self) -> bool {
+        loop {
+            // Beyond the warm target sorts first (`false < true`), then the oldest.
+            let oldest = self
+                .all()
+                .into_iter()
+                .filter_map(|v| v.oldest_idle().map(|(since, spare)| ((!spare, since), v)))
+                .min_by_key(|(key, _)| *key);
+            let Some((_, version)) = oldest else { return false };
+            // Another call may have taken it meanwhile: look again.
+            if version.evict_oldest() {
+                tracing::debug!(
+                    function = %version.spec().function,
+                    version = %version.spec().version,
+                    "instance pool full: dropped the least recently used idle instance"
+                );
+                return true;
+            }
+        }
+    }
+
+    /// The calls-in-flight count of `function`, shared by its versions.
+    fn slots(&self, function: &str) -> Arc<FunctionSlots> {
+        self.slots.lock().entry(function.to_string()).or_default().clone()
+    }
 }
 
 /// Counters for tests, logs and metrics.
@@ -179,6 +248,9 @@ pub struct RuntimeStats {
     pub compiles: u64,
     pub artifact_loads: u64,
     pub loaded_versions: usize,
+    /// Component instances alive (busy and idle), of `max_instances`.
+    pub instances_alive: u64,
+    pub max_instances: u32,
 }
 
 impl Runtime {
@@ -194,8 +266,9 @@ impl Runtime {
             linker,
             artifacts,
             max_memory_mb: opts.engine.max_memory_mb,
+            max_instances: opts.engine.max_instances,
             components: RwLock::new(HashMap::new()),
-            versions: RwLock::new(HashMap::new()),
+            loaded: Arc::new(Loaded::default()),
             activity,
             _ticker: ticker,
         }))
@@ -203,11 +276,6 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    /// The count of running guests that the engine's epoch ticker watches.
-    pub(crate) fn activity(&self) -> Arc<engine::GuestActivity> {
-        self.activity.clone()
     }
 
     pub fn max_memory_mb(&self) -> u32 {
@@ -219,7 +287,9 @@ impl Runtime {
         RuntimeStats {
             compiles: self.artifacts.compiles.load(Relaxed),
             artifact_loads: self.artifacts.artifact_loads.load(Relaxed),
-            loaded_versions: self.versions.read().values().map(HashMap::len).sum(),
+            loaded_versions: self.loaded.versions.read().values().map(HashMap::len).sum(),
+            instances_alive: self.engine.pooling_allocator_metrics().map_or(0, |m| m.component_instances()),
+            max_instances: self.max_instances,
         }
     }
 
@@ -253,7 +323,8 @@ impl Runtime {
 
     /// The pre-instantiated component for this code: from memory, else from
     /// the artifact cache, else compiled from `code` (read lazily). Returns
-    /// whether it had to compile.
+    /// whether it had to compile. Blocking (file reads, deserialising,
+    /// perhaps compiling): [`Runtime::prepare`] runs it on a blocking thread.
     fn component_for(
         &self,
         sha256: &str,
@@ -283,7 +354,7 @@ impl Runtime {
         code_sha256: &str,
         config: &FunctionConfig,
     ) -> Option<Arc<LoadedVersion>> {
-        let versions = self.versions.read();
+        let versions = self.loaded.versions.read();
         let loaded = versions.get(function)?.get(&version)?;
         let spec = loaded.spec();
         (spec.code_sha256 == code_sha256 && &spec.config == config).then(|| loaded.clone())
@@ -291,36 +362,56 @@ impl Runtime {
 
     /// The loaded version matching `spec` exactly, if there is one.
     pub fn loaded(&self, spec: &VersionSpec) -> Option<Arc<LoadedVersion>> {
-        let versions = self.versions.read();
+        let versions = self.loaded.versions.read();
         let loaded = versions.get(&spec.function)?.get(&spec.version)?;
         (loaded.spec() == spec).then(|| loaded.clone())
     }
 
-    /// Loads `spec` (cold start) unless it is loaded already, fills its pool
-    /// up to `min_warm`, and makes it the version that serves `spec`'s key.
-    /// `code` gives the wasm if no artifact is cached. Returns the loaded
-    /// version and whether this call loaded it.
+    /// Loads `spec` (cold start) unless it is loaded already, and makes it
+    /// the version that serves `spec`'s key (a version it replaces is
+    /// retired). `warm`: something targets it (an alias, a stage), so its
+    /// pool is filled up to `min_warm` before this returns. `code` gives the
+    /// wasm if no artifact is cached. Returns the loaded version and whether
+    /// this call loaded it.
+    ///
+    /// The component is read, deserialised (and, without an artifact,
+    /// compiled) on a blocking thread, never on the async workers that
+    /// serve requests.
     pub async fn prepare(
         self: &Arc<Self>,
         spec: &VersionSpec,
-        code: &(dyn Fn() -> Option<Vec<u8>> + Sync),
+        code: impl Fn() -> Option<Vec<u8>> + Send + 'static,
+        warm: bool,
     ) -> Result<(Arc<LoadedVersion>, bool), RuntimeError> {
         if let Some(loaded) = self.loaded(spec) {
+            if warm && loaded.set_warm(true) {
+                loaded.fill_to_min_warm().await?;
+            }
             return Ok((loaded, false));
         }
         let started = Instant::now();
-        let (pre, compiled) = self.component_for(&spec.code_sha256, code)?;
-        let loaded = Arc::new(LoadedVersion::new(spec.clone(), pre, self.engine.clone(), self.activity.clone()));
+        let cached = self.components.read().get(&spec.code_sha256).cloned();
+        let (pre, compiled) = match cached {
+            Some(pre) => (pre, false),
+            None => {
+                let (runtime, sha256) = (self.clone(), spec.code_sha256.clone());
+                tokio::task::spawn_blocking(move || runtime.component_for(&sha256, &code))
+                    .await
+                    .map_err(|e| RuntimeError::Engine(format!("loading the component failed: {e}")))??
+            }
+        };
+        let loaded = Arc::new(self.new_loaded(spec.clone(), pre));
+        loaded.set_warm(warm);
         loaded.fill_to_min_warm().await?;
         tracing::info!(
             function = %spec.function,
             version = %spec.version,
             from = if compiled { "compile" } else { "cached artifact" },
-            min_warm = spec.config.min_warm,
+            warm = loaded.warm_target(),
             elapsed_us = started.elapsed().as_micros() as u64,
             "loaded version"
         );
-        let mut versions = self.versions.write();
+        let mut versions = self.loaded.versions.write();
         let slot = versions.entry(spec.function.clone()).or_default();
         // Another caller may have loaded the same spec meanwhile: keep theirs.
         if let Some(existing) = slot.get(&spec.version)
@@ -328,28 +419,54 @@ impl Runtime {
         {
             return Ok((existing.clone(), false));
         }
-        slot.insert(spec.version, loaded.clone());
+        if let Some(replaced) = slot.insert(spec.version, loaded.clone()) {
+            replaced.retire();
+        }
         Ok((loaded, true))
     }
 
-    /// Forgets a function's loaded versions (its idle instances are dropped
-    /// when the last call in flight finishes).
-    pub fn unload_function(&self, function: &str) {
-        self.versions.write().remove(function);
+    /// A loaded version of `spec`, not (yet) in the map of loaded versions.
+    pub(crate) fn new_loaded(&self, spec: VersionSpec, pre: HandlerPre<invoke::HostState>) -> LoadedVersion {
+        let slots = self.loaded.slots(&spec.function);
+        LoadedVersion::new(spec, pre, self.engine.clone(), self.activity.clone(), slots, Arc::downgrade(&self.loaded))
     }
 
-    /// Forgets one loaded version.
+    /// Sets each loaded version's warm target: `min_warm` for those in
+    /// `targeted` (what aliases and stages call), 0 for the rest, whose
+    /// instances made ahead of traffic are dropped and whose used ones
+    /// expire after `idle_ttl`. Versions short of their target are topped
+    /// up in the background.
+    pub fn retarget(&self, targeted: &HashSet<(String, VersionRef)>) {
+        for version in self.loaded.all() {
+            let spec = version.spec();
+            let key = (spec.function.clone(), spec.version);
+            if version.set_warm(targeted.contains(&key)) {
+                version.refill_in_background();
+            }
+        }
+    }
+
+    /// Forgets a function's loaded versions: their idle instances are
+    /// dropped now, and their calls in flight finish without parking theirs.
+    pub fn unload_function(&self, function: &str) {
+        let removed = self.loaded.versions.write().remove(function);
+        for version in removed.into_iter().flat_map(HashMap::into_values) {
+            version.retire();
+        }
+    }
+
+    /// Forgets one loaded version, as [`Runtime::unload_function`] does.
     pub fn unload_version(&self, function: &str, version: VersionRef) {
-        if let Some(v) = self.versions.write().get_mut(function) {
-            v.remove(&version);
+        let removed = self.loaded.versions.write().get_mut(function).and_then(|v| v.remove(&version));
+        if let Some(removed) = removed {
+            removed.retire();
         }
     }
 
     /// Drops idle instances unused for longer than their `idle_ttl` (keeping
-    /// `min_warm` of each version). The server calls this periodically.
+    /// each version's warm target). The server calls this periodically.
     pub fn evict_idle(&self) -> usize {
-        let all: Vec<Arc<LoadedVersion>> = self.versions.read().values().flat_map(|v| v.values().cloned()).collect();
-        all.iter().map(|v| v.evict_idle(Instant::now())).sum()
+        self.loaded.all().iter().map(|v| v.evict_idle(Instant::now())).sum()
     }
 
     /// Starts the background task that evicts idle instances every `every`.

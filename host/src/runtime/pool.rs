@@ -4,11 +4,26 @@
 //! each call then takes an idle instance (hot) or instantiates a fresh one
 //! (warm). After a clean return an instance is parked for reuse (unless the
 //! function says `reuse = false`); one that trapped, timed out or hit its memory
-//! limit is dropped. `min_warm` instances are made ahead of traffic, and idle
-//! ones are dropped after `idle_ttl` seconds (down to `min_warm`).
+//! limit is dropped. Idle ones are dropped after `idle_ttl` seconds, down to
+//! the version's warm target.
+//!
+//! The warm target is `min_warm` for a version that something calls — an
+//! alias, a deployed stage, `$LATEST` — and 0 for one that nothing targets
+//! any more (provisioned concurrency is per alias or version, as on AWS), so
+//! old versions do not hold instances forever ([`LoadedVersion::set_warm`]).
+//! A version replaced or unloaded is retired: its idle instances are dropped
+//! at once, and its calls still in flight are not parked afterwards.
+//!
+//! `max_concurrency` counts a function's calls, whichever of its versions
+//! they run ([`FunctionSlots`]), so that a weighted alias does not double it.
+//!
+//! The engine's instance pool is shared by every function. When it is full,
+//! an instantiation takes the least recently used idle instance of any
+//! version first ([`Loaded::evict_lru`]); only when every slot is busy with
+//! a call does it fail, as Lambda's throttling does.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -20,7 +35,7 @@ use super::bindings::{Handler, HandlerPre};
 use super::engine::GuestActivity;
 use super::invoke::{HostState, Limits};
 use super::logs::LogPipe;
-use super::{RuntimeError, VersionSpec};
+use super::{Loaded, RuntimeError, ThrottleReason, VersionSpec};
 
 /// Most idle instances kept per version beyond `min_warm`.
 const MAX_IDLE: usize = 128;
@@ -35,6 +50,15 @@ pub(crate) struct Instance {
 struct Idle {
     instance: Instance,
     since: Instant,
+    /// It has served a call (a reuse is then a hot start); one made ahead
+    /// of traffic has not.
+    served: bool,
+}
+
+/// A function's calls in flight, whichever of its versions they run.
+#[derive(Debug, Default)]
+pub struct FunctionSlots {
+    busy: AtomicU32,
 }
 
 /// A version ready to serve: pre-instantiated component, config, idle pool.
@@ -45,9 +69,20 @@ pub struct LoadedVersion {
     /// Counts this version's guests in while they run (for the epoch ticker).
     pub(crate) activity: Arc<GuestActivity>,
     idle: Mutex<Vec<Idle>>,
+    /// This version's calls in flight.
     busy: AtomicU32,
+    /// The function's, shared by its versions (`max_concurrency`).
+    slots: Arc<FunctionSlots>,
+    /// Idle instances kept however long they are unused: `min_warm` while
+    /// something targets this version, else 0.
+    warm: AtomicU32,
+    /// Replaced or unloaded: nothing is parked any more.
+    retired: AtomicBool,
     /// A background refill of the warm pool is running.
-    refilling: std::sync::atomic::AtomicBool,
+    refilling: AtomicBool,
+    /// Every loaded version, to take an idle instance from when the
+    /// engine's pool is full.
+    loaded: Weak<Loaded>,
 }
 
 impl LoadedVersion {
@@ -56,16 +91,68 @@ impl LoadedVersion {
         pre: HandlerPre<HostState>,
         engine: Engine,
         activity: Arc<GuestActivity>,
+        slots: Arc<FunctionSlots>,
+        loaded: Weak<Loaded>,
     ) -> Self {
         LoadedVersion {
+            warm: AtomicU32::new(0),
             spec,
             pre,
             engine,
             activity,
             idle: Mutex::new(Vec::new()),
             busy: AtomicU32::new(0),
-            refilling: std::sync::atomic::AtomicBool::new(false),
+            slots,
+            retired: AtomicBool::new(false),
+            refilling: AtomicBool::new(false),
+            loaded,
         }
+    }
+
+    /// The number of idle instances kept ahead of traffic.
+    pub fn warm_target(&self) -> u32 {
+        self.warm.load(Ordering::Relaxed)
+    }
+
+    /// Sets the warm target: `min_warm` when `targeted`, else 0, in which
+    /// case the instances made ahead of traffic that never served are
+    /// dropped at once. Returns whether the pool is short of the target.
+    pub(crate) fn set_warm(&self, targeted: bool) -> bool {
+        let target = if targeted { self.spec.config.min_warm } else { 0 };
+        self.warm.store(target, Ordering::Relaxed);
+        if !targeted {
+            self.idle.lock().retain(|i| i.served);
+        }
+        self.idle_count() < target as usize
+    }
+
+    /// Drops every idle instance and parks none from now on: the version
+    /// was replaced or unloaded (its calls in flight finish).
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+        self.warm.store(0, Ordering::Relaxed);
+        let dropped = std::mem::take(&mut *self.idle.lock());
+        drop(dropped);
+    }
+
+    /// When this version's least recently used idle instance was last used,
+    /// and whether it is beyond the warm target.
+    pub(crate) fn oldest_idle(&self) -> Option<(Instant, bool)> {
+        let idle = self.idle.lock();
+        let oldest = idle.iter().map(|i| i.since).min()?;
+        Some((oldest, idle.len() > self.warm_target() as usize))
+    }
+
+    /// Drops the least recently used idle instance, if there is one.
+    pub(crate) fn evict_oldest(&self) -> bool {
+        let mut idle = self.idle.lock();
+        let Some(at) = idle.iter().enumerate().min_by_key(|(_, i)| i.since).map(|(at, _)| at) else {
+            return false;
+        };
+        let evicted = idle.remove(at);
+        drop(idle);
+        drop(evicted);
+        true
     }
 
     pub fn spec(&self) -> &VersionSpec {
@@ -82,14 +169,19 @@ impl LoadedVersion {
         self.busy.load(Ordering::Relaxed)
     }
 
-    /// Counts a call in, or refuses it when `max_concurrency` calls are running.
+    /// Counts a call in, or refuses it when `max_concurrency` calls of the
+    /// function (any of its versions) are running.
     pub(crate) fn enter(&self) -> Result<BusyGuard<'_>, RuntimeError> {
-        let now = self.busy.fetch_add(1, Ordering::AcqRel) + 1;
-        let guard = BusyGuard(&self.busy);
+        let now = self.slots.busy.fetch_add(1, Ordering::AcqRel) + 1;
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        let guard = BusyGuard { version: &self.busy, function: &self.slots.busy };
         if let Some(limit) = self.spec.config.max_concurrency
             && now > limit
         {
-            return Err(RuntimeError::Throttled { function: self.spec.function.clone(), limit });
+            return Err(RuntimeError::Throttled {
+                function: self.spec.function.clone(),
+                reason: ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
+            });
         }
         Ok(guard)
     }
@@ -134,30 +226,63 @@ impl LoadedVersion {
             }
         });
         store.set_epoch_deadline(1);
-        let handler = self.pre.instantiate_async(&mut store).await.map_err(|e| RuntimeError::Instantiate {
+        let deadline = store.data().deadline;
+        let failed = |message: String| RuntimeError::Instantiate {
             function: self.spec.function.clone(),
             version: self.spec.version.to_string(),
-            message: format!("{e:#}"),
-        })?;
-        Ok(Instance { store, handler, logs })
+            message,
+        };
+        loop {
+            // Bounded wherever the start-up code waits, as a call is (`invoke`).
+            let instantiated = super::invoke::until_deadline(self.pre.instantiate_async(&mut store), deadline).await;
+            let handler = match instantiated {
+                Some(Ok(handler)) => handler,
+                // The engine's pool is full: take an idle instance of any
+                // function (the least recently used) and try again; when
+                // every instance is busy with a call, refuse as Lambda
+                // does at its concurrency limit.
+                Some(Err(e)) if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() => {
+                    if self.loaded.upgrade().is_some_and(|loaded| loaded.evict_lru()) {
+                        continue;
+                    }
+                    tracing::warn!(function = %self.spec.function, error = %e, "no instance slot free: every instance is busy");
+                    return Err(RuntimeError::Throttled {
+                        function: self.spec.function.clone(),
+                        reason: ThrottleReason::ConcurrentInvocationLimitExceeded,
+                    });
+                }
+                Some(Err(e)) => return Err(failed(format!("{e:#}"))),
+                None => {
+                    return Err(failed(format!(
+                        "start-up ran past the function's timeout of {} ms",
+                        config.timeout_ms
+                    )));
+                }
+            };
+            return Ok(Instance { store, handler, logs });
+        }
     }
 
-    pub(crate) fn take_idle(&self) -> Option<Instance> {
-        self.idle.lock().pop().map(|i| i.instance)
+    /// An idle instance, and whether it has served a call before.
+    pub(crate) fn take_idle(&self) -> Option<(Instance, bool)> {
+        self.idle.lock().pop().map(|i| (i.instance, i.served))
     }
 
     /// Parks an instance that returned cleanly at `now`, for the next hot start.
     pub(crate) fn park(&self, instance: Instance, now: Instant) {
+        if self.retired.load(Ordering::Acquire) {
+            return;
+        }
         let mut idle = self.idle.lock();
         if idle.len() < MAX_IDLE.max(self.spec.config.min_warm as usize) {
-            idle.push(Idle { instance, since: now });
+            idle.push(Idle { instance, since: now, served: true });
         }
     }
 
     /// Starts one background task that tops the pool up to `min_warm`,
     /// unless one is running already (one task per shortfall, not per call).
     pub(crate) fn refill_in_background(self: &std::sync::Arc<Self>) {
-        if self.idle_count() >= self.spec.config.min_warm as usize || self.refilling.swap(true, Ordering::AcqRel) {
+        if self.idle_count() >= self.warm_target() as usize || self.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
         let me = self.clone();
@@ -169,12 +294,11 @@ impl LoadedVersion {
         });
     }
 
-    /// Instantiates until `min_warm` instances are idle.
+    /// Instantiates until the warm target's instances are idle.
     pub(crate) async fn fill_to_min_warm(&self) -> Result<(), RuntimeError> {
-        let want = self.spec.config.min_warm as usize;
-        while self.idle_count() < want {
+        while self.idle_count() < self.warm_target() as usize && !self.retired.load(Ordering::Acquire) {
             let instance = self.instantiate().await?;
-            self.idle.lock().push(Idle { instance, since: Instant::now() });
+            self.idle.lock().push(Idle { instance, since: Instant::now(), served: false });
         }
         Ok(())
     }
@@ -182,7 +306,7 @@ impl LoadedVersion {
     /// Drops instances idle longer than `idle_ttl`, keeping `min_warm`.
     pub(crate) fn evict_idle(&self, now: Instant) -> usize {
         let ttl = Duration::from_secs(self.spec.config.idle_ttl);
-        let keep = self.spec.config.min_warm as usize;
+        let keep = self.warm_target() as usize;
         let mut idle = self.idle.lock();
         let before = idle.len();
         // Newest last: keep the most recently used ones.
@@ -194,11 +318,16 @@ impl LoadedVersion {
     }
 }
 
-/// Decrements the busy count when a call ends, however it ends.
-pub(crate) struct BusyGuard<'a>(&'a AtomicU32);
+/// Counts a call out of its version and its function when it ends, however
+/// it ends.
+pub(crate) struct BusyGuard<'a> {
+    version: &'a AtomicU32,
+    function: &'a AtomicU32,
+}
 
 impl Drop for BusyGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.version.fetch_sub(1, Ordering::AcqRel);
+        self.function.fetch_sub(1, Ordering::AcqRel);
     }
 }

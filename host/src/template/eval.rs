@@ -85,10 +85,17 @@ pub(super) struct Renderer<'a> {
     pub(super) body_json: Option<Option<serde_json::Value>>,
     /// `$input.params()`, built on first use.
     pub(super) params: Option<Val>,
+    /// The time slice: when it started, and how long it is.
+    slice: Option<(std::time::Instant, std::time::Duration)>,
 }
 
 impl<'a> Renderer<'a> {
-    pub(super) fn new(template: &'a Template, input: &'a TemplateInput, ctx: &TemplateContext) -> Self {
+    pub(super) fn new(
+        template: &'a Template,
+        input: &'a TemplateInput,
+        ctx: &TemplateContext,
+        slice: Option<std::time::Duration>,
+    ) -> Self {
         Renderer {
             template,
             input,
@@ -103,6 +110,7 @@ impl<'a> Renderer<'a> {
             loops: 0,
             body_json: None,
             params: None,
+            slice: slice.map(|slice| (std::time::Instant::now(), slice)),
         }
     }
 
@@ -120,6 +128,12 @@ impl<'a> Renderer<'a> {
         self.pos = pos;
         if self.steps > MAX_STEPS {
             return Err(RenderError::at(pos, format!("the template took more than {MAX_STEPS} steps")));
+        }
+        if self.steps.is_multiple_of(256)
+            && let Some((started, slice)) = self.slice
+            && started.elapsed() >= slice
+        {
+            return Err(RenderError::slice_over(pos, slice));
         }
         self.check_output(pos)
     }

@@ -101,11 +101,24 @@ pub struct RenderError {
     pub line: u32,
     pub column: u32,
     pub message: String,
+    /// The render ran out of its time slice ([`Template::render_within`]),
+    /// not out of a limit: it may be run again where time is no concern.
+    out_of_slice: bool,
 }
 
 impl RenderError {
     pub(crate) fn at(pos: Pos, message: impl Into<String>) -> Self {
-        RenderError { line: pos.line, column: pos.column, message: message.into() }
+        RenderError { line: pos.line, column: pos.column, message: message.into(), out_of_slice: false }
+    }
+
+    fn slice_over(pos: Pos, slice: std::time::Duration) -> Self {
+        let message = format!("the template took more than its slice of {} µs", slice.as_micros());
+        RenderError { out_of_slice: true, ..RenderError::at(pos, message) }
+    }
+
+    /// Whether the render stopped because its time slice was over.
+    pub fn is_out_of_slice(&self) -> bool {
+        self.out_of_slice
     }
 }
 
@@ -298,7 +311,23 @@ impl Template {
     /// Renders the template for one request. `context` is shared with the
     /// other template of the same request (see [`TemplateContext`]).
     pub fn render(&self, input: &TemplateInput, context: &mut TemplateContext) -> Result<String, RenderError> {
-        eval::Renderer::new(self, input, context).run()
+        eval::Renderer::new(self, input, context, None).run()
+    }
+
+    /// Renders as [`Template::render`] does, but gives up once it has run
+    /// for `slice` (an error for which [`RenderError::is_out_of_slice`]):
+    /// a caller on an async worker renders within a short slice, and runs a
+    /// render that needs longer again where it may block (nearly every
+    /// template needs microseconds; a loop over a large body may need its
+    /// whole step budget). The clock is read every 256 steps. What the cut-off
+    /// render wrote into `context` stays there: keep a copy to run again from.
+    pub fn render_within(
+        &self,
+        input: &TemplateInput,
+        context: &mut TemplateContext,
+        slice: std::time::Duration,
+    ) -> Result<String, RenderError> {
+        eval::Renderer::new(self, input, context, Some(slice)).run()
     }
 }
 
