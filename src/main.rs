@@ -2,7 +2,6 @@
 //! (`wasmgate-host`); one module per subcommand. `main` owns exit codes and
 //! prints the whole error chain.
 
-mod allocator;
 mod api;
 mod bench;
 mod client;
@@ -16,9 +15,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of the system allocator ([`allocator`]).
+/// mimalloc instead of the system allocator: a request allocates and frees
+/// many small values across threads, and glibc's free lists took a tenth of
+/// a request's time (`benches/README.md`, "Decisions in force").
 #[global_allocator]
-static GLOBAL: allocator::MiMalloc = allocator::MiMalloc;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Self-hosted serverless APIs: REST routes to WebAssembly functions.
 #[derive(Parser)]
