@@ -28,7 +28,13 @@
 //!
 //! Graceful shutdown is kept per connection too ([`OpenConnections`]): each
 //! connection has its own stop signal, so serving a request touches nothing
-//! that other connections share.
+//! that other connections share. hyper-util's `GracefulShutdown` would do
+//! for shutdown alone, but it takes each connection into a future of its
+//! own, and the watchdog needs the connection itself: it sends GOAWAY to an
+//! HTTP/2 connection that has gone idle. (hyper's own header read timeout
+//! is no substitute either: it arms a timer per request head, a quarter of
+//! a small request's throughput, and leaves HTTP/2 alone; see
+//! `benches/README.md`.)
 //!
 //! The listener caps the requests in flight across all its connections
 //! ([`ServeOptions::max_in_flight`]; HTTP/2 lets one connection open many
