@@ -186,11 +186,6 @@ impl TestServer {
         self.spawn();
     }
 
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("server running").id()
-    }
-
     /// The admin API's `/v1/status` once `ready` holds for it: the server's
     /// own word that what a test waits for has happened. Panics, naming
     /// `what`, if it has not within 30 s.
@@ -206,21 +201,16 @@ impl TestServer {
         }
     }
 
-    /// Whether the server's epoch ticker (its thread `wasmgate-epoch`) is
-    /// parked, asleep until a guest starts, rather than ticking. The server
-    /// does not say; the kernel does, in where the thread waits
-    /// (`/proc/PID/task/TID/wchan`): a parked thread waits on a futex
-    /// (`futex_wait_queue`), a ticking one in its millisecond sleep
-    /// (`hrtimer_nanosleep`), and a running one nowhere (`0`).
-    pub fn epoch_ticker_parked(&self) -> bool {
-        let tasks = PathBuf::from(format!("/proc/{}/task", self.pid()));
-        let entries = std::fs::read_dir(&tasks).unwrap_or_else(|e| panic!("{}: {e}", tasks.display()));
-        let ticker = entries.flatten().find(|task| {
-            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.trim() == "wasmgate-epoch")
-        });
-        let ticker = ticker.expect("the server has a thread named wasmgate-epoch");
-        let wchan = std::fs::read_to_string(ticker.path().join("wchan")).unwrap_or_default();
-        wchan.contains("futex")
+    /// Waits until the server's epoch ticker has gone to sleep (no guest
+    /// ran for a while), as the status says.
+    pub async fn epoch_ticker_parked(&self) {
+        self.status_when("the epoch ticker to park", |s| s["runtime"]["epoch_ticker_parked"] == true).await;
+    }
+
+    /// Waits until `function` has at least `n` calls in flight (over all its
+    /// versions), as the status says.
+    pub async fn calls_in_flight(&self, function: &str, n: u64) -> Value {
+        self.status_when(&format!("{n} calls of {function} in flight"), |s| busy(s, function) >= n).await
     }
 
     /// Invokes through the admin API.
@@ -292,14 +282,10 @@ pub fn pool(status: &Value, function: &str, version: &str) -> Option<(u64, u64)>
     Some((pool["busy"].as_u64().expect("busy"), pool["idle"].as_u64().expect("idle")))
 }
 
-/// Polls `check` until it holds (every 10 ms; it should be cheap). Panics,
-/// naming `what`, if it has not within 30 s.
-pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check() {
-        assert!(Instant::now() < deadline, "waited 30 s for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// The calls of `function` in flight in a `/v1/status`, over all its versions.
+pub fn busy(status: &Value, function: &str) -> u64 {
+    let pools = status["pools"].as_array().expect("the status lists pools");
+    pools.iter().filter(|p| p["function"] == function).filter_map(|p| p["busy"].as_u64()).sum()
 }
 
 pub fn body_json(resp: &ApiResponse) -> Value {

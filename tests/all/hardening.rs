@@ -5,7 +5,7 @@
 //! 6 MB is refused, the server caps requests in flight, and a slow reader of
 //! a large response gets all of it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -284,27 +284,6 @@ async fn a_result_over_6_mb_is_refused_as_lambda_refuses_it() {
     assert_eq!(r.body.len(), 6291556);
 }
 
-/// Waits (up to 30 s) until `function` has `n` calls in flight, as the
-/// admin API's status reports them.
-async fn wait_for_busy(server: &TestServer, function: &str, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = body_json(&server.json(hyper::Method::GET, "/v1/status", Value::Null).await);
-        let busy: u64 = status["pools"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["function"] == function)
-            .filter_map(|p| p["busy"].as_u64())
-            .sum();
-        if busy >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{function} never had {n} calls in flight: {status}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_over_the_in_flight_cap_are_refused_and_the_server_goes_on() {
     let server = TestServer::start_with("max_requests_in_flight = 2\n", SLEEPY_API);
@@ -318,7 +297,7 @@ async fn requests_over_the_in_flight_cap_are_refused_and_the_server_goes_on() {
         })
         .collect();
     // … and seen to have started.
-    wait_for_busy(&server, "Patient", 2).await;
+    server.calls_in_flight("Patient", 2).await;
     let refused = http("POST", &url, &json_type, r#"{"sleep_ms": 1}"#).await;
     assert_eq!(refused.status, 429, "{}", refused.text());
     assert_eq!(refused.json(), json!({"message": "Too Many Requests"}));

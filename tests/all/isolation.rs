@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{ITEMS, TestServer, body_json, pool, wait_until};
+use crate::common::{ITEMS, TestServer, body_json, pool};
 
 const MISBEHAVING: &str = r#"
 [functions.Loop]
@@ -65,7 +65,7 @@ async fn a_guest_that_loops_on_an_idle_server_is_still_killed_at_its_timeout() {
     let server = TestServer::start(&format!("{ITEMS}{MISBEHAVING}"));
     for _ in 0..2 {
         // Until the ticker has gone to sleep (100 ms without a guest).
-        wait_until("the epoch ticker to park", || server.epoch_ticker_parked()).await;
+        server.epoch_ticker_parked().await;
         let call = server.admin.send(Method::POST, "/v1/functions/Loop/invocations", &[], "{}");
         let r = tokio::time::timeout(Duration::from_secs(10), call)
             .await

@@ -4,45 +4,19 @@
 //! dropping the least recently used idle instance, and deploys at once end
 //! with the newest served.
 
-use std::time::{Duration, Instant};
-
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, body_json, get, http};
+use crate::common::{TestServer, body_json, get, http, pool};
 
 /// The admin API's status.
 async fn status(server: &TestServer) -> Value {
-    body_json(&server.json(Method::GET, "/v1/status", Value::Null).await)
+    server.status_when("the status", |_| true).await
 }
 
 /// `(busy, idle)` of one loaded version, as the status reports it.
-async fn pool(server: &TestServer, function: &str, version: &str) -> Option<(u64, u64)> {
-    let status = status(server).await;
-    status["pools"].as_array().into_iter().flatten().find_map(|p| {
-        (p["function"] == function && p["version"].as_str() == Some(version))
-            .then(|| (p["busy"].as_u64().unwrap_or(0), p["idle"].as_u64().unwrap_or(0)))
-    })
-}
-
-/// Waits (up to 30 s) until `function` has `n` calls in flight.
-async fn wait_for_busy(server: &TestServer, function: &str, n: u64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = status(server).await;
-        let busy: u64 = status["pools"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["function"] == function)
-            .filter_map(|p| p["busy"].as_u64())
-            .sum();
-        if busy >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{function} never had {n} calls in flight: {status}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+async fn pool_of(server: &TestServer, function: &str, version: &str) -> Option<(u64, u64)> {
+    pool(&status(server).await, function, version)
 }
 
 async fn publish(server: &TestServer, function: &str) -> u64 {
@@ -67,17 +41,17 @@ publish = "one"
 aliases = { live = "1" }
 "#,
     );
-    assert_eq!(pool(&server, "Warm", "1").await, Some((0, 2)), "the version live names is warm");
+    assert_eq!(pool_of(&server, "Warm", "1").await, Some((0, 2)), "the version live names is warm");
     // A second version (other configuration), then `live` moves to it.
     let r = server.json(Method::PATCH, "/v1/functions/Warm/configuration", json!({"timeout_ms": 2000})).await;
     assert!(r.status.is_success(), "{}", String::from_utf8_lossy(&r.body));
     let two = publish(&server, "Warm").await;
     assert_eq!(two, 2);
-    assert_eq!(pool(&server, "Warm", "2").await, Some((0, 0)), "published, but nothing calls it yet");
+    assert_eq!(pool_of(&server, "Warm", "2").await, Some((0, 0)), "published, but nothing calls it yet");
     set_alias(&server, "Warm", "live", json!({"version": "2"})).await;
-    assert_eq!(pool(&server, "Warm", "2").await, Some((0, 2)), "warmed before live switched to it");
-    assert_eq!(pool(&server, "Warm", "1").await, Some((0, 0)), "nothing calls version 1: it holds no instances");
-    assert_eq!(pool(&server, "Warm", "$LATEST").await, Some((0, 2)));
+    assert_eq!(pool_of(&server, "Warm", "2").await, Some((0, 2)), "warmed before live switched to it");
+    assert_eq!(pool_of(&server, "Warm", "1").await, Some((0, 0)), "nothing calls version 1: it holds no instances");
+    assert_eq!(pool_of(&server, "Warm", "$LATEST").await, Some((0, 2)));
     // Five instances were made in all; two were let go.
     assert_eq!(status(&server).await["runtime"]["instances_alive"], 4);
 }
@@ -103,7 +77,7 @@ publish = "one"
             .await
             .unwrap()
     });
-    wait_for_busy(&server, "Once", 1).await;
+    server.calls_in_flight("Once", 1).await;
     // … leaves no room for one on version 2.
     let throttled = server.invoke("Once:2", r#"{"sleep_ms": 1}"#).await;
     assert_eq!(throttled.status, 429, "{}", String::from_utf8_lossy(&throttled.body));
@@ -166,7 +140,7 @@ timeout_ms = 5000
     }
     // D pushed out A (the least recently used), A then C, B then D.
     assert_eq!(status(&server).await["runtime"]["instances_alive"], 3);
-    assert_eq!(pool(&server, "C", "$LATEST").await.map(|p| p.1), Some(0));
+    assert_eq!(pool_of(&server, "C", "$LATEST").await.map(|p| p.1), Some(0));
     // Every slot busy with a call: a throttling error, as Lambda's, and the
     // busy calls finish.
     let calls: Vec<_> = (0..3)
@@ -185,7 +159,7 @@ timeout_ms = 5000
             })
         })
         .collect();
-    wait_for_busy(&server, "Slow", 3).await;
+    server.calls_in_flight("Slow", 3).await;
     let refused = server.invoke("A", "{}").await;
     assert_eq!(refused.status, 429, "{}", String::from_utf8_lossy(&refused.body));
     for call in calls {

@@ -142,6 +142,12 @@ impl GuestActivity {
         Running { activity: self, shard }
     }
 
+    /// Whether the ticker has gone to sleep (no guest ran for a while); the
+    /// next guest to start wakes it.
+    pub fn ticker_parked(&self) -> bool {
+        self.parked.load(Ordering::SeqCst)
+    }
+
     /// Guests running now.
     pub fn running(&self) -> isize {
         // A guest may leave on another thread than it entered: only the sum counts.

@@ -251,6 +251,8 @@ pub struct RuntimeStats {
     /// Component instances alive (busy and idle), of `max_instances`.
     pub instances_alive: u64,
     pub max_instances: u32,
+    /// The epoch ticker sleeps: no guest has run for a while.
+    pub epoch_ticker_parked: bool,
 }
 
 impl Runtime {
@@ -290,6 +292,7 @@ impl Runtime {
             loaded_versions: self.loaded.versions.read().values().map(HashMap::len).sum(),
             instances_alive: self.engine.pooling_allocator_metrics().map_or(0, |m| m.component_instances()),
             max_instances: self.max_instances,
+            epoch_ticker_parked: self.activity.ticker_parked(),
         }
     }
 
