@@ -488,3 +488,42 @@ impl Runtime {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Loading a version that must be compiled (no artifact yet) leaves the
+    /// async worker free: with one worker, a task spawned after the load
+    /// runs, and ends, while the component compiles.
+    #[test]
+    fn a_cold_load_leaves_the_worker_to_other_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let ended = Arc::new(AtomicUsize::new(0));
+        let (load_at, light_at) = runtime.block_on(async {
+            let rt = Runtime::new(RuntimeOptions { artifacts_dir: dir.path(), engine: EngineOptions::default() })
+                .expect("runtime");
+            let wasm = crate::guests::get("items").expect("the items guest").to_vec();
+            let spec = VersionSpec {
+                function: "f".into(),
+                version: VersionRef::Latest,
+                code_sha256: crate::registry::code::sha256_hex(&wasm),
+                config: FunctionConfig::default(),
+            };
+            let e = ended.clone();
+            let load = tokio::spawn(async move {
+                let (_, loaded_now) = rt.prepare(&spec, move || Some(wasm.clone()), false).await.expect("loads");
+                assert!(loaded_now);
+                assert_eq!(rt.stats().compiles, 1, "compiled, there being no artifact");
+                e.fetch_add(1, Ordering::SeqCst)
+            });
+            let e = ended.clone();
+            let light = tokio::spawn(async move { e.fetch_add(1, Ordering::SeqCst) });
+            (load.await.unwrap(), light.await.unwrap())
+        });
+        assert_eq!((light_at, load_at), (0, 1), "the light task ended first, while the component compiled");
+    }
+}
