@@ -1,109 +1,32 @@
 //! Property tests: any string, and any string built from VTL's tokens,
-//! goes through parse and render without panicking; failures are errors.
+//! goes through parse and render without panicking; failures are errors
+//! with a position and a message. (The fuzz suite, `host/tests/fuzz`, runs
+//! more properties for longer.)
 
 use proptest::prelude::*;
 use serde_json::json;
 use wasmgate_host::template::{Template, TemplateContext, TemplateInput};
 
-/// Pieces of VTL, glued together at random.
-const TOKENS: &[&str] = &[
-    "#set(",
-    "$a",
-    "$b",
-    "$!c",
-    "${a}",
-    "$a.b",
-    "$a.size()",
-    "$a[0]",
-    "$a['k']",
-    " = ",
-    "(",
-    ")",
-    "[",
-    "]",
-    "{",
-    "}",
-    ",",
-    ":",
-    "..",
-    "1",
-    "-1",
-    "2.5",
-    "\"s$a\"",
-    "'t'",
-    "\"#if(true)x#end\"",
-    "true",
-    "false",
-    "==",
-    "!=",
-    "<",
-    ">=",
-    "&&",
-    "||",
-    "!",
-    " and ",
-    " not ",
-    "+",
-    "-",
-    "*",
-    "/",
-    "%",
-    "#if(",
-    "#elseif(",
-    "#else",
-    "#end",
-    "#foreach(",
-    " in ",
-    "[1..3]",
-    "#break",
-    "#stop",
-    "#define(",
-    "#macro(m $x)",
-    "#m(",
-    "##",
-    "#*",
-    "*#",
-    "#[[",
-    "]]#",
-    "\\",
-    "\\$a",
-    "\\#if",
-    "$",
-    "#",
-    "\n",
-    " ",
-    "\t",
-    "\r\n",
-    "x",
-    "$input.path('$.a')",
-    "$input.json('$')",
-    "$input.params('id')",
-    "$input.body",
-    "$util.escapeJavaScript($a)",
-    "$util.parseJson($input.body)",
-    "$util.base64Decode('eA==')",
-    "$util.urlEncode($a)",
-    "$context.requestId",
-    "$context.responseOverride.status",
-    "$stageVariables.s",
-    "$foreach.hasNext",
-    "$a.put('k', $a)",
-    "$a.add($a)",
-    "$a.substring(1, 2)",
-    "{\"k\": 1}",
-    "[1, 'x', [2]]",
-    "$a.split(',')",
-    "$a.replaceAll('.', '$0')",
-];
+#[path = "vtl_tokens.rs"]
+mod vtl_tokens;
+use vtl_tokens::TOKENS;
 
 fn run(source: &str) {
-    let Ok(template) = Template::parse(source) else { return };
+    let template = match Template::parse(source) {
+        Ok(template) => template,
+        Err(e) => {
+            assert!(e.line >= 1 && e.column >= 1 && !e.message.is_empty(), "{source:?}: {e:?}");
+            return;
+        }
+    };
     let mut input = TemplateInput { body: r#"{"a": [1, {"b": "c"}], "s": "x"}"#.into(), ..TemplateInput::default() };
     input.path.insert("id".into(), "7".into());
     input.stage_variables.insert("s".into(), "v".into());
     let mut ctx = TemplateContext::new(json!({"requestId": "r"}));
     // Either result is fine; a panic fails the test.
-    let _ = template.render(&input, &mut ctx);
+    if let Err(e) = template.render(&input, &mut ctx) {
+        assert!(e.line >= 1 && e.column >= 1 && !e.message.is_empty(), "{source:?}: {e:?}");
+    }
     let _ = ctx.response_override_status();
     let _ = ctx.response_override_headers();
 }
