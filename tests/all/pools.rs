@@ -1,8 +1,9 @@
 //! Instance pools across versions and functions: warm pools follow what
 //! aliases and stages call, reserved concurrency is the function's, a
 //! replaced version lets its instances go, a full pool makes room by
-//! dropping the least recently used idle instance, and deploys at once end
-//! with the newest served.
+//! dropping the least recently used idle instance, a rollback during a slow
+//! deploy is what ends up served, and a deployment that no longer resolves
+//! is skipped.
 
 use hyper::Method;
 use serde_json::{Value, json};
@@ -179,38 +180,6 @@ responses = [{ status = 200, templates = { "application/json" = '$context.deploy
 [apis.Served.stages.s]
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn deploys_at_once_end_with_the_newest_deployment_served() {
-    let server = TestServer::start(MOCK_API);
-    for round in 0..5 {
-        let deploys: Vec<_> = (0..6)
-            .map(|i| {
-                let admin = server.admin.clone();
-                tokio::spawn(async move {
-                    let body = json!({"stage": "s", "description": format!("round {round} deploy {i}")}).to_string();
-                    admin
-                        .send(
-                            Method::POST,
-                            "/v1/apis/Served/deployments",
-                            &[("content-type", "application/json")],
-                            bytes::Bytes::from(body),
-                        )
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        for d in deploys {
-            let r = d.await.unwrap();
-            assert!(r.status.is_success(), "{}", String::from_utf8_lossy(&r.body));
-        }
-        let apis = body_json(&server.json(Method::GET, "/v1/apis", Value::Null).await);
-        let named = find_stage_deployment(&apis, "Served", "s").expect("the stage's deployment");
-        let served = http("GET", &server.url("/s/which"), &[], "").await.text();
-        assert_eq!(served, named, "round {round}: the gateway serves what the registry names");
-    }
-}
-
 /// The deployment id the registry names for `api`'s `stage` (from `GET /v1/apis`).
 fn find_stage_deployment(apis: &Value, api: &str, stage: &str) -> Option<String> {
     let api = apis.as_array()?.iter().find(|a| a["name"] == api)?;
@@ -244,4 +213,51 @@ async fn a_deployment_that_no_longer_resolves_is_skipped_and_the_rest_served() {
     // And deploys go on.
     let r = server.json(Method::POST, "/v1/apis/Served/deployments", json!({"stage": "s"})).await;
     assert!(r.status.is_success(), "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_during_a_slow_deploy_is_what_ends_up_served() {
+    // An API large enough that serving a new deployment of it takes a while
+    // (each resource's templates are parsed, its models compiled), and a
+    // rollback to a deployment already served, which is quick.
+    let mut api = String::from(MOCK_API);
+    for i in 0..400 {
+        api.push_str(&format!(
+            "\n[apis.Served.resources.\"/r{i}/{{id}}\".POST.integration]\ntype = \"mock\"\nrequest_templates = {{ \"application/json\" = '''#set($x = $input.path('$.a'))#foreach($i in [1..3])$i#end{{\"statusCode\": 200}}''' }}\nresponses = [{{ status = 200, templates = {{ \"application/json\" = '''#if($x)$x#else none#end $context.requestId''' }} }}]\n"
+        ));
+    }
+    let server = TestServer::start(&api);
+    let first =
+        find_stage_deployment(&body_json(&server.json(Method::GET, "/v1/apis", Value::Null).await), "Served", "s")
+            .expect("the first deployment");
+    let admin = server.admin.clone();
+    let deploy = tokio::spawn(async move {
+        let body = json!({"stage": "s"}).to_string();
+        admin
+            .send(
+                Method::POST,
+                "/v1/apis/Served/deployments",
+                &[("content-type", "application/json")],
+                bytes::Bytes::from(body),
+            )
+            .await
+            .unwrap()
+    });
+    // As soon as the registry names the new deployment (the deploy is
+    // building what it will serve), roll back to the first.
+    loop {
+        let apis = body_json(&server.json(Method::GET, "/v1/apis", Value::Null).await);
+        if find_stage_deployment(&apis, "Served", "s").is_some_and(|d| d != first) {
+            break;
+        }
+        assert!(!deploy.is_finished(), "the deploy ended before the registry was seen to name it");
+    }
+    let rollback =
+        server.json(Method::POST, "/v1/apis/Served/stages/s/rollback", json!({"deployment_id": first.clone()})).await;
+    assert!(rollback.status.is_success(), "{}", String::from_utf8_lossy(&rollback.body));
+    assert!(deploy.await.unwrap().status.is_success());
+    let apis = body_json(&server.json(Method::GET, "/v1/apis", Value::Null).await);
+    assert_eq!(find_stage_deployment(&apis, "Served", "s").as_deref(), Some(first.as_str()));
+    let served = http("GET", &server.url("/s/which"), &[], "").await.text();
+    assert_eq!(served, first, "the gateway serves what the registry names");
 }
