@@ -85,8 +85,16 @@ impl Functions {
 
     /// Gives each loaded version its warm target: `min_warm` for `$LATEST`,
     /// for the versions an alias names, and for those a deployed stage
-    /// names; nothing for the rest (see the module's docs).
+    /// names; nothing for the rest (see the module's docs). Versions short
+    /// of their target are topped up in the background.
     pub fn retarget(&self) {
+        for version in self.targets() {
+            version.refill_in_background();
+        }
+    }
+
+    /// Sets the warm targets; returns the versions short of theirs.
+    fn targets(&self) -> Vec<Arc<LoadedVersion>> {
         let state = self.registry.snapshot();
         let mut targeted: HashSet<(String, VersionRef)> = HashSet::new();
         for f in state.functions.values() {
@@ -100,7 +108,7 @@ impl Functions {
                 targeted.extend(target.additional.map(|(v, _)| (name.clone(), VersionRef::Number(v))));
             }
         }
-        self.runtime.retarget(&targeted);
+        self.runtime.retarget(&targeted)
     }
 
     /// Creates a function or replaces its `$LATEST` code (and, if given, its
@@ -251,7 +259,12 @@ impl Functions {
                 tracing::error!(function = %spec.function, version = %spec.version, error = %e, "could not load version");
             }
         }
-        self.retarget();
+        // Warm what is called before the server serves, as a first start does.
+        for version in self.targets() {
+            if let Err(e) = version.fill().await {
+                tracing::warn!(function = %version.spec().function, error = %e, "could not fill the warm pool");
+            }
+        }
         Ok(count)
     }
 

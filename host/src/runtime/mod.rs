@@ -437,16 +437,18 @@ impl Runtime {
     /// Sets each loaded version's warm target: `min_warm` for those in
     /// `targeted` (what aliases and stages call), 0 for the rest, whose
     /// instances made ahead of traffic are dropped and whose used ones
-    /// expire after `idle_ttl`. Versions short of their target are topped
-    /// up in the background.
-    pub fn retarget(&self, targeted: &HashSet<(String, VersionRef)>) {
+    /// expire after `idle_ttl`. Returns the versions short of their target,
+    /// for the caller to fill ([`LoadedVersion::fill`]).
+    pub fn retarget(&self, targeted: &HashSet<(String, VersionRef)>) -> Vec<Arc<LoadedVersion>> {
+        let mut short = Vec::new();
         for version in self.loaded.all() {
             let spec = version.spec();
             let key = (spec.function.clone(), spec.version);
             if version.set_warm(targeted.contains(&key)) {
-                version.refill_in_background();
+                short.push(version);
             }
         }
+        short
     }
 
     /// Forgets a function's loaded versions: their idle instances are

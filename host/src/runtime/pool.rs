@@ -295,6 +295,11 @@ impl LoadedVersion {
     }
 
     /// Instantiates until the warm target's instances are idle.
+    pub async fn fill(&self) -> Result<(), RuntimeError> {
+        self.fill_to_min_warm().await
+    }
+
+    /// Instantiates until the warm target's instances are idle.
     pub(crate) async fn fill_to_min_warm(&self) -> Result<(), RuntimeError> {
         while self.idle_count() < self.warm_target() as usize && !self.retired.load(Ordering::Acquire) {
             let instance = self.instantiate().await?;
