@@ -63,19 +63,12 @@ impl RequestHeaders {
         RequestHeaders { text: String::with_capacity(bytes), target: 0, spans: Vec::with_capacity(count) }
     }
 
-    /// A record of the request to `target` (kept as [`push_bytes`] keeps a
-    /// value: hyper refuses a target that is not UTF-8), with room for
-    /// `count` headers of `bytes` bytes in all.
-    ///
-    /// [`push_bytes`]: RequestHeaders::push_bytes
+    /// A record of the request to `target` (lossily as UTF-8: hyper refuses
+    /// a target that is not), with room for `count` headers of `bytes`
+    /// bytes in all.
     fn for_target(target: &[u8], count: usize, bytes: usize) -> Self {
         let mut text = String::with_capacity(target.len() + bytes);
-        if target.is_ascii() {
-            // SAFETY: ASCII is UTF-8.
-            text.push_str(unsafe { std::str::from_utf8_unchecked(target) });
-        } else {
-            text.push_str(&String::from_utf8_lossy(target));
-        }
+        text.push_str(&String::from_utf8_lossy(target));
         let target = text.len() as u32;
         RequestHeaders { text, target, spans: Vec::with_capacity(count) }
     }
