@@ -196,8 +196,8 @@ impl TestServer {
             if ready(&status) {
                 return status;
             }
+            // Polled as fast as the status answers (a round trip each).
             assert!(Instant::now() < deadline, "waited 30 s for {what}; the status says {status}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -380,5 +380,51 @@ impl TestServer {
     /// Replaces the configuration file (for a later deploy).
     pub fn rewrite_config(&self, extra: &str) {
         std::fs::write(&self.config, config_text("", extra)).expect("rewrite config");
+    }
+}
+
+/// A plain TCP connection to the gateway, for requests written byte by byte.
+pub async fn raw_connection(server: &TestServer) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(server.gateway.trim_start_matches("http://")).await.unwrap()
+}
+
+/// Reads until the server closes the connection (panicking with `open` if
+/// it has not within 10 s): what came, and how long that took.
+pub async fn read_until_closed(stream: &mut tokio::net::TcpStream, open: &str) -> (String, std::time::Duration) {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "{open}");
+    (String::from_utf8_lossy(&buf).into_owned(), started.elapsed())
+}
+
+/// Reads one HTTP/1.1 response (headers and a `Content-Length` body) off a raw stream.
+pub async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    read_one_response(stream, &mut Vec::new()).await
+}
+
+/// Reads one whole response (head and `Content-Length` body). Bytes read past
+/// it — the start of a pipelined next response — stay in `pending`.
+pub async fn read_one_response(stream: &mut tokio::net::TcpStream, pending: &mut Vec<u8>) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(head_end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..head_end]).to_string();
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            let end = head_end + 4 + length;
+            if pending.len() >= end {
+                let response: Vec<u8> = pending.drain(..end).collect();
+                return String::from_utf8_lossy(&response).to_string();
+            }
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed before a whole response: {}", String::from_utf8_lossy(pending));
+        pending.extend_from_slice(&chunk[..n]);
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{TestServer, body_json, http, http_with};
+use crate::common::{TestServer, body_json, http, http_with, raw_connection, read_one_response, read_until_closed};
 
 /// A proxy function, and a custom (non-proxy) integration with templates
 /// that try to set framing headers.
@@ -52,41 +52,17 @@ fn splitting_proxy_response() -> String {
         .to_string()
 }
 
-/// Reads one HTTP/1.1 response with a `Content-Length` body; bytes read past
-/// it stay in `pending`.
-async fn read_one(stream: &mut tokio::net::TcpStream, pending: &mut Vec<u8>) -> (String, Vec<u8>) {
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&pending[..end]).to_string();
-            let length = head
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            if pending.len() >= end + 4 + length {
-                let body = pending[end + 4..end + 4 + length].to_vec();
-                pending.drain(..end + 4 + length);
-                return (head, body);
-            }
-        }
-        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk))
-            .await
-            .expect("a response within 30 s")
-            .unwrap();
-        assert!(n > 0, "connection closed before a whole response: {}", String::from_utf8_lossy(pending));
-        pending.extend_from_slice(&chunk[..n]);
-    }
-}
-
-async fn connect(server: &TestServer) -> tokio::net::TcpStream {
-    tokio::net::TcpStream::connect(server.gateway.trim_start_matches("http://")).await.unwrap()
+/// One response read off a raw connection, as its head and its body.
+async fn next_response(stream: &mut tokio::net::TcpStream, pending: &mut Vec<u8>) -> (String, String) {
+    let response = read_one_response(stream, pending).await;
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response head");
+    (head.to_string(), body.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_proxy_function_cannot_plant_a_response_on_a_keep_alive_connection() {
     let server = TestServer::start(SPLIT_API);
-    let mut stream = connect(&server).await;
+    let mut stream = raw_connection(&server).await;
     let body = splitting_proxy_response();
     let first = format!(
         "POST /s/proxy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -96,19 +72,19 @@ async fn a_proxy_function_cannot_plant_a_response_on_a_keep_alive_connection() {
     stream.write_all(first.as_bytes()).await.unwrap();
     stream.write_all(b"GET /s/proxy HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let mut pending = Vec::new();
-    let (head, body) = read_one(&mut stream, &mut pending).await;
+    let (head, body) = next_response(&mut stream, &mut pending).await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert_eq!(String::from_utf8_lossy(&body), PLANTED, "the whole body is the first response's: {head}");
+    assert_eq!(body, PLANTED, "the whole body is the first response's: {head}");
     let lower = head.to_ascii_lowercase();
     assert!(lower.contains("x-amzn-remapped-content-length: 0"), "{head}");
     assert!(lower.contains("x-amzn-remapped-connection: keep-alive"), "{head}");
     assert!(lower.contains(&format!("content-length: {}", PLANTED.len())), "{head}");
 
-    let (second, event) = read_one(&mut stream, &mut pending).await;
+    let (second, event) = next_response(&mut stream, &mut pending).await;
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
     assert!(!second.to_ascii_lowercase().contains("x-smuggled"), "a planted response was read: {second}");
     assert!(second.to_ascii_lowercase().contains("x-proxy-echo: 1"), "the function's own answer: {second}");
-    let event: Value = serde_json::from_slice(&event).unwrap();
+    let event: Value = serde_json::from_str(&event).unwrap();
     assert_eq!(event["httpMethod"], "GET");
 }
 
@@ -130,20 +106,20 @@ async fn a_proxy_function_cannot_set_framing_over_http2() {
 #[tokio::test(flavor = "multi_thread")]
 async fn templates_and_header_mappings_cannot_set_framing() {
     let server = TestServer::start(SPLIT_API);
-    let mut stream = connect(&server).await;
+    let mut stream = raw_connection(&server).await;
     let request = "POST /s/custom HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
     stream.write_all(request.as_bytes()).await.unwrap();
     stream.write_all(b"GET /s/proxy HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let mut pending = Vec::new();
-    let (head, body) = read_one(&mut stream, &mut pending).await;
+    let (head, body) = next_response(&mut stream, &mut pending).await;
     let lower = head.to_ascii_lowercase();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(String::from_utf8_lossy(&body).ends_with("EVIL!"), "the whole template output: {head}");
+    assert!(body.ends_with("EVIL!"), "the whole template output: {head}");
     assert!(lower.contains("x-amzn-remapped-content-length: 0"), "{head}");
     assert!(lower.contains("x-amzn-remapped-transfer-encoding: chunked"), "{head}");
     assert!(lower.contains("x-amzn-remapped-date: thu, 01 jan 1970"), "{head}");
     assert!(lower.contains("x-kept: kept"), "{head}");
-    let (second, _) = read_one(&mut stream, &mut pending).await;
+    let (second, _) = next_response(&mut stream, &mut pending).await;
     assert!(second.to_ascii_lowercase().contains("x-proxy-echo: 1"), "{second}");
     assert!(!second.to_ascii_lowercase().contains("x-smuggled"), "{second}");
 }
@@ -327,9 +303,11 @@ function = "Large"
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_reader_of_a_large_response_gets_all_of_it() {
-    // An idle connection is closed after 300 ms; this client takes seconds
-    // to read a 5.5 MB response (its receive buffer kept small, so the
-    // server's writes wait on it).
+    // An idle connection is closed after 300 ms. This client asks for a
+    // 5.5 MB response (its receive buffer kept small, so the server's writes
+    // wait on it), reads its first bytes, then reads nothing more until the
+    // timeout has passed — until the server closes a connection opened
+    // after the response had started and left idle — and then the rest.
     let server = TestServer::start_with("header_read_timeout_ms = 300\n", LARGE_API);
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(32 << 10).unwrap();
@@ -342,31 +320,15 @@ async fn a_slow_reader_of_a_large_response_gets_all_of_it() {
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut received = Vec::new();
-    let mut chunk = vec![0u8; 128 << 10];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut chunk)).await.unwrap().unwrap();
-        if n == 0 {
-            break;
-        }
-        received.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&received[..received.len().min(4096)]).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length: usize = text[..end]
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(usize::MAX);
-            if received.len() >= end + 4 + length {
-                break;
-            }
-        }
-        // The slow reading is the subject here, not a way to wait for something.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let end = received.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-    assert!(received.starts_with(b"HTTP/1.1 200"));
-    assert_eq!(received.len() - end - 4, size + 2, "the whole body, its quotes included");
+    let mut first = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut first)).await.unwrap().unwrap();
+    let mut pending = first[..n].to_vec();
+    assert!(pending.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&pending));
+    let mut idle = raw_connection(&server).await;
+    let (rest, _) = read_until_closed(&mut idle, "a connection that sent nothing stayed open").await;
+    assert!(rest.is_empty(), "unexpected bytes: {rest}");
+    let (_, body) = next_response(&mut stream, &mut pending).await;
+    assert_eq!(body.len(), size + 2, "the whole body, its quotes included");
 }
 
 #[tokio::test(flavor = "multi_thread")]
