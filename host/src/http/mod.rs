@@ -182,14 +182,13 @@ pub async fn serve<H: Handler>(
         // Responses are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let activity = Arc::new(Activity::new(epoch));
+        let activity = Arc::new(Activity::new(epoch, in_flight_cap.clone()));
         let watched = activity.clone();
         let (stream, recorded) = CaseRecorder::new(stream, options.preserve_header_case);
         let stream = WriteProgress { inner: stream, activity: activity.clone(), blocked: false };
-        let cap = in_flight_cap.clone();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            // `None`: over the listener's cap on requests in flight.
             let in_flight = activity.clone().begin(req.version());
-            let counted = cap.clone().enter();
             // Nothing is queued when the recorder is off (disabled, HTTP/2).
             let conn = RequestConn { peer, headers: recorded.pop() };
             // Looked up only for a request with a body: a GET pays nothing.
@@ -201,7 +200,7 @@ pub async fn serve<H: Handler>(
             let req = req.map(|body| RequestBody { body, idle: body_idle, expects_continue });
             // Boxed once here: the handler's future is large, and hyper and
             // the wrapper below would otherwise each copy it whole.
-            let answer = match counted {
+            let answer = match in_flight {
                 Some(_) => Ok(crate::boxed::boxed_in_place(|| H::handle(handler.clone(), req, conn))),
                 None => Err(handler.overloaded()),
             };
@@ -210,7 +209,6 @@ pub async fn serve<H: Handler>(
                     Ok(answer) => answer.await,
                     Err(refused) => refused,
                 };
-                drop(counted);
                 drop(in_flight);
                 Ok::<_, Infallible>(resp)
             }
@@ -329,11 +327,15 @@ struct Activity {
     /// A write waited on the socket and what hyper holds is not yet all
     /// written ([`WriteProgress`]): a response is still on its way.
     writing: AtomicBool,
+    /// The listener's requests in flight, which each of its requests counts
+    /// itself into as well.
+    cap: Arc<InFlightCap>,
 }
 
 impl Activity {
-    fn new(epoch: Instant) -> Self {
+    fn new(epoch: Instant, cap: Arc<InFlightCap>) -> Self {
         Activity {
+            cap,
             epoch,
             in_flight: AtomicUsize::new(0),
             last_end_ms: AtomicU64::new(Self::ms_since(epoch)),
@@ -346,13 +348,20 @@ impl Activity {
         epoch.elapsed().as_millis() as u64
     }
 
-    /// Counts a request in until the guard drops.
-    fn begin(self: Arc<Self>, version: hyper::Version) -> InFlight {
+    /// Counts a request in, on the connection and against the listener's
+    /// cap, until the guard drops; `None` when the cap is reached.
+    fn begin(self: Arc<Self>, version: hyper::Version) -> Option<InFlight> {
         if version == hyper::Version::HTTP_2 {
             self.http2.store(true, Ordering::Release);
         }
+        let cap = &self.cap;
+        if cap.now.fetch_add(1, Ordering::AcqRel) >= cap.max {
+            cap.now.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(max_in_flight = cap.max, "request refused: too many requests in flight");
+            return None;
+        }
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(self)
+        Some(InFlight(self))
     }
 
     /// When the connection will have been idle for `timeout`, or `None`
@@ -381,27 +390,6 @@ struct InFlight(Arc<Activity>);
 struct InFlightCap {
     max: usize,
     now: AtomicUsize,
-}
-
-impl InFlightCap {
-    /// Counts a request in, unless the cap is reached.
-    fn enter(self: Arc<Self>) -> Option<CountedIn> {
-        if self.now.fetch_add(1, Ordering::AcqRel) >= self.max {
-            self.now.fetch_sub(1, Ordering::AcqRel);
-            tracing::warn!(max_in_flight = self.max, "request refused: too many requests in flight");
-            return None;
-        }
-        Some(CountedIn(self))
-    }
-}
-
-/// One request counted against the cap, until dropped.
-struct CountedIn(Arc<InFlightCap>);
-
-impl Drop for CountedIn {
-    fn drop(&mut self) {
-        self.0.now.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// A connection's stream that tells its [`Activity`] while a response is
@@ -520,6 +508,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.idle_from_now();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.cap.now.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
