@@ -159,9 +159,7 @@ impl Functions {
         self.prepare(&spec, true).await?;
         let registry = self.registry.clone();
         let name = name.to_string();
-        let record = blocking(move || registry.put_config(&name, &config)).await?;
-        self.retarget();
-        Ok(record)
+        Ok(blocking(move || registry.put_config(&name, &config)).await?)
     }
 
     /// Publishes `$LATEST` as a version (or returns the unchanged newest one),
@@ -261,7 +259,7 @@ impl Functions {
         }
         // Warm what is called before the server serves, as a first start does.
         for version in self.targets() {
-            if let Err(e) = version.fill().await {
+            if let Err(e) = version.fill_to_min_warm().await {
                 tracing::warn!(function = %version.spec().function, error = %e, "could not fill the warm pool");
             }
         }

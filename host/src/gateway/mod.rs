@@ -118,7 +118,7 @@ impl Gateway {
         {
             status = s;
         }
-        let mut headers = pipeline::header_map(&rendered.headers);
+        let mut headers = headers::header_map(&rendered.headers);
         headers.insert(pipeline::REQUEST_ID, ctx.request_id_value());
         GatewayResponse { status, headers, body: bytes::Bytes::from(rendered.body) }
     }
@@ -287,19 +287,15 @@ impl http::Handler for Gateway {
         }
     }
 
+    /// API Gateway's throttling response (429 `{"message":"Too Many
+    /// Requests"}`, `TooManyRequestsException`), as its account-level limit
+    /// answers.
     fn overloaded(&self) -> Response<Body> {
-        overloaded()
+        let rejection = Rejection::new(ResponseType::Throttled, None);
+        let mut resp = to_http(Self::reject(&GatewayResponses::default(), &rejection, &ErrorContext::default()));
+        resp.headers_mut().remove(pipeline::REQUEST_ID);
+        resp
     }
-}
-
-/// The answer to a request over the listener's cap on requests in flight:
-/// API Gateway's throttling response (429 `{"message":"Too Many Requests"}`,
-/// `TooManyRequestsException`), as its account-level limit answers.
-fn overloaded() -> Response<Body> {
-    let rejection = Rejection::new(ResponseType::Throttled, None);
-    let mut resp = to_http(Gateway::reject(&GatewayResponses::default(), &rejection, &ErrorContext::default()));
-    resp.headers_mut().remove(pipeline::REQUEST_ID);
-    resp
 }
 
 /// What a request must be before it is routed: an HTTP/1.1 request must

@@ -18,6 +18,7 @@ use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
+use super::headers::{header_map, set_header};
 use super::request::{GatewayRequest, RequestIds};
 use super::responses::ResponseType;
 use super::stage::{CompiledStage, MethodEntry};
@@ -67,8 +68,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-amzn-requestid");
 pub const APIGW_ID: HeaderName = HeaderName::from_static("x-amz-apigw-id");
 /// `X-Amzn-Trace-Id`, on responses from a function.
 pub const TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
-
-pub use super::headers::{header_map, set_header};
 
 /// Sets the request's ids on a response (the trace id where a function ran).
 fn set_ids(headers: &mut HeaderMap, ids: &RequestIds, traced: bool) {

@@ -37,7 +37,7 @@ use wasmtime::component::{Component, Linker};
 
 pub use engine::EngineOptions;
 pub use invoke::{FailureKind, FunctionError, InvokeOutcome, InvokeRequest, StartKind};
-pub use pool::{FunctionSlots, LoadedVersion};
+pub use pool::LoadedVersion;
 
 /// Host bindings of `wit/handler.wit`.
 pub(crate) mod bindings {
@@ -204,7 +204,7 @@ pub struct Runtime {
 #[derive(Default)]
 pub(crate) struct Loaded {
     versions: RwLock<HashMap<String, HashMap<VersionRef, Arc<LoadedVersion>>>>,
-    slots: parking_lot::Mutex<HashMap<String, Arc<FunctionSlots>>>,
+    slots: parking_lot::Mutex<HashMap<String, Arc<std::sync::atomic::AtomicU32>>>,
 }
 
 impl Loaded {
@@ -237,7 +237,7 @@ impl Loaded {
     }
 
     /// The calls-in-flight count of `function`, shared by its versions.
-    fn slots(&self, function: &str) -> Arc<FunctionSlots> {
+    fn slots(&self, function: &str) -> Arc<std::sync::atomic::AtomicU32> {
         self.slots.lock().entry(function.to_string()).or_default().clone()
     }
 }
@@ -438,7 +438,7 @@ impl Runtime {
     /// `targeted` (what aliases and stages call), 0 for the rest, whose
     /// instances made ahead of traffic are dropped and whose used ones
     /// expire after `idle_ttl`. Returns the versions short of their target,
-    /// for the caller to fill ([`LoadedVersion::fill`]).
+    /// for the caller to fill.
     pub fn retarget(&self, targeted: &HashSet<(String, VersionRef)>) -> Vec<Arc<LoadedVersion>> {
         let mut short = Vec::new();
         for version in self.loaded.all() {

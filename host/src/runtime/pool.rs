@@ -15,7 +15,8 @@
 //! at once, and its calls still in flight are not parked afterwards.
 //!
 //! `max_concurrency` counts a function's calls, whichever of its versions
-//! they run ([`FunctionSlots`]), so that a weighted alias does not double it.
+//! they run (one count shared by its loaded versions), so that a weighted
+//! alias does not double it.
 //!
 //! The engine's instance pool is shared by every function. When it is full,
 //! an instantiation takes the least recently used idle instance of any
@@ -55,12 +56,6 @@ struct Idle {
     served: bool,
 }
 
-/// A function's calls in flight, whichever of its versions they run.
-#[derive(Debug, Default)]
-pub struct FunctionSlots {
-    busy: AtomicU32,
-}
-
 /// A version ready to serve: pre-instantiated component, config, idle pool.
 pub struct LoadedVersion {
     spec: VersionSpec,
@@ -72,7 +67,7 @@ pub struct LoadedVersion {
     /// This version's calls in flight.
     busy: AtomicU32,
     /// The function's, shared by its versions (`max_concurrency`).
-    slots: Arc<FunctionSlots>,
+    slots: Arc<AtomicU32>,
     /// Idle instances kept however long they are unused: `min_warm` while
     /// something targets this version, else 0.
     warm: AtomicU32,
@@ -91,7 +86,7 @@ impl LoadedVersion {
         pre: HandlerPre<HostState>,
         engine: Engine,
         activity: Arc<GuestActivity>,
-        slots: Arc<FunctionSlots>,
+        slots: Arc<AtomicU32>,
         loaded: Weak<Loaded>,
     ) -> Self {
         LoadedVersion {
@@ -172,9 +167,9 @@ impl LoadedVersion {
     /// Counts a call in, or refuses it when `max_concurrency` calls of the
     /// function (any of its versions) are running.
     pub(crate) fn enter(&self) -> Result<BusyGuard<'_>, RuntimeError> {
-        let now = self.slots.busy.fetch_add(1, Ordering::AcqRel) + 1;
+        let now = self.slots.fetch_add(1, Ordering::AcqRel) + 1;
         self.busy.fetch_add(1, Ordering::AcqRel);
-        let guard = BusyGuard { version: &self.busy, function: &self.slots.busy };
+        let guard = BusyGuard { version: &self.busy, function: &self.slots };
         if let Some(limit) = self.spec.config.max_concurrency
             && now > limit
         {
@@ -292,11 +287,6 @@ impl LoadedVersion {
             }
             me.refilling.store(false, Ordering::Release);
         });
-    }
-
-    /// Instantiates until the warm target's instances are idle.
-    pub async fn fill(&self) -> Result<(), RuntimeError> {
-        self.fill_to_min_warm().await
     }
 
     /// Instantiates until the warm target's instances are idle.
