@@ -8,7 +8,7 @@
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, body_json, get, http, pool};
+use crate::common::{TestServer, body_json, busy, get, http, pool};
 
 /// The admin API's status.
 async fn status(server: &TestServer) -> Value {
@@ -160,7 +160,14 @@ timeout_ms = 5000
             })
         })
         .collect();
-    server.calls_in_flight("Slow", 3).await;
+    // In flight and instantiated: the three calls hold every instance, so
+    // none of the earlier idle ones is left for A.
+    server
+        .status_when("three Slow calls holding every instance", |s| {
+            let idle: u64 = s["pools"].as_array().expect("pools").iter().filter_map(|p| p["idle"].as_u64()).sum();
+            busy(s, "Slow") >= 3 && idle == 0 && s["runtime"]["instances_alive"] == 3
+        })
+        .await;
     let refused = server.invoke("A", "{}").await;
     assert_eq!(refused.status, 429, "{}", String::from_utf8_lossy(&refused.body));
     for call in calls {
