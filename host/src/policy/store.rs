@@ -1,0 +1,220 @@
+//! The one interface behind which throttle buckets, quota counters and cached
+//! responses live ([`PolicyStore`]), and the value types that cross it.
+//!
+//! Two implementations: [`super::embedded::EmbeddedStore`] (in-process; the
+//! default, with quota counts durable in the data directory) and
+//! [`super::redis::RedisStore`] (several gateway processes sharing one
+//! Redis). [`Store`] holds whichever the server was started with, so the
+//! request path calls it without boxing a future per request.
+//!
+//! Every name that crosses this interface is built from what all nodes
+//! share — a plan's name and a key's usage id, an API, a stage, a resource
+//! path and a method — never from an id one node made up.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::catalog::Throttle;
+use super::clock::Period;
+
+/// What went wrong in a store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The shared store cannot be reached (the gateway goes on, degraded).
+    #[error("shared store unavailable: {0}")]
+    Unavailable(String),
+    /// The embedded store could not write its quota journal.
+    #[error("quota journal: {0}")]
+    Journal(String),
+}
+
+/// A quota check's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaOutcome {
+    /// Counted: this call is the `used`-th of the period.
+    Counted { used: u64, remaining: u64 },
+    /// The period's limit is reached: not counted.
+    Exceeded,
+}
+
+/// One quota check: a counter, its limit this period, and today.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaCheck<'a> {
+    /// `plan \0 usage_id`.
+    pub counter: &'a str,
+    /// The limit that applies this period (the plan's, less its offset in
+    /// its first period).
+    pub limit: u64,
+    pub period: Period,
+    /// Today's epoch day (UTC).
+    pub today: i64,
+}
+
+/// A response as the cache keeps it (the request ids are added per request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedResponse {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Bytes,
+}
+
+impl CachedResponse {
+    /// Bytes it takes in a cache (its weight against the capacity).
+    pub fn weight(&self) -> u64 {
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        (self.body.len() + headers + 16) as u64
+    }
+
+    /// A compact binary form, for a shared store: status, header count,
+    /// each header as length-prefixed name and value, then the body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.weight() as usize);
+        out.extend_from_slice(&self.status.to_be_bytes());
+        out.extend_from_slice(&(self.headers.len() as u32).to_be_bytes());
+        for (name, value) in &self.headers {
+            out.extend_from_slice(&(name.len() as u32).to_be_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            out.extend_from_slice(value);
+        }
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// The inverse of [`CachedResponse::encode`]; `None` for bytes it did not make.
+    pub fn decode(bytes: &[u8]) -> Option<CachedResponse> {
+        fn take<'a>(bytes: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+            if bytes.len() < n {
+                return None;
+            }
+            let (head, rest) = bytes.split_at(n);
+            *bytes = rest;
+            Some(head)
+        }
+        fn len(bytes: &mut &[u8]) -> Option<usize> {
+            Some(u32::from_be_bytes(take(bytes, 4)?.try_into().ok()?) as usize)
+        }
+        let mut rest = bytes;
+        let status = u16::from_be_bytes(take(&mut rest, 2)?.try_into().ok()?);
+        let count = len(&mut rest)?;
+        let mut headers = Vec::with_capacity(count.min(256));
+        for _ in 0..count {
+            let n = len(&mut rest)?;
+            let name = String::from_utf8(take(&mut rest, n)?.to_vec()).ok()?;
+            let n = len(&mut rest)?;
+            headers.push((name, take(&mut rest, n)?.to_vec()));
+        }
+        Some(CachedResponse { status, headers, body: Bytes::copy_from_slice(rest) })
+    }
+}
+
+/// Where throttle buckets, quota counters and cached responses live.
+///
+/// `bucket`, `counter` and `stage` are names every node derives alike.
+pub trait PolicyStore: Send + Sync {
+    /// Takes a token from `bucket` (created full on first use): `true`
+    /// when one was there.
+    fn take(&self, bucket: &str, throttle: Throttle) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Counts one call against a quota, unless its limit is reached.
+    fn count(&self, check: QuotaCheck<'_>) -> impl Future<Output = Result<QuotaOutcome, StoreError>> + Send;
+
+    /// Calls counted per day for `counter`, days `from..=to`.
+    fn usage(&self, counter: &str, from: i64, to: i64) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+
+    /// A cached response of `stage` (`"api/stage"`), if fresh.
+    fn cache_get(
+        &self,
+        stage: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<CachedResponse>, StoreError>> + Send;
+
+    /// Caches a response of `stage` for `ttl`; the stage's cache holds at
+    /// most `capacity` bytes.
+    fn cache_put(
+        &self,
+        stage: &str,
+        key: &str,
+        response: CachedResponse,
+        ttl: Duration,
+        capacity: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Drops every cached response of `stage`.
+    fn cache_flush(&self, stage: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The store a server runs with.
+pub enum Store {
+    Embedded(super::embedded::EmbeddedStore),
+    Redis(super::redis::RedisStore),
+}
+
+impl Store {
+    /// `"embedded"` or `"redis"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Embedded(_) => "embedded",
+            Store::Redis(_) => "redis",
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Embedded($s) => $call.await,
+            Store::Redis($s) => $call.await,
+        }
+    };
+}
+
+impl PolicyStore for Store {
+    async fn take(&self, bucket: &str, throttle: Throttle) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.take(bucket, throttle))
+    }
+
+    async fn count(&self, check: QuotaCheck<'_>) -> Result<QuotaOutcome, StoreError> {
+        dispatch!(self, s => s.count(check))
+    }
+
+    async fn usage(&self, counter: &str, from: i64, to: i64) -> Result<Vec<u64>, StoreError> {
+        dispatch!(self, s => s.usage(counter, from, to))
+    }
+
+    async fn cache_get(&self, stage: &str, key: &str) -> Result<Option<CachedResponse>, StoreError> {
+        dispatch!(self, s => s.cache_get(stage, key))
+    }
+
+    async fn cache_put(
+        &self,
+        stage: &str,
+        key: &str,
+        response: CachedResponse,
+        ttl: Duration,
+        capacity: u64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.cache_put(stage, key, response, ttl, capacity))
+    }
+
+    async fn cache_flush(&self, stage: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.cache_flush(stage))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_response_survives_its_encoding() {
+        let r = CachedResponse {
+            status: 200,
+            headers: vec![("content-type".into(), b"application/json".to_vec()), ("x".into(), vec![])],
+            body: Bytes::from_static(b"[1,2]"),
+        };
+        assert_eq!(CachedResponse::decode(&r.encode()), Some(r));
+        assert_eq!(CachedResponse::decode(b"\x00"), None);
+    }
+}
