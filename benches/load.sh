@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark: requests/s and latency of GET /prod/items through wasmgate
-# (hot instances, and a fresh instance per request) against a bare hyper
+# (hot instances, and a fresh instance per request; with the stage policies
+# on — API key, usage plan throttle and quota, stage throttle, CORS — and
+# answered from the stage cache) against a bare hyper
 # server returning the same bytes, in one run, with the ratios. A second
 # baseline, "bare hyper + wasmtime" (examples/hyper_wasmtime.rs: hyper calling
 # the same function through wasmgate's runtime alone, no gateway), shows what
@@ -36,11 +38,32 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-# wasmgate on the bundled configuration, ports picked by the OS, quiet logs.
+# wasmgate on the bundled configuration, ports picked by the OS, quiet logs,
+# without its stage policies (keys, throttles, cache, CORS): the seed's
+# request path as its history measured it.
 sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_listen = "127.0.0.1:0"/' \
-    -e "s|^data_dir = .*|data_dir = \"$work/data\"|" gateway.toml > "$work/gateway.toml"
+    -e "s|^data_dir = .*|data_dir = \"$work/data\"|" gateway.toml > "$work/gateway-full.toml"
+grep -Ev '^ *(api_key_required|throttle =|cache =|cors =)' "$work/gateway-full.toml" > "$work/gateway.toml"
 WASMGATE_LOG=warn target/release/wasmgate serve --config "$work/gateway.toml" > "$work/wasmgate.out" 2> "$work/wasmgate.err" &
 pids+=($!)
+# The same with the seed's policies on: an API key of a usage plan with a
+# throttle and a quota, the stage's throttle and CORS — limits far above
+# what wrk sends, so every call is admitted and every check runs — but no
+# cache ("policies"); and with prod's cache too ("cached": cache hits).
+bench_key=BenchKeyBenchKeyBenchKey0001
+policy_limits() {
+  sed -e "s|^data_dir = .*|data_dir = \"$work/$1\"|" \
+      -e 's/^throttle = .*/throttle = { rate = 10000000, burst = 10000000 }/' \
+      -e 's/^quota = .*/quota = { limit = 1000000000000, period = "DAY" }/' "$work/gateway-full.toml"
+  printf '\n[api_keys.bench]\nplans = ["CloudAcademyPlan"]\nvalue_sha256 = "%s"\n' \
+    "$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)"
+}
+policy_limits data-policies | grep -v '^cache =' > "$work/gateway-policies.toml"
+policy_limits data-cached > "$work/gateway-cached.toml"
+for v in policies cached; do
+  WASMGATE_LOG=warn target/release/wasmgate serve --config "$work/gateway-$v.toml" > "$work/wasmgate-$v.out" 2> "$work/wasmgate-$v.err" &
+  pids+=($!)
+done
 sed -e "s|^data_dir = .*|data_dir = \"$work/data-info\"|" "$work/gateway.toml" > "$work/gateway-info.toml"
 # Appending, so that the log can be emptied between its turns (see `run`).
 WASMGATE_LOG=info target/release/wasmgate serve --config "$work/gateway-info.toml" > "$work/wasmgate-info.out" 2>> "$work/wasmgate-info.log" &
@@ -54,16 +77,20 @@ pids+=($!)
 for _ in $(seq 100); do
   grep -q "admin API listening" "$work/wasmgate.out" 2>/dev/null && grep -q listening "$work/bare.out" 2>/dev/null \
     && grep -q "admin API listening" "$work/wasmgate-info.out" 2>/dev/null \
+    && grep -q "admin API listening" "$work/wasmgate-policies.out" 2>/dev/null \
+    && grep -q "admin API listening" "$work/wasmgate-cached.out" 2>/dev/null \
     && grep -q listening "$work/loop.out" 2>/dev/null && grep -q listening "$work/loop-fresh.out" 2>/dev/null && break
   sleep 0.1
 done
 gateway=$(sed -n 's/^wasmgate: gateway listening on //p' "$work/wasmgate.out")
 admin=$(sed -n 's/^wasmgate: admin API listening on //p' "$work/wasmgate.out")
 gateway_info=$(sed -n 's/^wasmgate: gateway listening on //p' "$work/wasmgate-info.out")
+gateway_policies=$(sed -n 's/^wasmgate: gateway listening on //p' "$work/wasmgate-policies.out")
+gateway_cached=$(sed -n 's/^wasmgate: gateway listening on //p' "$work/wasmgate-cached.out")
 bare=$(sed -n 's/^listening on //p' "$work/bare.out")
 loop=$(sed -n 's/^listening on //p' "$work/loop.out")
 loop_fresh=$(sed -n 's/^listening on //p' "$work/loop-fresh.out")
-[ -n "$gateway" ] && [ -n "$gateway_info" ] && [ -n "$bare" ] && [ -n "$loop" ] && [ -n "$loop_fresh" ] || { cat "$work/wasmgate.err"; exit 1; }
+[ -n "$gateway" ] && [ -n "$gateway_info" ] && [ -n "$gateway_policies" ] && [ -n "$gateway_cached" ] && [ -n "$bare" ] && [ -n "$loop" ] && [ -n "$loop_fresh" ] || { cat "$work/wasmgate.err"; exit 1; }
 
 # dev runs $LATEST: give it a fresh instance per request (reuse = false).
 WASMGATE_ADMIN=$admin target/release/wasmgate function update-config ItemsFunction --reuse false \
@@ -81,8 +108,10 @@ pin() { # mode
 }
 
 run() { # name url round mode
-  $wrk_pin wrk -t"$threads" -c"$conns" -d2s "$2" > /dev/null   # warm-up
-  $wrk_pin wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$2" > "$work/$4.$1.$3.txt"
+  local key=()
+  case $1 in policies|cached) key=(-H "x-api-key: $bench_key");; esac
+  $wrk_pin wrk -t"$threads" -c"$conns" -d2s "${key[@]}" "$2" > /dev/null   # warm-up
+  $wrk_pin wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "${key[@]}" "$2" > "$work/$4.$1.$3.txt"
   local rps p50 p99
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/$4.$1.$3.txt")
   p50=$(to_ms "$(awk '$1=="50%" {print $2}' "$work/$4.$1.$3.txt")")
@@ -97,8 +126,9 @@ run() { # name url round mode
 
 # The servers take turns, round after round: the machine's drift over the
 # run touches all of them alike, and the medians of the rounds are reported.
-servers=(bare loop hot loop-fresh fresh logged)
+servers=(bare loop hot policies cached loop-fresh fresh logged)
 declare -A url=([bare]="$bare/prod/items" [loop]="$loop/prod/items" [hot]="$gateway/prod/items"
+                [policies]="$gateway_policies/prod/items" [cached]="$gateway_cached/prod/items"
                 [loop-fresh]="$loop_fresh/prod/items" [fresh]="$gateway/dev/items" [logged]="$gateway_info/prod/items")
 for mode in $modes; do
   pin "$mode"
@@ -109,6 +139,11 @@ done
 # Every response must have been a 200 with the items.
 curl -sf "$gateway/prod/items" | grep -q Pencil
 curl -sf "$gateway/dev/items" | grep -q Pencil
+curl -sf -H "x-api-key: $bench_key" "$gateway_policies/prod/items" | grep -q Pencil
+curl -sf -H "x-api-key: $bench_key" "$gateway_cached/prod/items" | grep -q Pencil
+# The cached server answered from its cache (hits, and one miss per start).
+curl -sf -H "Authorization: Bearer $(cat "$work/data-cached/admin.token")" \
+  "$(sed -n 's/^wasmgate: admin API listening on //p' "$work/wasmgate-cached.out")/v1/status" | grep -o '"hits":[0-9]*' 
 
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for mode in $modes; do
@@ -125,6 +160,8 @@ for s in "${servers[@]}"; do
     bare) name="bare hyper (same bytes)";;
     loop) name="bare hyper + wasmtime, hot";;
     hot) name="wasmgate, hot instances";;
+    policies) name="wasmgate, hot, key+plan+throttle+quota";;
+    cached) name="wasmgate, cache hits (key+plan on)";;
     loop-fresh) name="bare hyper + wasmtime, fresh";;
     fresh) name="wasmgate, fresh instance/request";;
     logged) name="wasmgate, hot, info logs to a file";;
@@ -138,5 +175,10 @@ for s in "${servers[@]}"; do
   printf '%-34s %12.0f %10.2f %10.2f %8s %14s\n' "$name" "$rps" "$(column_of "$s" 4 | median)" \
     "$(column_of "$s" 5 | median)" "${ratio}x" "$range"
 done
+# What the policies cost: the policy server against the same server without
+# them, per round (one run, the same machine state).
+awk '$1 == "hot" {h[$2] = $3} $1 == "policies" {p[$2] = $3}
+  END {lo = 1e9; hi = 0; for (k in p) {x = p[k] / h[k]; if (x < lo) lo = x; if (x > hi) hi = x}
+       printf "policies on / off (hot): %.3f-%.3f per round\n", lo, hi}' "$work/results.$mode"
 done
 grep -h "Non-2xx\|Socket errors" "$work"/*.txt || true

@@ -4,10 +4,13 @@
 
 mod api;
 mod bench;
+mod cache;
 mod client;
 mod function;
+mod key;
 mod log_format;
 mod log_output;
+mod plan;
 mod serve;
 mod template;
 
@@ -50,6 +53,15 @@ enum Command {
     /// Work with mapping templates (render one for a sample request).
     #[command(subcommand)]
     Template(template::TemplateCommand),
+    /// Manage usage plans (stages, throttle, quota) and read their usage.
+    #[command(subcommand)]
+    Plan(plan::PlanCommand),
+    /// Manage API keys (create, enable, disable, rotate, plans).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Flush a stage's response cache.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
 }
 
 /// `NAME=VALUE` arguments of a repeatable flag, in order, every one kept.
@@ -120,6 +132,9 @@ fn main() -> ExitCode {
             Command::Deployment(cmd) => api::deployment(cmd).await,
             Command::TestInvoke(args) => api::test_invoke(args).await,
             Command::Template(cmd) => template::run(cmd),
+            Command::Plan(cmd) => plan::run(cmd).await,
+            Command::Key(cmd) => key::run(cmd).await,
+            Command::Cache(cmd) => cache::run(cmd).await,
         }
     });
     // The log lines first, then the error that ends the command.

@@ -80,12 +80,18 @@ async fn shutdown_signal() {
 
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let config = wasmgate_host::config::load(&args.config)?;
-    // What was checked: `gateway.toml: ok: 1 function; API ItemsAPI: 2 methods, stages dev, prod`.
+    // What was checked: `gateway.toml: ok: 1 function; API ItemsAPI: 2 methods, CORS on 2 resources, stages dev, prod`.
     let mut summary = format!("{}: ok: {}", args.config.display(), count(config.functions.len(), "function"));
     for api in &config.apis {
         let stages: Vec<&str> = api.stages.keys().map(String::as_str).collect();
         let stages = if stages.is_empty() { "no stages".to_string() } else { format!("stages {}", stages.join(", ")) };
-        summary.push_str(&format!("; API {}: {}, {stages}", api.name, count(api.methods.len(), "method")));
+        let methods = api.methods.iter().filter(|m| !m.cors_preflight).count();
+        let cors = if api.cors.is_empty() {
+            String::new()
+        } else {
+            format!(", CORS on {}", count(api.cors.len(), "resource"))
+        };
+        summary.push_str(&format!("; API {}: {}{cors}, {stages}", api.name, count(methods, "method")));
     }
     println!("{summary}");
     Ok(ExitCode::SUCCESS)

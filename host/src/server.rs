@@ -57,6 +57,62 @@ pub enum ServerError {
     AdminNotLoopback { addr: SocketAddr },
     #[error("could not listen on {addr}: {message}")]
     Bind { addr: SocketAddr, message: String },
+    #[error("usage plans and API keys: {0}")]
+    Catalog(#[from] crate::policy::catalog::CatalogError),
+    #[error("policy store: {0}")]
+    Store(#[from] crate::policy::store::StoreError),
+    #[error("{0}")]
+    ClockOffset(String),
+}
+
+/// `WASMGATE_CLOCK_OFFSET_SECS`: seconds the quota clock runs ahead of
+/// (or, negative, behind) the system's — how a test crosses a quota period
+/// without waiting for midnight. Unset: the system's clock.
+pub const CLOCK_OFFSET_ENV: &str = "WASMGATE_CLOCK_OFFSET_SECS";
+
+/// The policies' clock, and its offset from the environment.
+fn policy_clock() -> Result<crate::policy::clock::Clock, ServerError> {
+    let clock = crate::policy::clock::Clock::default();
+    if let Ok(text) = std::env::var(CLOCK_OFFSET_ENV) {
+        let secs: i64 = text
+            .trim()
+            .parse()
+            .map_err(|_| ServerError::ClockOffset(format!("{CLOCK_OFFSET_ENV}={text:?} is not a number of seconds")))?;
+        clock.advance(secs);
+        tracing::warn!(offset_secs = secs, "the quota clock is offset from the system's ({CLOCK_OFFSET_ENV})");
+    }
+    Ok(clock)
+}
+
+/// Opens the catalog of plans and keys and the store their counters (and
+/// the cache) live in: Redis when `shared_store` names one, else this
+/// process, with quota counts journalled in the data directory.
+async fn open_policies(config: &Config, data_dir: &Path) -> Result<crate::policy::Policies, ServerError> {
+    use crate::policy::{Policies, catalog::Catalog, embedded::EmbeddedStore, redis::RedisStore, store::Store};
+    let clock = policy_clock()?;
+    let catalog = {
+        let (dir, plans, keys, clock) =
+            (data_dir.to_path_buf(), config.usage_plans.clone(), config.api_keys.clone(), clock.clone());
+        tokio::task::spawn_blocking(move || Catalog::open(Some(&dir), plans, keys, clock))
+            .await
+            .expect("catalog open task")?
+    };
+    let store = match &config.server.shared_store {
+        Some(url) => {
+            let store = RedisStore::connect(url).await?;
+            tracing::info!(url = store.url(), "throttles, quotas and the cache are shared through Redis");
+            Store::Redis(store)
+        }
+        None => {
+            let (dir, today) = (data_dir.to_path_buf(), clock.today());
+            Store::Embedded(
+                tokio::task::spawn_blocking(move || EmbeddedStore::open(&dir, today))
+                    .await
+                    .expect("quota journal task")?,
+            )
+        }
+    };
+    Ok(Policies::new(catalog, store, clock))
 }
 
 /// A started server.
@@ -151,7 +207,8 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         "registry loaded"
     );
     crate::bootstrap::apply(&functions, &config.functions).await?;
-    let gateway = Arc::new(Gateway::new(functions.clone()));
+    let policies = Arc::new(open_policies(config, &data_dir).await?);
+    let gateway = Arc::new(Gateway::new(functions.clone(), policies));
     gateway.reload()?;
     for (api, stage) in gateway.deploy_undeployed(&config.apis).await? {
         tracing::info!(api, stage, "deployed a stage that had no deployment");

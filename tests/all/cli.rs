@@ -120,7 +120,10 @@ fn a_bad_configuration_is_rejected_naming_the_key_and_line() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // It says what it checked.
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.trim_end().ends_with("ok: 1 function; API ItemsAPI: 2 methods, stages dev, prod"), "{said}");
+    assert!(
+        said.trim_end().ends_with("ok: 1 function; API ItemsAPI: 2 methods, CORS on 2 resources, stages dev, prod"),
+        "{said}"
+    );
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub struct TestServer {
     pub log_pipe: Option<ChildStderr>,
     /// The server's `WASMGATE_LOG` filter.
     log_filter: &'static str,
+    /// More environment for the server process (from its next start).
+    pub env: Vec<(String, String)>,
 }
 
 /// The configuration every test server starts from: `server_keys` go into
@@ -82,6 +84,7 @@ impl TestServer {
             piped_log,
             log_pipe: None,
             log_filter,
+            env: Vec::new(),
         };
         server.spawn();
         server
@@ -124,6 +127,7 @@ impl TestServer {
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("WASMGATE_LOG", self.log_filter)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(log)
             .stdin(Stdio::null())
@@ -350,8 +354,21 @@ pub async fn get(url: &str) -> HttpResponse {
     http("GET", url, &[], Bytes::new()).await
 }
 
-/// The bundled gateway.toml without its `[server]` table (tests supply their own).
+/// The bundled `gateway.toml` without its `[server]` table and without its
+/// stage policies (API keys, throttles, the cache, CORS): the tests that use
+/// it are about routing, integrations and deploys. `policies.rs` tests the
+/// file whole ([`bundled_config_with_policies`]).
 pub fn bundled_config() -> String {
+    let policies = ["api_key_required", "throttle =", "cache =", "cors ="];
+    bundled_config_with_policies()
+        .lines()
+        .filter(|line| !policies.iter().any(|p| line.trim_start().starts_with(p)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The bundled `gateway.toml` without its `[server]` table.
+pub fn bundled_config_with_policies() -> String {
     strip_server(include_str!("../../gateway.toml"))
 }
 

@@ -2,6 +2,7 @@
 //! starts the real server (`TestServer`) on `127.0.0.1:0` with a temporary
 //! data directory and real guests, and speaks HTTP to it.
 
+mod browser;
 mod cli;
 mod common;
 mod conformance;
@@ -12,4 +13,6 @@ mod functions;
 mod gateway;
 mod hardening;
 mod isolation;
+mod plans_keys;
+mod policies;
 mod pools;

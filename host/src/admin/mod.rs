@@ -6,11 +6,13 @@
 //! Lambda error type also in `x-amzn-ErrorType`: 400 `InvalidParameterValueException`
 //! (bad input, malformed wasm — nothing is stored), 404 `ResourceNotFoundException`,
 //! 409 `ResourceConflictException`, 413 `RequestTooLargeException`, 429
-//! `TooManyRequestsException`, 401 for a missing or wrong token.
+//! `TooManyRequestsException`, 401 for a missing or wrong token. The usage
+//! plan, API key and cache endpoints answer with API Gateway's types instead
+//! (400 `BadRequestException`, 404 `NotFoundException`, 409 `ConflictException`).
 //!
 //! | method and path | what |
 //! |---|---|
-//! | `GET /v1/status` | runtime counters (compiles, artifact loads, loaded versions), and `pools`: each loaded version's calls in flight and idle instances |
+//! | `GET /v1/status` | runtime counters (compiles, artifact loads, loaded versions), `pools`: each loaded version's calls in flight and idle instances, and `policies`: `{store, cache}` (the policy store's kind, each stage's cache hits and misses) |
 //! | `GET /v1/functions` | list functions |
 //! | `GET /v1/functions/{name}` | one function with its versions and aliases |
 //! | `DELETE /v1/functions/{name}` | delete it, its versions and aliases |
@@ -28,6 +30,19 @@
 //! | `POST /v1/apis/{api}/deployments` | deploy `{stage, description?}` from the server's configuration file (re-read now) |
 //! | `POST /v1/apis/{api}/stages/{stage}/rollback` | point the stage at `{deployment_id?}` or its previous deployment |
 //! | `POST /v1/apis/{api}/test-invoke` | run one method as the console's TEST button: `{stage, method, resource_path, path?, query?, headers?, body?}` (query and header values a string or a list); answers `{status, headers, multi_value_headers, body, latency_ms, log, invocation}` |
+//! | `DELETE /v1/apis/{api}/stages/{stage}/cache` | flush a served stage's response cache (404 if the API or stage is not served) |
+//! | `GET /v1/usageplans` | list usage plans (stages as `"API/stage"`, throttle, quota, method throttles, the keys in each) |
+//! | `POST /v1/usageplans` | create `{name, description?, stages: ["API/stage"], throttle?: {rate, burst}, quota?: {limit, offset?, period}, method_throttle?: {"API/stage": {"/items/GET": {rate, burst}}}}` (201) |
+//! | `GET /v1/usageplans/{name}` | one usage plan |
+//! | `PATCH /v1/usageplans/{name}` | change `{add_stages?, remove_stages?, throttle?, quota?, method_throttle?, description?}` (`throttle` or `quota` `null` removes it) |
+//! | `DELETE /v1/usageplans/{name}` | delete a plan bound to no stage (409 while it is bound) |
+//! | `GET /v1/usageplans/{name}/usage[?startDate=YYYY-MM-DD&endDate=YYYY-MM-DD&key=NAME]` | GetUsage: used and remaining per key per day (default: the last 7 days through today, UTC) |
+//! | `GET /v1/apikeys` | list API keys (values masked; never a value or its digest) |
+//! | `POST /v1/apikeys` | create `{name, value?, plans?, description?, enabled?, invalidate_cache?}` (201): the only answer but rotate's with the key's `value` |
+//! | `GET /v1/apikeys/{name}` | one API key (value masked) |
+//! | `PATCH /v1/apikeys/{name}` | change `{enabled?, description?, add_plans?, remove_plans?, invalidate_cache?}` |
+//! | `POST /v1/apikeys/{name}/rotate` | a new value `{value?}` (generated if not given), answered once; usage stays counted where it was |
+//! | `DELETE /v1/apikeys/{name}` | delete an API key |
 //!
 //! An invocation answers 200 with the function's result as the body, or its
 //! error payload plus `X-Amz-Function-Error: Unhandled`, as Lambda's Invoke
@@ -36,6 +51,7 @@
 //! the log, base64, in `X-Amz-Log-Result`.
 
 pub mod client;
+mod policies;
 pub mod token;
 
 use std::sync::Arc;
@@ -309,6 +325,7 @@ impl AdminApi {
                     "runtime": f.runtime().stats(),
                     "functions": state.functions.len(),
                     "pools": pools(f, &state),
+                    "policies": self.policies_status(),
                 }))
             }
             (&Method::GET, ["v1", "functions"]) => {
@@ -437,6 +454,9 @@ impl AdminApi {
                 let result =
                     crate::gateway::testinvoke::run(&self.gateway, api, t).await.map_err(ApiError::bad_request)?;
                 ok(&result)
+            }
+            (_, ["v1", "usageplans" | "apikeys", ..] | ["v1", "apis", _, "stages", _, "cache"]) => {
+                self.route_policies(&method, &segs, req).await
             }
             (_, ["v1", ..]) => Err(ApiError(
                 StatusCode::NOT_FOUND,

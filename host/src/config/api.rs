@@ -13,6 +13,8 @@ use super::ConfigError;
 use super::raw::{RawApi, RawIntegration, RawMethod};
 use super::resolve::Ctx;
 use crate::gateway::responses::{Customisation, GatewayResponses, ResponseType};
+use crate::policy::catalog::Throttle;
+use crate::policy::settings::{Cors, KeyParameter, MethodSettings, StageCache, StageSettings, UnauthorizedStrategy};
 use crate::template::Template;
 
 /// The HTTP methods a resource can declare.
@@ -30,6 +32,8 @@ pub struct ApiSpec {
     pub methods: Vec<Arc<MethodSpec>>,
     pub stages: IndexMap<String, StageSpec>,
     pub gateway_responses: Arc<GatewayResponses>,
+    /// Resource path → its CORS.
+    pub cors: IndexMap<String, Arc<Cors>>,
     /// The API as written, for deployment snapshots.
     pub raw: RawApi,
 }
@@ -38,6 +42,8 @@ pub struct ApiSpec {
 pub struct StageSpec {
     pub description: String,
     pub variables: IndexMap<String, String>,
+    /// Throttling, the cache and per-method overrides.
+    pub settings: StageSettings,
 }
 
 /// One method of one resource.
@@ -53,6 +59,10 @@ pub struct MethodSpec {
     /// Content type → model.
     pub request_models: IndexMap<String, Model>,
     pub integration: IntegrationSpec,
+    /// What keys the stage cache besides the method and path.
+    pub cache_key_parameters: Vec<KeyParameter>,
+    /// The OPTIONS method "Enable CORS" adds: it answers preflights.
+    pub cors_preflight: bool,
 }
 
 /// A compiled JSON Schema model.
@@ -184,6 +194,19 @@ pub(super) fn resolve_api(
             methods.push(Arc::new(resolve_method(cx, &mkey, path, http_method, m, raw, &models, known_functions)?));
         }
     }
+    // "Enable CORS": an OPTIONS method on each CORS resource that has none.
+    let mut cors = IndexMap::new();
+    for (path, c) in &raw.cors {
+        let ckey = format!("{key}.cors.\"{path}\"");
+        if !raw.resources.contains_key(path) {
+            return cx.err(c.span(), ckey, format!("no resource {path:?} in this API"));
+        }
+        let resolved = resolve_cors(cx, &ckey, c)?;
+        if !methods.iter().any(|m| &m.resource_path == path && m.http_method == "OPTIONS") {
+            methods.push(Arc::new(preflight_method(path)));
+        }
+        cors.insert(path.clone(), Arc::new(resolved));
+    }
     // The router checks paths (shapes, duplicates) the way API Gateway does.
     if let Err(e) = crate::gateway::router::Router::new(
         methods.iter().map(|m| (m.resource_path.clone(), m.http_method.clone(), ())),
@@ -211,11 +234,13 @@ pub(super) fn resolve_api(
                 );
             }
         }
+        let settings = resolve_stage_settings(cx, &skey, s.get_ref(), &methods)?;
         stages.insert(
             stage.clone(),
             StageSpec {
                 description: s.get_ref().description.clone().unwrap_or_default(),
                 variables: s.get_ref().variables.clone(),
+                settings,
             },
         );
     }
@@ -267,6 +292,7 @@ pub(super) fn resolve_api(
         methods,
         stages,
         gateway_responses: Arc::new(gateway_responses),
+        cors,
         raw: raw.clone(),
     })
 }
@@ -332,6 +358,22 @@ fn resolve_method(
         }
     }
     let integration = resolve_integration(cx, &format!("{key}.integration"), &raw.integration, known_functions)?;
+    let mut cache_key_parameters = Vec::new();
+    for p in &raw.integration.get_ref().cache_key_parameters {
+        match KeyParameter::parse(p.get_ref()) {
+            Some(k) => cache_key_parameters.push(k),
+            None => {
+                return cx.err(
+                    p.span(),
+                    format!("{key}.integration.cache_key_parameters"),
+                    format!(
+                        "{:?}: use method.request.path.NAME, method.request.querystring.NAME or method.request.header.NAME",
+                        p.get_ref()
+                    ),
+                );
+            }
+        }
+    }
     Ok(MethodSpec {
         resource_path: path.to_string(),
         http_method: http_method.to_string(),
@@ -341,6 +383,8 @@ fn resolve_method(
         required_parameters,
         request_models,
         integration,
+        cache_key_parameters,
+        cors_preflight: false,
     })
 }
 
@@ -493,4 +537,163 @@ pub fn substitute_stage_variables(text: &str, variables: &IndexMap<String, Strin
     }
     out.push_str(rest);
     out
+}
+
+/// The OPTIONS method "Enable CORS" adds to a resource (a mock; the gateway
+/// answers preflights from the resource's CORS settings).
+fn preflight_method(path: &str) -> MethodSpec {
+    MethodSpec {
+        resource_path: path.to_string(),
+        http_method: "OPTIONS".into(),
+        api_key_required: false,
+        validate_body: false,
+        validate_parameters: false,
+        required_parameters: Vec::new(),
+        request_models: IndexMap::new(),
+        integration: IntegrationSpec {
+            kind: IntegrationKind::Mock,
+            passthrough: Passthrough::WhenNoMatch,
+            timeout_ms: 29_000,
+            request_templates: IndexMap::new(),
+            responses: Vec::new(),
+        },
+        cache_key_parameters: Vec::new(),
+        cors_preflight: true,
+    }
+}
+
+pub(super) fn resolve_throttle(
+    cx: &Ctx<'_>,
+    key: &str,
+    t: &Spanned<crate::config::raw::RawThrottle>,
+) -> Result<Throttle, ConfigError> {
+    let throttle = Throttle { rate: t.get_ref().rate, burst: t.get_ref().burst };
+    match throttle.check() {
+        Ok(()) => Ok(throttle),
+        Err(e) => cx.err(t.span(), key, e),
+    }
+}
+
+/// A stage's throttle, cache and method settings; method keys
+/// (`"/items/GET"`) must name a method of the API.
+fn resolve_stage_settings(
+    cx: &Ctx<'_>,
+    skey: &str,
+    raw: &crate::config::raw::RawStage,
+    methods: &[Arc<MethodSpec>],
+) -> Result<StageSettings, ConfigError> {
+    let mut settings = StageSettings::default();
+    if let Some(t) = &raw.throttle {
+        settings.throttle = Some(resolve_throttle(cx, &format!("{skey}.throttle"), t)?);
+    }
+    if let Some(c) = &raw.cache {
+        let ckey = format!("{skey}.cache");
+        let c_ref = c.get_ref();
+        let mut cache = StageCache { enabled: c_ref.enabled, ..StageCache::default() };
+        if let Some(mb) = &c_ref.capacity_mb {
+            if *mb.get_ref() == 0 || *mb.get_ref() > 65536 {
+                return cx.err(mb.span(), format!("{ckey}.capacity_mb"), "must be between 1 and 65536 (MB)");
+            }
+            cache.capacity_bytes = mb.get_ref() * 1024 * 1024;
+        }
+        if let Some(ttl) = &c_ref.ttl {
+            if *ttl.get_ref() > 3600 {
+                return cx.err(ttl.span(), format!("{ckey}.ttl"), "must be between 0 and 3600 seconds (0: no caching)");
+            }
+            cache.ttl = *ttl.get_ref();
+        }
+        if let Some(r) = c_ref.require_authorization {
+            cache.require_authorization = r;
+        }
+        if let Some(strategy) = &c_ref.unauthorized_strategy {
+            cache.unauthorized = match UnauthorizedStrategy::parse(strategy.get_ref()) {
+                Some(s) => s,
+                None => {
+                    return cx.err(
+                        strategy.span(),
+                        format!("{ckey}.unauthorized_strategy"),
+                        format!("use one of {}", UnauthorizedStrategy::NAMES.join(", ")),
+                    );
+                }
+            };
+        }
+        settings.cache = cache;
+    }
+    for (name, m) in &raw.methods {
+        let mkey = format!("{skey}.methods.\"{name}\"");
+        let known = name
+            .rsplit_once('/')
+            .is_some_and(|(path, method)| methods.iter().any(|x| x.resource_path == path && x.http_method == method));
+        if !known {
+            return cx.err(
+                m.span(),
+                mkey,
+                format!("{name:?} is not a method of this API: name one as RESOURCE/METHOD, e.g. /items/GET"),
+            );
+        }
+        let m_ref = m.get_ref();
+        let throttle = match &m_ref.throttle {
+            Some(t) => Some(resolve_throttle(cx, &format!("{mkey}.throttle"), t)?),
+            None => None,
+        };
+        if let Some(ttl) = &m_ref.cache_ttl
+            && *ttl.get_ref() > 3600
+        {
+            return cx.err(ttl.span(), format!("{mkey}.cache_ttl"), "must be between 0 and 3600 seconds");
+        }
+        settings.methods.insert(
+            name.clone(),
+            MethodSettings {
+                throttle,
+                caching: m_ref.caching,
+                cache_ttl: m_ref.cache_ttl.as_ref().map(|t| *t.get_ref()),
+            },
+        );
+    }
+    Ok(settings)
+}
+
+fn resolve_cors(cx: &Ctx<'_>, key: &str, c: &Spanned<crate::config::raw::RawCors>) -> Result<Cors, ConfigError> {
+    let raw = c.get_ref();
+    let mut cors = Cors::default();
+    if let Some(origins) = &raw.allow_origins {
+        if origins.is_empty() {
+            return cx.err(c.span(), format!("{key}.allow_origins"), "list at least one origin, or \"*\"");
+        }
+        for o in origins {
+            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                return cx.err(
+                    c.span(),
+                    format!("{key}.allow_origins"),
+                    format!("{o:?} is not an origin (scheme://host[:port]) or \"*\""),
+                );
+            }
+        }
+        cors.allow_origins = origins.iter().map(|o| o.trim_end_matches('/').to_string()).collect();
+    }
+    if let Some(methods) = &raw.allow_methods {
+        for m in methods {
+            if m != "*" && !METHODS.contains(&m.as_str()) {
+                return cx.err(c.span(), format!("{key}.allow_methods"), format!("unknown method {m:?}"));
+            }
+        }
+        cors.allow_methods = methods.clone();
+    }
+    if let Some(headers) = &raw.allow_headers {
+        cors.allow_headers = headers.join(",");
+    }
+    if let Some(headers) = &raw.expose_headers {
+        cors.expose_headers = Some(headers.join(","));
+    }
+    cors.max_age = raw.max_age;
+    cors.allow_credentials = raw.allow_credentials.unwrap_or(false);
+    if cors.allow_credentials && cors.allow_origins.iter().any(|o| o == "*") {
+        return cx.err(
+            c.span(),
+            format!("{key}.allow_credentials"),
+            "browsers refuse credentials with an allowed origin of \"*\": list the origins in allow_origins",
+        );
+    }
+    cors.on_errors = raw.on_errors.unwrap_or(true);
+    Ok(cors)
 }

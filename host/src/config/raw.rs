@@ -15,6 +15,61 @@ pub struct RawConfig {
     pub functions: IndexMap<String, Spanned<RawFunction>>,
     #[serde(default)]
     pub apis: IndexMap<String, Spanned<RawApi>>,
+    /// Usage plans every node declares alike.
+    #[serde(default)]
+    pub usage_plans: IndexMap<String, Spanned<RawUsagePlan>>,
+    /// API keys every node declares alike (the value from the environment, or its digest).
+    #[serde(default)]
+    pub api_keys: IndexMap<String, Spanned<RawApiKey>>,
+}
+
+/// A usage plan.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsagePlan {
+    pub description: Option<String>,
+    /// `"API/stage"`.
+    #[serde(default)]
+    pub stages: Vec<Spanned<String>>,
+    pub throttle: Option<Spanned<RawThrottle>>,
+    pub quota: Option<Spanned<RawQuota>>,
+    /// `"API/stage"` → `"/resource/METHOD"` → throttle.
+    #[serde(default)]
+    pub method_throttle: IndexMap<String, Spanned<IndexMap<String, Spanned<RawThrottle>>>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawThrottle {
+    /// Requests per second.
+    pub rate: f64,
+    pub burst: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    pub limit: u64,
+    #[serde(default)]
+    pub offset: u64,
+    /// `DAY`, `WEEK` or `MONTH`.
+    pub period: Spanned<String>,
+}
+
+/// An API key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKey {
+    pub description: Option<String>,
+    #[serde(default)]
+    pub plans: Vec<Spanned<String>>,
+    /// The environment variable holding the value.
+    pub value_env: Option<Spanned<String>>,
+    /// The value's SHA-256, hex.
+    pub value_sha256: Option<Spanned<String>>,
+    pub enabled: Option<bool>,
+    /// May refresh cached responses with `Cache-Control: max-age=0`.
+    pub invalidate_cache: Option<bool>,
 }
 
 /// An API (a REST API of API Gateway). Serializable: a deployment stores its
@@ -43,6 +98,9 @@ pub struct RawApi {
     pub resources: IndexMap<String, Spanned<IndexMap<String, Spanned<RawMethod>>>>,
     #[serde(default)]
     pub stages: IndexMap<String, Spanned<RawStage>>,
+    /// Resource path → CORS ("Enable CORS" on the resource).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub cors: IndexMap<String, Spanned<RawCors>>,
     /// Customised gateway responses by type (`MISSING_AUTHENTICATION_TOKEN`, `DEFAULT_4XX` …).
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub gateway_responses: IndexMap<String, Spanned<RawGatewayResponse>>,
@@ -103,6 +161,10 @@ pub struct RawIntegration {
     /// Content type → mapping template.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub request_templates: IndexMap<String, Spanned<String>>,
+    /// `method.request.{path,querystring,header}.NAME` that key the stage's
+    /// cache (besides the method and the path, path parameters included).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_key_parameters: Vec<Spanned<String>>,
     /// Integration responses, chosen by `selection_pattern`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub responses: Vec<Spanned<RawIntegrationResponse>>,
@@ -132,6 +194,72 @@ pub struct RawStage {
     pub description: Option<String>,
     #[serde(default)]
     pub variables: IndexMap<String, String>,
+    /// The stage's default throttle (every method, all callers together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Spanned<RawThrottle>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<Spanned<RawStageCache>>,
+    /// `"/resource/METHOD"` → the method's own settings.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub methods: IndexMap<String, Spanned<RawMethodSettings>>,
+}
+
+/// A stage's response cache.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStageCache {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_mb: Option<Spanned<u64>>,
+    /// Seconds, 0–3600 (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Spanned<u64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_authorization: Option<bool>,
+    /// `FAIL_WITH_403`, `SUCCEED_WITH_RESPONSE_HEADER` or `SUCCEED_WITHOUT_RESPONSE_HEADER`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unauthorized_strategy: Option<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A method's overrides of its stage's settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMethodSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Spanned<RawThrottle>>,
+    /// `false` opts a GET out of the stage's cache; `true` opts another method in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caching: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_ttl: Option<Spanned<u64>>,
+}
+
+/// CORS of a resource ("Enable CORS").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCors {
+    /// `["*"]` (the default) or the origins allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_origins: Option<Vec<String>>,
+    /// Default: the resource's methods and OPTIONS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_methods: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_headers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose_headers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_credentials: Option<bool>,
+    /// Add the allow-origin header to gateway error responses on this resource (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_errors: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -162,6 +290,8 @@ pub struct RawServer {
     pub header_read_timeout_ms: Option<Spanned<u64>>,
     pub body_read_timeout_ms: Option<Spanned<u64>>,
     pub max_requests_in_flight: Option<Spanned<u64>>,
+    /// `redis://…`: throttles, quotas and the cache shared through Redis.
+    pub shared_store: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

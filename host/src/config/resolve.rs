@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::api::{ApiSpec, resolve_api};
-use super::raw::{RawAlias, RawConfig, RawFunction};
+use super::api::{ApiSpec, resolve_api, resolve_throttle};
+use super::raw::{RawAlias, RawApiKey, RawConfig, RawFunction, RawUsagePlan};
 use super::{ConfigError, line_of};
+use crate::policy::catalog::{self, ApiKey, ApiStage, Quota, Source, UsagePlan};
+use crate::policy::clock::{Clock, Period};
 use crate::registry::{AliasUpdate, VersionRef};
 use crate::runtime::{EngineOptions, FunctionConfig};
 
@@ -19,6 +21,10 @@ pub struct Config {
     pub server: ServerConfig,
     pub functions: Vec<FunctionSeed>,
     pub apis: Vec<ApiSpec>,
+    /// `[usage_plans.NAME]`.
+    pub usage_plans: Vec<UsagePlan>,
+    /// `[api_keys.NAME]`, their values hashed.
+    pub api_keys: Vec<ApiKey>,
 }
 
 /// Listeners, data directory and limits.
@@ -39,6 +45,9 @@ pub struct ServerConfig {
     /// Most gateway requests in flight at once; beyond it 429 (API Gateway's
     /// throttling answer).
     pub max_requests_in_flight: usize,
+    /// `redis://…`: where throttles, quotas and the cache are shared (else
+    /// they live in this process).
+    pub shared_store: Option<String>,
 }
 
 /// Where a function's code comes from at bootstrap.
@@ -158,6 +167,20 @@ pub(super) fn resolve(
             "server.max_requests_in_flight",
             crate::http::DEFAULT_MAX_IN_FLIGHT as u64,
         )? as usize,
+        shared_store: match &s.shared_store {
+            None => None,
+            Some(url) => {
+                let u = url.get_ref();
+                if !(u.starts_with("redis://") || u.starts_with("rediss://") || u.starts_with("redis+unix://")) {
+                    return cx.err(
+                        url.span(),
+                        "server.shared_store",
+                        "a Redis URL: redis://HOST:PORT[/DB], rediss://… or redis+unix:///PATH",
+                    );
+                }
+                Some(u.clone())
+            }
+        },
     };
 
     let mut functions = Vec::new();
@@ -185,7 +208,183 @@ pub(super) fn resolve(
         }
         apis.push(spec);
     }
-    Ok(Config { path: path.to_path_buf(), server, functions, apis })
+    let clock = Clock::default();
+    let mut usage_plans = Vec::new();
+    for (name, plan) in &raw.usage_plans {
+        usage_plans.push(resolve_plan(&cx, name, plan, &apis, &clock)?);
+    }
+    let mut api_keys = Vec::new();
+    for (name, key) in &raw.api_keys {
+        api_keys.push(resolve_key(&cx, name, key, &raw.usage_plans, &clock)?);
+    }
+    let plans = usage_plans.iter().map(|p| (p.name.clone(), p.clone())).collect();
+    let keys = api_keys.iter().map(|k| (k.name.clone(), k.clone())).collect();
+    if let Err(e) = catalog::check_rules(&plans, &keys) {
+        let span = raw.api_keys.values().next().map_or(0..0, |k| k.span());
+        return cx.err(span, "api_keys", e.to_string());
+    }
+    Ok(Config { path: path.to_path_buf(), server, functions, apis, usage_plans, api_keys })
+}
+
+/// A declared usage plan; its stages and method throttles must name what
+/// the file's APIs define.
+fn resolve_plan(
+    cx: &Ctx<'_>,
+    name: &str,
+    plan: &Spanned<RawUsagePlan>,
+    apis: &[ApiSpec],
+    clock: &Clock,
+) -> Result<UsagePlan, ConfigError> {
+    let key = format!("usage_plans.{name}");
+    if let Err(e) = catalog::check_name("a usage plan", name) {
+        return cx.err(plan.span(), key, e);
+    }
+    let raw = plan.get_ref();
+    let mut stages = Vec::new();
+    for s in &raw.stages {
+        let stage = match ApiStage::parse(s.get_ref()) {
+            Ok(stage) => stage,
+            Err(e) => return cx.err(s.span(), format!("{key}.stages"), e),
+        };
+        let known = apis.iter().any(|a| a.name == stage.api && a.stages.contains_key(&stage.stage));
+        if !known {
+            return cx.err(
+                s.span(),
+                format!("{key}.stages"),
+                format!("no stage {:?} of an API {:?} in this file", stage.stage, stage.api),
+            );
+        }
+        stages.push(stage);
+    }
+    for (label, methods) in &raw.method_throttle {
+        let mkey = format!("{key}.method_throttle.\"{label}\"");
+        let Some(stage) = stages.iter_mut().find(|s| s.label() == *label) else {
+            return cx.err(methods.span(), mkey, "not one of the plan's stages");
+        };
+        let api = apis.iter().find(|a| a.name == stage.api);
+        for (method, t) in methods.get_ref() {
+            let known = method.rsplit_once('/').is_some_and(|(path, m)| {
+                api.is_some_and(|a| a.methods.iter().any(|x| x.resource_path == path && x.http_method == m))
+            });
+            if !known {
+                return cx.err(
+                    t.span(),
+                    format!("{mkey}.\"{method}\""),
+                    format!(
+                        "{method:?} is not a method of {}: name one as RESOURCE/METHOD, e.g. /items/GET",
+                        stage.api
+                    ),
+                );
+            }
+            let throttle = resolve_throttle(cx, &format!("{mkey}.\"{method}\""), t)?;
+            stage.method_throttle.insert(method.clone(), throttle);
+        }
+    }
+    let throttle = match &raw.throttle {
+        Some(t) => Some(resolve_throttle(cx, &format!("{key}.throttle"), t)?),
+        None => None,
+    };
+    let quota = match &raw.quota {
+        None => None,
+        Some(q) => {
+            let Some(period) = Period::parse(q.get_ref().period.get_ref()) else {
+                return cx.err(q.get_ref().period.span(), format!("{key}.quota.period"), "DAY, WEEK or MONTH");
+            };
+            let quota = Quota { limit: q.get_ref().limit, offset: q.get_ref().offset, period };
+            if let Err(e) = quota.check() {
+                return cx.err(q.span(), format!("{key}.quota"), e);
+            }
+            Some(quota)
+        }
+    };
+    let resolved = UsagePlan {
+        name: name.to_string(),
+        description: raw.description.clone().unwrap_or_default(),
+        stages,
+        throttle,
+        quota,
+        created: clock.rfc3339(),
+        created_day: clock.today(),
+        source: Source::File,
+    };
+    if let Err(e) = catalog::check_plan(&resolved) {
+        return cx.err(plan.span(), key, e);
+    }
+    Ok(resolved)
+}
+
+/// A declared API key: its value from the environment (hashed at once) or
+/// its SHA-256.
+fn resolve_key(
+    cx: &Ctx<'_>,
+    name: &str,
+    raw_key: &Spanned<RawApiKey>,
+    plans: &indexmap::IndexMap<String, Spanned<RawUsagePlan>>,
+    clock: &Clock,
+) -> Result<ApiKey, ConfigError> {
+    let key = format!("api_keys.{name}");
+    if let Err(e) = catalog::check_name("an API key", name) {
+        return cx.err(raw_key.span(), key, e);
+    }
+    let raw = raw_key.get_ref();
+    let sha256 = match (&raw.value_env, &raw.value_sha256) {
+        (Some(var), None) => match std::env::var(var.get_ref()) {
+            Ok(value) => {
+                if let Err(e) = catalog::check_value(&value) {
+                    return cx.err(var.span(), format!("{key}.value_env"), format!("${}: {e}", var.get_ref()));
+                }
+                catalog::digest_hex(&value)
+            }
+            Err(_) => {
+                return cx.err(
+                    var.span(),
+                    format!("{key}.value_env"),
+                    format!("the environment variable {} is not set (it holds the key's value)", var.get_ref()),
+                );
+            }
+        },
+        (None, Some(digest)) => {
+            let d = digest.get_ref().to_ascii_lowercase();
+            if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return cx.err(
+                    digest.span(),
+                    format!("{key}.value_sha256"),
+                    "the value's SHA-256 as 64 hex digits (e.g. printf %s \"$KEY\" | sha256sum)",
+                );
+            }
+            d
+        }
+        (Some(v), Some(_)) => return cx.err(v.span(), key, "give value_env or value_sha256, not both"),
+        (None, None) => {
+            return cx.err(
+                raw_key.span(),
+                key,
+                "missing value_env (the environment variable holding the value) or value_sha256 (its SHA-256): \
+                 a key's value is never written in the file",
+            );
+        }
+    };
+    let mut key_plans = Vec::new();
+    for p in &raw.plans {
+        if !plans.contains_key(p.get_ref()) {
+            return cx.err(p.span(), format!("{key}.plans"), format!("no usage plan {:?} in this file", p.get_ref()));
+        }
+        key_plans.push(p.get_ref().clone());
+    }
+    Ok(ApiKey {
+        name: name.to_string(),
+        // The same on every node, and telling nothing about the value.
+        id: catalog::digest_hex(&format!("wasmgate api key {name}"))[..10].to_string(),
+        description: raw.description.clone().unwrap_or_default(),
+        enabled: raw.enabled.unwrap_or(true),
+        usage_id: sha256[..32].to_string(),
+        sha256,
+        prefix: None,
+        plans: key_plans,
+        invalidate_cache: raw.invalidate_cache.unwrap_or(false),
+        created: clock.rfc3339(),
+        source: Source::File,
+    })
 }
 
 fn resolve_function(

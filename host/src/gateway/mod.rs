@@ -10,6 +10,11 @@
 //! [`responses`] (API Gateway's gateway responses: every failure becomes one
 //! here, in [`Gateway::reject`]), [`deploy`] (deployments and rollbacks).
 //!
+//! After routing, [`Gateway::dispatch`] answers a CORS preflight, then runs
+//! the stage's policies (`crate::policy`: API key, throttles, quota) before
+//! the pipeline; CORS headers go on the answer (and on its gateway errors
+//! where the resource says so).
+//!
 //! The set of served stages is an immutable snapshot behind an `ArcSwap`: a
 //! deploy builds the new stage first and swaps it in atomically, so requests in
 //! flight finish on the deployment they started with and none is dropped.
@@ -37,6 +42,7 @@ use serde_json::Value;
 use crate::config::ApiSpec;
 use crate::functions::Functions;
 use crate::http::{self, Body, BodyError};
+use crate::policy::{Policies, Refusal};
 use pipeline::{GatewayResponse, Rejection, Trace};
 use request::{GatewayRequest, RequestHeaders};
 use responses::{ErrorContext, GatewayResponses, ResponseType};
@@ -65,6 +71,7 @@ pub struct Served {
 /// The gateway's request handler.
 pub struct Gateway {
     functions: Functions,
+    policies: Arc<Policies>,
     served: ArcSwap<Served>,
     /// Resolved deployments by id (a deployment is immutable, so this never goes stale).
     compiled: Mutex<HashMap<String, Arc<ApiSpec>>>,
@@ -73,9 +80,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(functions: Functions) -> Self {
+    pub fn new(functions: Functions, policies: Arc<Policies>) -> Self {
         Gateway {
             functions,
+            policies,
             served: ArcSwap::from_pointee(Served::default()),
             compiled: Mutex::new(HashMap::new()),
             reloading: Mutex::new(()),
@@ -84,6 +92,10 @@ impl Gateway {
 
     pub fn functions(&self) -> &Functions {
         &self.functions
+    }
+
+    pub fn policies(&self) -> &Arc<Policies> {
+        &self.policies
     }
 
     /// What is served now.
@@ -123,8 +135,10 @@ impl Gateway {
         GatewayResponse { status, headers, body: bytes::Bytes::from(rendered.body) }
     }
 
-    /// Runs one request through routing and its stage's pipeline.
-    pub async fn dispatch(&self, req: &mut GatewayRequest, trace: &mut Trace) -> GatewayResponse {
+    /// Runs one request through routing, the stage's policies (unless
+    /// `policies` is off: a test invoke, as the console's TEST button, skips
+    /// API keys, usage plans, throttles and the cache) and its pipeline.
+    pub async fn dispatch(&self, req: &mut GatewayRequest, trace: &mut Trace, policies: bool) -> GatewayResponse {
         let served = self.served.load();
         let full_path = std::mem::take(&mut req.full_path);
         let found_api = Self::find_api(&served, &req.host, &full_path);
@@ -162,13 +176,85 @@ impl Gateway {
             );
         };
         let router::RouteMatch { value: method, resource_path, path_params } = found;
-        let call = pipeline::Call { functions: &self.functions, stage, method, path_params: &path_params, req };
+        let cors = method.policy.cors.as_deref();
+        if let Some(cors) = cors
+            && method.spec.cors_preflight
+        {
+            trace.log_line(|| "CORS preflight answered".into());
+            return cors_preflight(cors, &method.cors_methods, req);
+        }
+        let grant = if policies {
+            match self.policies.admit(&method.policy, req.header("x-api-key")).await {
+                Ok(grant) => grant,
+                Err(refusal) => {
+                    let kind = match refusal {
+                        Refusal::InvalidApiKey(why) => {
+                            trace.log_line(|| format!("API key check failed: {why:?}"));
+                            ResponseType::InvalidApiKey
+                        }
+                        Refusal::Throttled => ResponseType::Throttled,
+                        Refusal::QuotaExceeded => ResponseType::QuotaExceeded,
+                    };
+                    let ctx = ErrorContext::for_stage(req, stage, Some((resource_path, &path_params)));
+                    let mut resp = Self::reject(&stage.api.gateway_responses, &Rejection::new(kind, None), &ctx);
+                    add_cors(&mut resp, cors.filter(|c| c.on_errors), req);
+                    return resp;
+                }
+            }
+        } else {
+            None
+        };
+        let call = pipeline::Call {
+            functions: &self.functions,
+            policies: policies.then_some(&*self.policies),
+            grant: grant.as_deref(),
+            stage,
+            method,
+            path_params: &path_params,
+            req,
+        };
         match pipeline::run(call, trace).await {
-            Ok(response) => response,
+            Ok(mut response) => {
+                add_cors(&mut response, cors, req);
+                response
+            }
             Err(rejection) => {
                 let ctx = ErrorContext::for_stage(req, stage, Some((resource_path, &path_params)));
-                Self::reject(&stage.api.gateway_responses, &rejection, &ctx)
+                let mut resp = Self::reject(&stage.api.gateway_responses, &rejection, &ctx);
+                add_cors(&mut resp, cors.filter(|c| c.on_errors), req);
+                resp
             }
+        }
+    }
+}
+
+/// A CORS preflight's answer, as the OPTIONS method "Enable CORS" adds:
+/// 200, the body `{}` (the console's response template), the allow headers.
+fn cors_preflight(cors: &crate::policy::settings::Cors, methods: &[String], req: &GatewayRequest) -> GatewayResponse {
+    let mut headers = hyper::HeaderMap::new();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    for (name, value) in cors.preflight_headers(req.header("origin"), methods) {
+        headers::set_header(&mut headers, name, &value);
+    }
+    headers.insert(pipeline::REQUEST_ID, req.ids.request_id_value());
+    headers.insert(pipeline::APIGW_ID, req.ids.extended_request_id_value());
+    GatewayResponse { status: 200, headers, body: bytes::Bytes::from_static(b"{}") }
+}
+
+/// Adds a resource's CORS headers to a response that lacks them (a proxy
+/// function may set its own).
+fn add_cors(resp: &mut GatewayResponse, cors: Option<&crate::policy::settings::Cors>, req: &GatewayRequest) {
+    let Some(cors) = cors else { return };
+    if resp.headers.contains_key("access-control-allow-origin") {
+        return;
+    }
+    for (name, value) in cors.response_headers(req.header("origin")) {
+        if name == "vary" {
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+                resp.headers.append(hyper::header::VARY, v);
+            }
+        } else {
+            headers::set_header(&mut resp.headers, name, &value);
         }
     }
 }
@@ -258,7 +344,7 @@ impl http::Handler for Gateway {
                     } else {
                         Trace::default()
                     };
-                    let resp = gateway.dispatch(&mut req, &mut trace).await;
+                    let resp = gateway.dispatch(&mut req, &mut trace, true).await;
                     if let Some(recording) = trace.into_recording() {
                         log_execution(req.ids.request_id(), &recording);
                     }
@@ -335,9 +421,10 @@ pub(crate) fn proxy_event(
     method: &MethodEntry,
     path_params: &[(String, String)],
     req: &GatewayRequest,
+    key_id: Option<&str>,
 ) -> Value {
     let binary = is_binary(stage, req.media_type("content-type").as_deref());
-    proxy::build_event(stage, method, path_params, req, binary)
+    proxy::build_event(stage, method, path_params, req, binary, key_id)
 }
 
 fn media_matches(pattern: &str, media: &str) -> bool {

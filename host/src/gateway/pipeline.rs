@@ -24,6 +24,10 @@ use super::responses::ResponseType;
 use super::stage::{CompiledStage, MethodEntry};
 use crate::config::api::{HeaderSource, IntegrationKind, IntegrationResponseSpec, Passthrough};
 use crate::functions::{Functions, FunctionsError};
+use crate::policy::Policies;
+use crate::policy::catalog::Grant;
+use crate::policy::settings::{KeyParameter, MAX_CACHED_BYTES, MethodCache, UnauthorizedStrategy};
+use crate::policy::store::CachedResponse;
 use crate::runtime::{FailureKind, InvokeOutcome};
 use crate::template::{RenderError, Template, TemplateContext, TemplateInput, Val};
 
@@ -176,11 +180,22 @@ impl Recording {
 /// `$context` of a request, as the mapping templates see it (and, as JSON,
 /// the proxy event's `requestContext`). Built straight as template values:
 /// it is made for every request that runs a template.
-pub fn template_context(stage: &CompiledStage, method: &MethodEntry, req: &GatewayRequest) -> Val {
+///
+/// `key_id` is the id of the API key the request was admitted with (then
+/// `identity.apiKey` is the key itself and `identity.apiKeyId` its id).
+pub fn template_context(
+    stage: &CompiledStage,
+    method: &MethodEntry,
+    req: &GatewayRequest,
+    key_id: Option<&str>,
+) -> Val {
     let mut identity = IndexMap::with_capacity(8);
     identity.insert("sourceIp".to_string(), Val::str(req.source_ip.to_string()));
     identity.insert("userAgent".to_string(), req.header("user-agent").map_or(Val::Null, Val::str));
-    for key in ["apiKey", "apiKeyId", "accountId", "caller", "user", "userArn"] {
+    let api_key = key_id.and_then(|_| req.header("x-api-key"));
+    identity.insert("apiKey".to_string(), api_key.map_or(Val::Null, Val::str));
+    identity.insert("apiKeyId".to_string(), key_id.map_or(Val::Null, Val::str));
+    for key in ["accountId", "caller", "user", "userArn"] {
         identity.insert(key.to_string(), Val::Null);
     }
     let fields = [
@@ -284,20 +299,19 @@ fn render(
 /// without such templates never pays for it; one built for the request
 /// template is the one the response template sees).
 struct LazyContext<'a> {
-    stage: &'a CompiledStage,
-    method: &'a MethodEntry,
-    req: &'a GatewayRequest,
+    call: Call<'a>,
     ctx: Option<TemplateContext>,
 }
 
 impl<'a> LazyContext<'a> {
-    fn new(stage: &'a CompiledStage, method: &'a MethodEntry, req: &'a GatewayRequest) -> Self {
-        LazyContext { stage, method, req, ctx: None }
+    fn new(call: Call<'a>) -> Self {
+        LazyContext { call, ctx: None }
     }
 
     fn get(&mut self) -> &mut TemplateContext {
-        let (stage, method, req) = (self.stage, self.method, self.req);
-        self.ctx.get_or_insert_with(|| TemplateContext::from_val(template_context(stage, method, req)))
+        let Call { stage, method, req, .. } = self.call;
+        let key_id = self.call.key_id();
+        self.ctx.get_or_insert_with(|| TemplateContext::from_val(template_context(stage, method, req, key_id)))
     }
 }
 
@@ -305,6 +319,10 @@ impl<'a> LazyContext<'a> {
 #[derive(Clone, Copy)]
 pub struct Call<'a> {
     pub functions: &'a Functions,
+    /// The server's policies (`None` in a test invoke: no cache).
+    pub policies: Option<&'a Policies>,
+    /// The API key's grant the request was admitted with.
+    pub grant: Option<&'a Grant>,
     pub stage: &'a CompiledStage,
     pub method: &'a MethodEntry,
     pub path_params: &'a [(String, String)],
@@ -318,7 +336,12 @@ impl<'a> Call<'a> {
     }
 
     fn context(&self) -> LazyContext<'a> {
-        LazyContext::new(self.stage, self.method, self.req)
+        LazyContext::new(*self)
+    }
+
+    /// `$context.identity.apiKeyId`.
+    pub fn key_id(&self) -> Option<&'a str> {
+        self.grant.map(|g| g.key.id.as_str())
     }
 }
 
@@ -330,6 +353,47 @@ pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, R
     super::validation::validate(&method.spec, req, path_params).inspect_err(|r| {
         trace.log(|| format!("Request validation failed: {}", r.message.clone().unwrap_or_default()));
     })?;
+    let cache = match (call.policies, &method.policy.cache) {
+        (Some(policies), Some(cache)) => Some((policies, cache)),
+        _ => None,
+    };
+    let mut stored_under = None;
+    let mut warning = false;
+    if let Some((policies, cache)) = cache {
+        let key = cache_key(call, cache);
+        let refresh = match wants_refresh(req) {
+            false => false,
+            true if !cache.require_authorization || call.grant.is_some_and(|g| g.key.invalidate_cache) => {
+                trace.log(|| {
+                    "Cache-Control: max-age=0 from an authorized caller: the cached response is replaced".into()
+                });
+                true
+            }
+            true => match cache.unauthorized {
+                UnauthorizedStrategy::FailWith403 => {
+                    trace.log(|| "Cache-Control: max-age=0 without the right to invalidate: 403".into());
+                    return Err(Rejection::new(ResponseType::AccessDenied, Some("Unauthorized".into())));
+                }
+                UnauthorizedStrategy::SucceedWithResponseHeader => {
+                    warning = true;
+                    false
+                }
+                UnauthorizedStrategy::SucceedWithoutResponseHeader => false,
+            },
+        };
+        if !refresh && let Some(hit) = policies.cache_get(&method.policy.stage, &key).await {
+            cache.stats.hit();
+            trace.log(|| format!("Cache hit: {key:?}"));
+            let mut response = from_cache(hit, &req.ids);
+            if warning {
+                response.headers.insert(hyper::header::WARNING, HeaderValue::from_static(CACHE_WARNING));
+            }
+            return Ok(response);
+        }
+        cache.stats.miss();
+        trace.log(|| format!("Cache miss: {key:?}"));
+        stored_under = Some(key);
+    }
     let integration = &method.spec.integration;
     // Each integration makes its endpoint request, calls the function (but
     // a mock) and shapes the response, all in this one future: a layer of
@@ -345,7 +409,7 @@ pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, R
             function_response(call, outcome, &mut ctx, trace)?
         }
         IntegrationKind::FunctionProxy { .. } => {
-            let event = super::proxy_event(stage, method, path_params, req).to_string();
+            let event = super::proxy_event(stage, method, path_params, req, call.key_id()).to_string();
             let outcome = invoke(call, &event, trace).await?;
             let mut response = proxy_response(call, outcome, trace)?;
             set_ids(&mut response.headers, &req.ids, true);
@@ -353,7 +417,83 @@ pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, R
         }
     };
     trace.log(|| format!("Method completed with status: {}", response.status));
+    let mut response = response;
+    if let (Some((policies, cache)), Some(key)) = (cache, stored_under)
+        && (200..300).contains(&response.status)
+        && response.body.len() <= MAX_CACHED_BYTES
+    {
+        policies.cache_put(&method.policy.stage, &key, to_cache(&response), cache.ttl, cache.capacity_bytes).await;
+    }
+    if warning {
+        response.headers.insert(hyper::header::WARNING, HeaderValue::from_static(CACHE_WARNING));
+    }
     Ok(response)
+}
+
+/// The `Warning` on a response whose `Cache-Control: max-age=0` was ignored
+/// (`SUCCEED_WITH_RESPONSE_HEADER`).
+const CACHE_WARNING: &str = "199 - \"Cache-Control: max-age=0 ignored: not authorized to invalidate the cache\"";
+
+/// Whether the request asks for a fresh response (`Cache-Control: max-age=0`).
+fn wants_refresh(req: &GatewayRequest) -> bool {
+    req.header("cache-control").is_some_and(|v| v.split(',').any(|d| d.trim().eq_ignore_ascii_case("max-age=0")))
+}
+
+/// A request's cache key: the method, the path after the stage (so the
+/// resource path with its path parameters' values: a cache never answers
+/// `/items/2` with `/items/1`'s response) and the method's cache-key
+/// parameters, by name and value.
+fn cache_key(call: Call<'_>, cache: &MethodCache) -> String {
+    let Call { req, path_params, .. } = call;
+    let mut key = format!("{} {}", req.method, req.path());
+    for p in &cache.key_parameters {
+        match p {
+            KeyParameter::Path(name) => {
+                let value = path_params.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str());
+                key.push_str(&format!("\npath.{name}={value}"));
+            }
+            KeyParameter::Query(name) => {
+                let values: Vec<String> = req
+                    .raw_query
+                    .as_deref()
+                    .map(|q| {
+                        form_urlencoded::parse(q.as_bytes())
+                            .filter(|(k, _)| k == name)
+                            .map(|(_, v)| v.into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                key.push_str(&format!("\nquerystring.{name}={}", values.join(",")));
+            }
+            KeyParameter::Header(name) => {
+                key.push_str(&format!("\nheader.{name}={}", req.header(name).unwrap_or("")));
+            }
+        }
+    }
+    key
+}
+
+/// What a cache keeps of a response: all but the request's own ids.
+fn to_cache(response: &GatewayResponse) -> CachedResponse {
+    let headers = response
+        .headers
+        .iter()
+        .filter(|(name, _)| **name != REQUEST_ID && **name != APIGW_ID && **name != TRACE_ID)
+        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
+        .collect();
+    CachedResponse { status: response.status, headers, body: response.body.clone() }
+}
+
+/// A cached response for this request: its ids are this request's.
+fn from_cache(hit: CachedResponse, ids: &RequestIds) -> GatewayResponse {
+    let mut headers = HeaderMap::with_capacity(hit.headers.len() + 2);
+    for (name, value) in hit.headers {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&value)) {
+            headers.append(n, v);
+        }
+    }
+    set_ids(&mut headers, ids, false);
+    GatewayResponse { status: hit.status, headers, body: hit.body }
 }
 
 /// The request template for the request's content type, or the passthrough

@@ -25,6 +25,7 @@ pub fn build_event(
     path_params: &[(String, String)],
     req: &GatewayRequest,
     binary: bool,
+    key_id: Option<&str>,
 ) -> Value {
     let mut headers = Map::new();
     let mut multi_headers: Map<String, Value> = Map::new();
@@ -84,7 +85,7 @@ pub fn build_event(
         after => format!("/{}", after.trim_start_matches('/')),
     };
 
-    let mut context = template_context(stage, method, req).to_json();
+    let mut context = template_context(stage, method, req, key_id).to_json();
     if let Some(identity) = context.get_mut("identity").and_then(Value::as_object_mut) {
         for key in [
             "accessKey",
@@ -96,8 +97,11 @@ pub fn build_event(
         ] {
             identity.entry(key).or_insert(Value::Null);
         }
-        identity.remove("apiKey");
-        identity.remove("apiKeyId");
+        // As AWS's recorded events: present only for a request made with a key.
+        if key_id.is_none() {
+            identity.remove("apiKey");
+            identity.remove("apiKeyId");
+        }
     }
 
     json!({

@@ -12,6 +12,7 @@ use super::router::Router;
 use crate::config::ApiSpec;
 use crate::config::api::{IntegrationKind, MethodSpec, substitute_stage_variables};
 use crate::functions::FunctionTarget;
+use crate::policy::settings::{CacheStats, MethodPolicy};
 
 /// A method as a stage serves it.
 #[derive(Debug)]
@@ -22,6 +23,10 @@ pub struct MethodEntry {
     pub function: Option<FunctionTarget>,
     /// `$context.resourceId`.
     pub resource_id: String,
+    /// The stage's policies for this method: API key, throttle, cache, CORS.
+    pub policy: MethodPolicy,
+    /// For a CORS preflight method: the resource's methods it announces.
+    pub cors_methods: Vec<String>,
 }
 
 /// One stage of one API, serving one deployment.
@@ -39,10 +44,17 @@ pub struct CompiledStage {
 
 impl CompiledStage {
     /// Compiles `stage` of a deployed API. `None` if the deployment does not
-    /// define that stage.
-    pub fn new(api: Arc<ApiSpec>, stage: &str, deployment_id: &str) -> Option<Result<CompiledStage, String>> {
+    /// define that stage. `cache_stats` gives a stage's cache counters
+    /// (kept across deploys).
+    pub fn new(
+        api: Arc<ApiSpec>,
+        stage: &str,
+        deployment_id: &str,
+        cache_stats: &dyn Fn(&str) -> Arc<CacheStats>,
+    ) -> Option<Result<CompiledStage, String>> {
         let spec = api.stages.get(stage)?;
         let variables = spec.variables.clone();
+        let label = format!("{}/{stage}", api.name);
         let mut function_targets = Vec::new();
         let routes = api.methods.iter().map(|m| {
             let function = match &m.integration.kind {
@@ -53,7 +65,26 @@ impl CompiledStage {
                 }
                 IntegrationKind::Mock => None,
             };
-            let entry = MethodEntry { spec: m.clone(), function, resource_id: short_id(&m.resource_path) };
+            let cors = api.cors.get(&m.resource_path).cloned();
+            let policy = MethodPolicy::new(
+                &api.name,
+                stage,
+                &m.resource_path,
+                &m.http_method,
+                m.api_key_required,
+                &spec.settings,
+                &m.cache_key_parameters,
+                cors,
+                || cache_stats(&label),
+            );
+            let cors_methods = if m.cors_preflight { resource_methods(&api, &m.resource_path) } else { Vec::new() };
+            let entry = MethodEntry {
+                spec: m.clone(),
+                function,
+                resource_id: short_id(&m.resource_path),
+                policy,
+                cors_methods,
+            };
             (m.resource_path.clone(), m.http_method.clone(), entry)
         });
         let router = Router::new(routes);
@@ -72,6 +103,22 @@ impl CompiledStage {
             Err(e) => Err(e.to_string()),
         })
     }
+}
+
+/// The methods a resource answers, for a preflight's
+/// `Access-Control-Allow-Methods` (`ANY` spelled out), OPTIONS included.
+fn resource_methods(api: &ApiSpec, path: &str) -> Vec<String> {
+    let mut methods: Vec<String> = Vec::new();
+    for m in api.methods.iter().filter(|m| m.resource_path == path) {
+        if m.http_method == "ANY" {
+            methods.extend(["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"].map(String::from));
+        } else {
+            methods.push(m.http_method.clone());
+        }
+    }
+    methods.sort();
+    methods.dedup();
+    methods
 }
 
 /// Stable short ids derived from names, standing in for API Gateway's ids.

@@ -10,10 +10,11 @@
 //! A key's value is never stored: only its SHA-256 digest (and, for keys
 //! made here, its first four characters, to tell keys apart in a list).
 //! A request's key is hashed and looked up by digest, and the stored digest
-//! compared in constant time. A key's usage is counted under the digest of
-//! its first value (its `usage_id`), which a rotation keeps: rotating a key
-//! does not give it a fresh quota. Keys declared in the file are counted
-//! under the digest of their value, the same on every node.
+//! compared in constant time. A key made here is counted under a random
+//! `usage_id` of its own, which a rotation keeps (rotating a key does not
+//! give it a fresh quota); a key declared in the file is counted under the
+//! digest of its value, and its public id is derived from its name — the
+//! same on every node.
 //!
 //! Rules, as API Gateway's: a key value has 20–128 letters and digits and is
 //! unique; a key may be in several plans, but in only one plan per stage; a
@@ -74,9 +75,11 @@ impl Quota {
 
     /// `"1000/DAY"`.
     pub fn parse(text: &str) -> Result<Quota, String> {
-        let (limit, period) = text.split_once('/').ok_or_else(|| format!("{text:?}: use LIMIT/PERIOD, e.g. 1000/DAY"))?;
+        let (limit, period) =
+            text.split_once('/').ok_or_else(|| format!("{text:?}: use LIMIT/PERIOD, e.g. 1000/DAY"))?;
         let limit = limit.trim().parse().map_err(|_| format!("{text:?}: the limit is a whole number"))?;
-        let period = Period::parse(period.trim()).ok_or_else(|| format!("{text:?}: the period is DAY, WEEK or MONTH"))?;
+        let period =
+            Period::parse(period.trim()).ok_or_else(|| format!("{text:?}: the period is DAY, WEEK or MONTH"))?;
         let quota = Quota { limit, offset: 0, period };
         quota.check()?;
         Ok(quota)
@@ -146,7 +149,8 @@ pub struct ApiKey {
     pub enabled: bool,
     /// Hex SHA-256 of the value.
     pub sha256: String,
-    /// Hex SHA-256 of the first value: what usage is counted under.
+    /// What usage is counted under: random for a key made here, the
+    /// value's digest for one declared in the file.
     pub usage_id: String,
     /// The value's first characters (keys made here), for lists.
     #[serde(default)]
@@ -304,10 +308,7 @@ pub fn check_value(value: &str) -> Result<(), String> {
 
 /// Checks a plan or key name.
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || name.len() > 128
-        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
+    if name.is_empty() || name.len() > 128 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
         return Err(format!("{what} name {name:?}: use 1 to 128 letters, digits, '-', '_' or '.'"));
     }
     Ok(())
@@ -425,8 +426,7 @@ impl Catalog {
         let current = self.snapshot();
         let mut plans: BTreeMap<String, UsagePlan> =
             current.plans.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect();
-        let mut keys: BTreeMap<String, ApiKey> =
-            current.keys.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect();
+        let mut keys: BTreeMap<String, ApiKey> = current.keys.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect();
         let result = change(&mut plans, &mut keys)?;
         check_rules(&plans, &keys)?;
         let tx = conn.transaction()?;
@@ -477,11 +477,15 @@ impl Catalog {
         })
     }
 
-    /// Changes a plan made at run time.
-    pub fn update_plan(&self, name: &str, update: impl FnOnce(&mut UsagePlan)) -> CatalogResult<UsagePlan> {
+    /// Changes a plan made at run time (`update` may refuse the change).
+    pub fn update_plan(
+        &self,
+        name: &str,
+        update: impl FnOnce(&mut UsagePlan) -> CatalogResult<()>,
+    ) -> CatalogResult<UsagePlan> {
         self.change(|plans, _| {
             let plan = editable_plan(plans, name)?;
-            update(plan);
+            update(plan)?;
             check_plan(plan).map_err(CatalogError::Invalid)?;
             Ok(plan.clone())
         })
@@ -493,10 +497,11 @@ impl Catalog {
             let plan = editable_plan(plans, name)?;
             if !plan.stages.is_empty() {
                 let stages: Vec<String> = plan.stages.iter().map(ApiStage::label).collect();
+                let flags: Vec<String> = stages.iter().map(|s| format!("--remove-stage {s}")).collect();
                 return Err(CatalogError::Conflict(format!(
-                    "usage plan {name:?} is bound to {}; remove them first (wasmgate plan update {name} --remove-stage {})",
+                    "usage plan {name:?} is bound to {}; unbind it first: wasmgate plan update {name} {}",
                     stages.join(", "),
-                    stages[0]
+                    flags.join(" ")
                 )));
             }
             plans.remove(name);
@@ -521,12 +526,16 @@ impl Catalog {
         let value = value.unwrap_or_else(generate_value);
         check_value(&value).map_err(CatalogError::Invalid)?;
         let sha256 = digest_hex(&value);
+        // A key made here is counted under an id of its own, random: a key
+        // deleted and made again with the same value starts afresh, and
+        // neither id tells anything about the value.
+        let usage_id = uuid::Uuid::new_v4().simple().to_string();
         let key = ApiKey {
             name: name.to_string(),
-            id: sha256[..10].to_string(),
+            id: usage_id[..10].to_string(),
             description,
             enabled,
-            usage_id: sha256[..32].to_string(),
+            usage_id,
             sha256,
             prefix: Some(value[..4].to_string()),
             plans,
@@ -547,11 +556,15 @@ impl Catalog {
         Ok((key, value))
     }
 
-    /// Changes a key made at run time.
-    pub fn update_key(&self, name: &str, update: impl FnOnce(&mut ApiKey)) -> CatalogResult<ApiKey> {
+    /// Changes a key made at run time (`update` may refuse the change).
+    pub fn update_key(
+        &self,
+        name: &str,
+        update: impl FnOnce(&mut ApiKey) -> CatalogResult<()>,
+    ) -> CatalogResult<ApiKey> {
         self.change(|_, keys| {
             let key = editable_key(keys, name)?;
-            update(key);
+            update(key)?;
             Ok(key.clone())
         })
     }
@@ -563,6 +576,7 @@ impl Catalog {
         let key = self.update_key(name, |key| {
             key.sha256 = digest_hex(&value);
             key.prefix = Some(value[..4].to_string());
+            Ok(())
         })?;
         Ok((key, value))
     }
@@ -623,7 +637,9 @@ pub fn check_plan(plan: &UsagePlan) -> Result<(), String> {
 /// `"/items/GET"`: a resource path and a method.
 pub fn check_method_key(method: &str) -> Result<(), String> {
     match method.rsplit_once('/') {
-        Some((path, m)) if path.starts_with('/') && !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => Ok(()),
+        Some((path, m)) if path.starts_with('/') && !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => {
+            Ok(())
+        }
         _ => Err(format!("{method:?}: name a method as RESOURCE/METHOD, e.g. /items/GET")),
     }
 }
@@ -634,8 +650,11 @@ pub fn check_rules(plans: &BTreeMap<String, UsagePlan>, keys: &BTreeMap<String, 
     let mut values: HashMap<&str, &str> = HashMap::new();
     for key in keys.values() {
         if let Some(other) = values.insert(key.sha256.as_str(), key.name.as_str()) {
+            // Which key holds it is not said: that would tell a caller
+            // guessing values whose value it guessed.
+            let _ = other;
             return Err(CatalogError::Conflict(format!(
-                "API keys {other:?} and {:?} would have the same value: values are unique",
+                "API key {:?}: another key has this value (values are unique)",
                 key.name
             )));
         }
@@ -644,9 +663,9 @@ pub fn check_rules(plans: &BTreeMap<String, UsagePlan>, keys: &BTreeMap<String, 
         }
         let mut stages: HashMap<String, &str> = HashMap::new();
         for plan_name in &key.plans {
-            let plan = plans
-                .get(plan_name)
-                .ok_or_else(|| CatalogError::NotFound(format!("API key {:?}: no usage plan {plan_name:?}", key.name)))?;
+            let plan = plans.get(plan_name).ok_or_else(|| {
+                CatalogError::NotFound(format!("API key {:?}: no usage plan {plan_name:?}", key.name))
+            })?;
             for stage in &plan.stages {
                 if let Some(other) = stages.insert(stage.label(), plan_name) {
                     return Err(CatalogError::Conflict(format!(
@@ -682,12 +701,20 @@ mod tests {
         assert_eq!(snap.authorize(Some(&value), "ItemsAPI/dev").unwrap_err(), KeyRefusal::NotForStage);
         assert_eq!(snap.authorize(None, "ItemsAPI/prod").unwrap_err(), KeyRefusal::Missing);
         assert_eq!(snap.authorize(Some("x".repeat(30).as_str()), "ItemsAPI/prod").unwrap_err(), KeyRefusal::Unknown);
-        c.update_key("demo", |k| k.enabled = false).unwrap();
+        c.update_key("demo", |k| {
+            k.enabled = false;
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(c.snapshot().authorize(Some(&value), "ItemsAPI/prod").unwrap_err(), KeyRefusal::Disabled);
         // A rotation changes the value, not where usage is counted.
         let (rotated, new_value) = c.rotate_key("demo", None).unwrap();
         assert_eq!(rotated.usage_id, key.usage_id);
-        c.update_key("demo", |k| k.enabled = true).unwrap();
+        c.update_key("demo", |k| {
+            k.enabled = true;
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(c.snapshot().authorize(Some(&value), "ItemsAPI/prod").unwrap_err(), KeyRefusal::Unknown);
         assert!(c.snapshot().authorize(Some(&new_value), "ItemsAPI/prod").is_ok());
     }
@@ -704,9 +731,16 @@ mod tests {
         assert!(c.create_key("k", Some("short".into()), vec![], String::new(), true, false).is_err());
         let v = "a".repeat(20);
         c.create_key("k", Some(v.clone()), vec!["P".into()], String::new(), true, false).unwrap();
-        assert!(matches!(c.create_key("j", Some(v), vec![], String::new(), true, false), Err(CatalogError::Conflict(_))));
+        assert!(matches!(
+            c.create_key("j", Some(v), vec![], String::new(), true, false),
+            Err(CatalogError::Conflict(_))
+        ));
         assert!(matches!(c.delete_plan("P"), Err(CatalogError::Conflict(_))));
-        c.update_plan("P", |p| p.stages.clear()).unwrap();
+        c.update_plan("P", |p| {
+            p.stages.clear();
+            Ok(())
+        })
+        .unwrap();
         c.delete_plan("P").unwrap();
         assert!(c.snapshot().keys["k"].plans.is_empty());
         assert!(Quota::parse("1000/DAY").is_ok());

@@ -133,9 +133,7 @@ impl Clock {
 
     /// The current time as RFC 3339 (for records).
     pub fn rfc3339(&self) -> String {
-        OffsetDateTime::from(self.now())
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
+        OffsetDateTime::from(self.now()).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
     }
 }
 

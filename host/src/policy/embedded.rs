@@ -53,6 +53,8 @@ struct Journal {
     path: PathBuf,
     file: File,
     written: u64,
+    /// The line being written (kept: no allocation per call).
+    line: Vec<u8>,
 }
 
 /// Each entry lives for its own time to live.
@@ -146,16 +148,21 @@ impl Quotas {
         }
         std::fs::rename(&tmp, path).map_err(fail)?;
         let file = OpenOptions::new().append(true).open(path).map_err(fail)?;
-        self.journal = Some(Journal { path: path.to_path_buf(), file, written: text.len() as u64 });
+        self.journal = Some(Journal { path: path.to_path_buf(), file, written: text.len() as u64, line: Vec::new() });
         Ok(())
     }
 
-    /// Records one call of `counter` on `day` in the journal.
+    /// Records one call of `counter` on `day` in the journal: one `write`
+    /// of one line.
     fn journal(&mut self, counter: &str, day: i64) -> Result<(), StoreError> {
         let Some(journal) = &mut self.journal else { return Ok(()) };
-        let line = format!("{day}\t{}\n", counter.replace('\0', "\t"));
+        let line = &mut journal.line;
+        line.clear();
+        let _ = write!(line, "{day}\t");
+        line.extend(counter.bytes().map(|b| if b == 0 { b'\t' } else { b }));
+        line.push(b'\n');
         (&journal.file)
-            .write_all(line.as_bytes())
+            .write_all(line)
             .map_err(|e| StoreError::Journal(format!("write {}: {e}", journal.path.display())))?;
         journal.written += line.len() as u64;
         if journal.written > COMPACT_AT {
@@ -212,7 +219,11 @@ impl EmbeddedStore {
             return Ok(QuotaOutcome::Exceeded);
         }
         quotas.journal(check.counter, check.today)?;
-        *quotas.counts.entry(check.counter.to_string()).or_default().entry(check.today).or_default() += 1;
+        let days = match quotas.counts.get_mut(check.counter) {
+            Some(days) => days,
+            None => quotas.counts.entry(check.counter.to_string()).or_default(),
+        };
+        *days.entry(check.today).or_default() += 1;
         Ok(QuotaOutcome::Counted { used: used + 1, remaining: check.limit - used - 1 })
     }
 
@@ -306,20 +317,20 @@ mod tests {
         let monday = crate::policy::clock::parse_day("2026-11-30").unwrap();
         let store = EmbeddedStore::open(dir.path(), monday).unwrap();
         for i in 1..=3 {
-            assert_eq!(store.count_now(check("P\0k", 3, monday)).unwrap(), QuotaOutcome::Counted {
-                used: i,
-                remaining: 3 - i
-            });
+            assert_eq!(
+                store.count_now(check("P\0k", 3, monday)).unwrap(),
+                QuotaOutcome::Counted { used: i, remaining: 3 - i }
+            );
         }
         assert_eq!(store.count_now(check("P\0k", 3, monday + 1)).unwrap(), QuotaOutcome::Exceeded);
         drop(store);
         let store = EmbeddedStore::open(dir.path(), monday + 2).unwrap();
         assert_eq!(store.count_now(check("P\0k", 3, monday + 6)).unwrap(), QuotaOutcome::Exceeded);
         // Next Monday: a new period.
-        assert!(matches!(store.count_now(check("P\0k", 3, monday + 7)).unwrap(), QuotaOutcome::Counted {
-            used: 1,
-            ..
-        }));
+        assert!(matches!(
+            store.count_now(check("P\0k", 3, monday + 7)).unwrap(),
+            QuotaOutcome::Counted { used: 1, .. }
+        ));
         assert_eq!(store.usage_now("P\0k", monday, monday + 7), vec![3, 0, 0, 0, 0, 0, 0, 1]);
         // A torn last line is skipped.
         let mut f = OpenOptions::new().append(true).open(dir.path().join("quota.log")).unwrap();

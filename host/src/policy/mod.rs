@@ -142,7 +142,8 @@ impl Policies {
         api_key: Option<&str>,
     ) -> Result<Option<Arc<Grant>>, Refusal> {
         let grant = if policy.api_key_required {
-            let grant = self.catalog.snapshot().authorize(api_key, &policy.stage).map_err(Refusal::InvalidApiKey)?.clone();
+            let grant =
+                self.catalog.snapshot().authorize(api_key, &policy.stage).map_err(Refusal::InvalidApiKey)?.clone();
             let own = grant.method_throttle.get(&policy.method);
             let key_throttle = match own {
                 Some((t, bucket)) => Some((*t, bucket.as_str())),
@@ -202,7 +203,9 @@ impl Policies {
     /// name). `key` limits it to one key (by name).
     pub async fn usage(&self, plan: &str, key: Option<&str>, from: i64, to: i64) -> Result<UsageReport, UsageError> {
         if to < from || to - from > 90 {
-            return Err(UsageError::Invalid("the report covers 1 to 91 days: the end date is on or after the start date".into()));
+            return Err(UsageError::Invalid(
+                "the report covers 1 to 91 days: the end date is on or after the start date".into(),
+            ));
         }
         let snapshot = self.catalog.snapshot();
         let plan = snapshot
@@ -240,8 +243,7 @@ impl Policies {
                     }
                     used_in_period += used;
                     if day >= from {
-                        let limit =
-                            if (start..end).contains(&plan.created_day) { q.limit - q.offset } else { q.limit };
+                        let limit = if (start..end).contains(&plan.created_day) { q.limit - q.offset } else { q.limit };
                         rows.push(json!([used, limit.saturating_sub(used_in_period)]));
                     }
                 } else if day >= from {

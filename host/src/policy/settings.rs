@@ -117,17 +117,21 @@ impl Default for Cors {
 impl Cors {
     /// The `Access-Control-Allow-Origin` for a request from `origin`:
     /// `*`, or the origin itself when it is listed (`Vary: Origin` then).
+    ///
+    /// With credentials allowed, `*` allows nothing (browsers refuse it, and
+    /// echoing any origin would hand every site the caller's credentials):
+    /// only listed origins are echoed.
     pub fn allow_origin<'a>(&'a self, origin: Option<&'a str>) -> Option<&'a str> {
         if self.allow_origins.iter().any(|o| o == "*") && !self.allow_credentials {
             return Some("*");
         }
         let origin = origin?;
-        self.allow_origins.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(origin)).then_some(origin)
+        self.allow_origins.iter().any(|o| o != "*" && o.eq_ignore_ascii_case(origin)).then_some(origin)
     }
 
     /// Whether the answer depends on the request's `Origin`.
     pub fn varies(&self) -> bool {
-        !(self.allow_origins.iter().any(|o| o == "*") && !self.allow_credentials)
+        self.allow_credentials || !self.allow_origins.iter().any(|o| o == "*")
     }
 
     /// The headers on an actual (not preflight) response.
@@ -153,7 +157,8 @@ impl Cors {
         let mut out = Vec::new();
         if let Some(allowed) = self.allow_origin(origin) {
             out.push(("access-control-allow-origin", allowed.to_string()));
-            let allow_methods = if self.allow_methods.is_empty() { methods.join(",") } else { self.allow_methods.join(",") };
+            let allow_methods =
+                if self.allow_methods.is_empty() { methods.join(",") } else { self.allow_methods.join(",") };
             out.push(("access-control-allow-methods", allow_methods));
             out.push(("access-control-allow-headers", self.allow_headers.clone()));
             if let Some(age) = self.max_age {

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// The shared store cannot be reached (the gateway goes on, degraded).
     #[error("shared store unavailable: {0}")]
     Unavailable(String),
+    /// The shared store's address is not one (the server refuses to start).
+    #[error("{0}")]
+    BadAddress(String),
     /// The embedded store could not write its quota journal.
     #[error("quota journal: {0}")]
     Journal(String),
@@ -145,7 +148,9 @@ pub trait PolicyStore: Send + Sync {
     fn cache_flush(&self, stage: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The store a server runs with.
+/// The store a server runs with (one per server: the variants' sizes do
+/// not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum Store {
     Embedded(super::embedded::EmbeddedStore),
     Redis(super::redis::RedisStore),
