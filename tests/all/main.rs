@@ -16,3 +16,4 @@ mod isolation;
 mod plans_keys;
 mod policies;
 mod pools;
+mod shared_store;

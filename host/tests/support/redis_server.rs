@@ -65,6 +65,7 @@ impl RedisServer {
             }
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server stopped before it was ready; it said:\n{}", said.join("\n"));
     }
 
