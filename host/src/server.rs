@@ -135,6 +135,13 @@ impl RunningServer {
         for task in tasks {
             let _ = task.await;
         }
+        // Every request has finished: every quota count it made is written.
+        let policies = gateway.policies().clone();
+        match tokio::task::spawn_blocking(move || policies.flush_journal()).await {
+            Ok(Err(e)) => tracing::error!("quota journal: {e}"),
+            Err(e) => tracing::error!("quota journal: {e}"),
+            Ok(Ok(())) => {}
+        }
         // Whatever uses the data directory goes before its lock.
         drop((gateway, functions));
         drop(lock);

