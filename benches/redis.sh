@@ -25,7 +25,9 @@ for tool in wrk taskset redis-server; do
 done
 [ "$(nproc)" -ge 2 ] || { echo "redis.sh: needs 2 cores" >&2; exit 2; }
 
-cargo build --release --quiet --bin wasmgate
+# The same set as load.sh builds (examples bring dev-dependencies, whose
+# features change shared crates: building the binary alone would rebuild it).
+cargo build --release --quiet --bin wasmgate --example bare_hyper --example hyper_wasmtime
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -84,10 +86,12 @@ wrk_one() { # url conns seconds out
 }
 measure() { # label round url...
   local label=$1 round=$2; shift 2
-  local per=$((conns / $#)) i=0 files=()
-  for u in "$@"; do wrk_one "$u" "$per" 2 /dev/null & done; wait   # warm-up
-  for u in "$@"; do i=$((i + 1)); files+=("$work/$label.$round.$i.txt"); wrk_one "$u" "$per" "$duration" "${files[-1]}" & done
-  wait
+  local per=$((conns / $#)) i=0 files=() loads=()
+  for u in "$@"; do wrk_one "$u" "$per" 2 /dev/null & loads+=($!); done
+  wait "${loads[@]}"   # warm-up (only the wrks: the servers are children too)
+  loads=()
+  for u in "$@"; do i=$((i + 1)); files+=("$work/$label.$round.$i.txt"); wrk_one "$u" "$per" "$duration" "${files[-1]}" & loads+=($!); done
+  wait "${loads[@]}"
   local rps=0 p99=0
   for f in "${files[@]}"; do
     rps=$(awk -v a="$rps" '/Requests\/sec/ {printf "%.2f", a + $2}' "$f")
