@@ -38,9 +38,23 @@ trap cleanup EXIT
 
 # The instance pool reserves address space for every instance it may hold;
 # valgrind cannot map terabytes, so the servers keep a small pool.
+# "wasmgate": the seed without its stage policies, as its history measured
+# it; "policies": with them (an API key of the seed's plan, its throttle and
+# quota, prod's throttle, CORS; limits wrk never reaches), no cache;
+# "cached": prod's cache on too (cache hits). As in load.sh.
 sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_listen = "127.0.0.1:0"/' \
     -e "s|^data_dir = .*|data_dir = \"$work/data\"|" \
-    -e 's/^\[server\]$/[server]\nmax_instances = 3\nmax_memory_mb = 128/' gateway.toml > "$work/gateway.toml"
+    -e 's/^throttle = .*/throttle = { rate = 10000000, burst = 10000000 }/' \
+    -e 's/^quota = .*/quota = { limit = 1000000000000, period = "DAY" }/' \
+    -e 's/^\[server\]$/[server]\nmax_instances = 3\nmax_memory_mb = 128/' gateway.toml > "$work/gateway-full.toml"
+bench_key=BenchKeyBenchKeyBenchKey0001
+printf '\n[api_keys.bench]\nplans = ["CloudAcademyPlan"]\nvalue_sha256 = "%s"\n' \
+  "$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)" >> "$work/gateway-full.toml"
+grep -Ev '^ *(api_key_required|throttle =|cache =|cors =)' "$work/gateway-full.toml" > "$work/gateway.toml"
+sed -e "s|^data_dir = .*|data_dir = \"$work/data-policies\"|" "$work/gateway-full.toml" | grep -v '^cache =' \
+  > "$work/gateway-policies.toml"
+sed -e "s|^data_dir = .*|data_dir = \"$work/data-cached\"|" "$work/gateway-full.toml" > "$work/gateway-cached.toml"
+key=()
 
 measure() { # name listening-pattern command...
   local name=$1 pattern=$2
@@ -57,11 +71,11 @@ measure() { # name listening-pattern command...
   done
   [ -n "$addr" ] || { echo "instructions.sh: $name did not start" >&2; exit 1; }
   local url="$addr/prod/items"
-  curl -sf "$url" | grep -q Pencil || { echo "instructions.sh: $name did not answer $url" >&2; exit 1; }
-  wrk -t1 -c2 -d3s "$url" > /dev/null   # warm-up
+  curl -sf "${key[@]}" "$url" | grep -q Pencil || { echo "instructions.sh: $name did not answer $url" >&2; exit 1; }
+  wrk -t1 -c2 -d3s "${key[@]}" "$url" > /dev/null   # warm-up
   callgrind_control -i on "$pid" > /dev/null 2>&1
   local requests
-  requests=$(wrk -t1 -c"$conns" -d"${duration}s" "$url" | awk '/requests in/ {print $1}')
+  requests=$(wrk -t1 -c"$conns" -d"${duration}s" "${key[@]}" "$url" | awk '/requests in/ {print $1}')
   callgrind_control -i off "$pid" > /dev/null 2>&1
   callgrind_control -d "$pid" > /dev/null 2>&1
   kill "$pid"
@@ -83,6 +97,11 @@ measure bare 'listening on ' target/release/examples/bare_hyper
 measure loop 'listening on ' target/release/examples/hyper_wasmtime --max-instances 3
 WASMGATE_LOG=warn measure wasmgate 'wasmgate: gateway listening on ' \
   target/release/wasmgate serve --config "$work/gateway.toml"
+key=(-H "x-api-key: $bench_key")
+for v in policies cached; do
+  WASMGATE_LOG=warn measure "$v" 'wasmgate: gateway listening on ' \
+    target/release/wasmgate serve --config "$work/gateway-$v.toml"
+done
 
 if [ ${#sim[@]} -gt 0 ]; then
   printf '\n%-30s %10s %22s %8s %12s %12s\n' "server (GET /prod/items)" requests "instructions/request" ratio \
@@ -96,6 +115,8 @@ while read -r name requests total i1 d1; do
     bare) label="bare hyper (same bytes)";;
     loop) label="bare hyper + wasmtime, hot";;
     wasmgate) label="wasmgate, hot instances";;
+    policies) label="wasmgate, key+plan+throttle+quota";;
+    cached) label="wasmgate, cache hits";;
   esac
   per=$(awk -v t="$total" -v r="$requests" 'BEGIN {printf "%d", t / r}')
   printf '%-30s %10d %22d %7.2fx' "$label" "$requests" "$per" "$(awk -v a="$per" -v b="$bare_per" 'BEGIN {print a / b}')"

@@ -245,7 +245,13 @@ fn cors_preflight(cors: &crate::policy::settings::Cors, methods: &[String], req:
 /// function may set its own).
 fn add_cors(resp: &mut GatewayResponse, cors: Option<&crate::policy::settings::Cors>, req: &GatewayRequest) {
     let Some(cors) = cors else { return };
-    if resp.headers.contains_key("access-control-allow-origin") {
+    if resp.headers.contains_key(hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        return;
+    }
+    if let Some(fixed) = cors.fixed_response_headers() {
+        for (name, value) in fixed {
+            resp.headers.insert(name.clone(), value.clone());
+        }
         return;
     }
     for (name, value) in cors.response_headers(req.header("origin")) {

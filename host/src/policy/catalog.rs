@@ -202,7 +202,7 @@ pub struct Grant {
     /// `plan \0 usage_id`: the name of the key's bucket and quota counter.
     pub counter: String,
     /// Method throttles of this stage in the plan, with their bucket names.
-    pub method_throttle: HashMap<String, (Throttle, String)>,
+    pub method_throttle: foldhash::HashMap<String, (Throttle, String)>,
 }
 
 /// What requests read: keys by digest, each with its grants by stage.

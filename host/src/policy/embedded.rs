@@ -19,7 +19,11 @@
 //! - Cached responses: a `moka` cache per stage, bounded by bytes, each
 //!   entry with its own time to live.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Looked up on every call that a throttle or quota checks: a fast hasher
+/// (the names are the configuration's, not a caller's).
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroU32;
@@ -96,9 +100,9 @@ impl EmbeddedStore {
     /// store's fallback while it is unreachable).
     pub fn in_memory() -> EmbeddedStore {
         EmbeddedStore {
-            buckets: RwLock::new(HashMap::new()),
-            quotas: Arc::new(Mutex::new(Quotas { counts: HashMap::new(), journal: None })),
-            caches: RwLock::new(HashMap::new()),
+            buckets: RwLock::new(HashMap::default()),
+            quotas: Arc::new(Mutex::new(Quotas { counts: HashMap::default(), journal: None })),
+            caches: RwLock::new(HashMap::default()),
             writer: None,
         }
     }
@@ -112,7 +116,7 @@ impl EmbeddedStore {
 
     fn open_compacting_at(data_dir: &Path, today: i64, compact_at: u64) -> Result<EmbeddedStore, StoreError> {
         let path = data_dir.join("quota.log");
-        let mut counts: HashMap<String, BTreeMap<i64, u64>> = HashMap::new();
+        let mut counts: HashMap<String, BTreeMap<i64, u64>> = HashMap::default();
         match File::open(&path) {
             Ok(file) => {
                 for line in BufReader::new(file).lines() {
@@ -281,17 +285,15 @@ impl EmbeddedStore {
     pub fn count_now(&self, check: QuotaCheck<'_>) -> QuotaOutcome {
         let (start, _) = check.period.bounds(check.today);
         let mut quotas = self.quotas.lock();
-        let used: u64 = match quotas.counts.get(check.counter) {
-            Some(days) => days.range(start..=check.today).map(|(_, n)| n).sum(),
-            None => 0,
-        };
-        if used >= check.limit {
-            return QuotaOutcome::Exceeded;
-        }
+        let quotas = &mut *quotas;
         let days = match quotas.counts.get_mut(check.counter) {
             Some(days) => days,
             None => quotas.counts.entry(check.counter.to_string()).or_default(),
         };
+        let used: u64 = days.range(start..=check.today).map(|(_, n)| n).sum();
+        if used >= check.limit {
+            return QuotaOutcome::Exceeded;
+        }
         *days.entry(check.today).or_default() += 1;
         if let Some(journal) = &quotas.journal {
             let mut line = Vec::with_capacity(check.counter.len() + 16);

@@ -98,6 +98,9 @@ pub struct Cors {
     /// Add the allow-origin header to the gateway's error responses on this
     /// resource too (a 403 or 429 a browser can read).
     pub on_errors: bool,
+    /// The actual responses' headers when they do not depend on the
+    /// request ([`Cors::varies`] is false): made once, copied per response.
+    pub fixed: std::sync::OnceLock<Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>>,
 }
 
 impl Default for Cors {
@@ -110,6 +113,7 @@ impl Default for Cors {
             max_age: None,
             allow_credentials: false,
             on_errors: true,
+            fixed: std::sync::OnceLock::new(),
         }
     }
 }
@@ -150,6 +154,26 @@ impl Cors {
             out.push(("vary", "Origin".into()));
         }
         out
+    }
+
+    /// The actual responses' headers when they are the same for every
+    /// request (`*` without credentials), as HTTP's types, made once.
+    pub fn fixed_response_headers(&self) -> Option<&[(hyper::header::HeaderName, hyper::header::HeaderValue)]> {
+        if self.varies() {
+            return None;
+        }
+        let fixed = self.fixed.get_or_init(|| {
+            self.response_headers(None)
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        hyper::header::HeaderName::from_static(name),
+                        hyper::header::HeaderValue::from_str(&value).ok()?,
+                    ))
+                })
+                .collect()
+        });
+        Some(fixed)
     }
 
     /// The headers of a preflight answer; `methods` are the resource's own.
