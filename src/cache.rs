@@ -6,8 +6,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use hyper::Method;
 
-use crate::client::ClientArgs;
-use crate::plan::enc;
+use crate::client::{ClientArgs, enc};
 
 #[derive(Subcommand)]
 pub enum CacheCommand {

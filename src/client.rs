@@ -52,3 +52,13 @@ impl ClientArgs {
         Ok(AdminClient::from_data_dir(&admin, &data_dir)?)
     }
 }
+
+/// A path segment or query value for an admin API URL, percent-encoded.
+pub fn enc(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Prints an admin API answer as indented JSON (a command's `--json`).
+pub fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::client::ClientArgs;
+use crate::client::{ClientArgs, enc, print_json};
 
 #[derive(Subcommand)]
 pub enum FunctionCommand {
@@ -185,14 +185,6 @@ pub struct AliasNameArgs {
     alias: String,
     #[command(flatten)]
     client: ClientArgs,
-}
-
-fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
-}
-
-fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {

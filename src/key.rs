@@ -10,7 +10,8 @@ use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{Value, json};
 
-use crate::plan::{Output, enc, names, print_json};
+use crate::client::{enc, print_json};
+use crate::plan::{Output, names};
 
 #[derive(Subcommand)]
 pub enum KeyCommand {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use wasmgate_host::policy::catalog::Quota;
 use wasmgate_host::policy::clock;
 
-use crate::client::ClientArgs;
+use crate::client::{ClientArgs, enc, print_json};
 
 #[derive(Subcommand)]
 pub enum PlanCommand {
@@ -160,15 +160,6 @@ pub struct UsageArgs {
     to: Option<String>,
     #[command(flatten)]
     out: Output,
-}
-
-/// A path segment or query value, percent-encoded.
-pub(crate) fn enc(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-pub(crate) fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 /// A JSON list of strings as `a, b` (`-` when empty).
