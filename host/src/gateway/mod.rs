@@ -183,6 +183,14 @@ impl Gateway {
             trace.log_line(|| "CORS preflight answered".into());
             return cors_preflight(cors, &method.cors_methods, req);
         }
+        // A refusal of a routed request: the stage's gateway responses, with
+        // the resource's CORS headers where it says so.
+        let reject_routed = |rejection: &Rejection| {
+            let ctx = ErrorContext::for_stage(req, stage, Some((resource_path, &path_params)));
+            let mut resp = Self::reject(&stage.api.gateway_responses, rejection, &ctx);
+            add_cors(&mut resp, cors.filter(|c| c.on_errors), req);
+            resp
+        };
         let grant = if policies {
             match self.policies.admit(&method.policy, req.header("x-api-key")).await {
                 Ok(grant) => grant,
@@ -195,10 +203,7 @@ impl Gateway {
                         Refusal::Throttled => ResponseType::Throttled,
                         Refusal::QuotaExceeded => ResponseType::QuotaExceeded,
                     };
-                    let ctx = ErrorContext::for_stage(req, stage, Some((resource_path, &path_params)));
-                    let mut resp = Self::reject(&stage.api.gateway_responses, &Rejection::new(kind, None), &ctx);
-                    add_cors(&mut resp, cors.filter(|c| c.on_errors), req);
-                    return resp;
+                    return reject_routed(&Rejection::new(kind, None));
                 }
             }
         } else {
@@ -218,12 +223,7 @@ impl Gateway {
                 add_cors(&mut response, cors, req);
                 response
             }
-            Err(rejection) => {
-                let ctx = ErrorContext::for_stage(req, stage, Some((resource_path, &path_params)));
-                let mut resp = Self::reject(&stage.api.gateway_responses, &rejection, &ctx);
-                add_cors(&mut resp, cors.filter(|c| c.on_errors), req);
-                resp
-            }
+            Err(rejection) => reject_routed(&rejection),
         }
     }
 }

@@ -316,7 +316,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 
 /// Plans and keys, kept and served.
 pub struct Catalog {
-    db: Option<Mutex<Connection>>,
+    db: Mutex<Connection>,
     file_plans: Vec<UsagePlan>,
     file_keys: Vec<ApiKey>,
     snapshot: ArcSwap<Snapshot>,
@@ -369,16 +369,13 @@ impl Catalog {
             }
         }
         let catalog = Catalog {
-            db: Some(Mutex::new(conn)),
+            db: Mutex::new(conn),
             file_plans,
             file_keys,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             clock,
         };
-        {
-            let db = catalog.db.as_ref().expect("open");
-            catalog.refresh(&db.lock())?;
-        }
+        catalog.refresh(&catalog.db.lock())?;
         Ok(catalog)
     }
 
@@ -421,8 +418,7 @@ impl Catalog {
         &self,
         change: impl FnOnce(&mut BTreeMap<String, UsagePlan>, &mut BTreeMap<String, ApiKey>) -> CatalogResult<R>,
     ) -> CatalogResult<R> {
-        let db = self.db.as_ref().expect("the catalog has a database");
-        let mut conn = db.lock();
+        let mut conn = self.db.lock();
         let current = self.snapshot();
         let mut plans: BTreeMap<String, UsagePlan> =
             current.plans.iter().map(|(k, v)| (k.clone(), (**v).clone())).collect();

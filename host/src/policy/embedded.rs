@@ -342,22 +342,6 @@ impl EmbeddedStore {
         let days = quotas.counts.get(counter);
         (from..=to).map(|d| days.and_then(|days| days.get(&d)).copied().unwrap_or(0)).collect()
     }
-
-    pub fn cache_get_now(&self, stage: &str, key: &str) -> Option<CachedResponse> {
-        let caches = self.caches.read();
-        let (_, cache) = caches.get(stage)?;
-        cache.get(key).map(|(r, _)| (*r).clone())
-    }
-
-    pub fn cache_put_now(&self, stage: &str, key: &str, response: CachedResponse, ttl: Duration, capacity: u64) {
-        self.cache(stage, capacity).insert(key.to_string(), (Arc::new(response), ttl));
-    }
-
-    pub fn cache_flush_now(&self, stage: &str) {
-        if let Some((_, cache)) = self.caches.read().get(stage) {
-            cache.invalidate_all();
-        }
-    }
 }
 
 impl Drop for EmbeddedStore {
@@ -388,7 +372,9 @@ impl PolicyStore for EmbeddedStore {
     }
 
     async fn cache_get(&self, stage: &str, key: &str) -> Result<Option<CachedResponse>, StoreError> {
-        Ok(self.cache_get_now(stage, key))
+        let caches = self.caches.read();
+        let hit = caches.get(stage).and_then(|(_, cache)| cache.get(key));
+        Ok(hit.map(|(response, _)| (*response).clone()))
     }
 
     async fn cache_put(
@@ -399,12 +385,14 @@ impl PolicyStore for EmbeddedStore {
         ttl: Duration,
         capacity: u64,
     ) -> Result<(), StoreError> {
-        self.cache_put_now(stage, key, response, ttl, capacity);
+        self.cache(stage, capacity).insert(key.to_string(), (Arc::new(response), ttl));
         Ok(())
     }
 
     async fn cache_flush(&self, stage: &str) -> Result<(), StoreError> {
-        self.cache_flush_now(stage);
+        if let Some((_, cache)) = self.caches.read().get(stage) {
+            cache.invalidate_all();
+        }
         Ok(())
     }
 }
