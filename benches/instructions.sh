@@ -40,8 +40,9 @@ trap cleanup EXIT
 # valgrind cannot map terabytes, so the servers keep a small pool.
 # "wasmgate": the seed without its stage policies, as its history measured
 # it; "policies": with them (an API key of the seed's plan, its throttle and
-# quota, prod's throttle, CORS; limits wrk never reaches), no cache;
-# "cached": prod's cache on too (cache hits). As in load.sh.
+# quota, prod's throttle; limits wrk never reaches), no cache; "cors": the
+# same with the seed's CORS too (what CORS adds to an answer); "cached":
+# "policies" with prod's cache on (cache hits). As in load.sh.
 sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_listen = "127.0.0.1:0"/' \
     -e "s|^data_dir = .*|data_dir = \"$work/data\"|" \
     -e 's/^throttle = .*/throttle = { rate = 10000000, burst = 10000000 }/' \
@@ -51,9 +52,12 @@ bench_key=BenchKeyBenchKeyBenchKey0001
 printf '\n[api_keys.bench]\nplans = ["CloudAcademyPlan"]\nvalue_sha256 = "%s"\n' \
   "$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)" >> "$work/gateway-full.toml"
 grep -Ev '^ *(api_key_required|throttle =|cache =|cors =)' "$work/gateway-full.toml" > "$work/gateway.toml"
-sed -e "s|^data_dir = .*|data_dir = \"$work/data-policies\"|" "$work/gateway-full.toml" | grep -v '^cache =' \
+sed -e "s|^data_dir = .*|data_dir = \"$work/data-cors\"|" "$work/gateway-full.toml" | grep -v '^cache =' \
+  > "$work/gateway-cors.toml"
+sed -e "s|^data_dir = .*|data_dir = \"$work/data-policies\"|" "$work/gateway-cors.toml" | grep -v '^cors =' \
   > "$work/gateway-policies.toml"
-sed -e "s|^data_dir = .*|data_dir = \"$work/data-cached\"|" "$work/gateway-full.toml" > "$work/gateway-cached.toml"
+sed -e "s|^data_dir = .*|data_dir = \"$work/data-cached\"|" "$work/gateway-full.toml" | grep -v '^cors =' \
+  > "$work/gateway-cached.toml"
 key=()
 
 measure() { # name listening-pattern command...
@@ -98,16 +102,16 @@ measure loop 'listening on ' target/release/examples/hyper_wasmtime --max-instan
 WASMGATE_LOG=warn measure wasmgate 'wasmgate: gateway listening on ' \
   target/release/wasmgate serve --config "$work/gateway.toml"
 key=(-H "x-api-key: $bench_key")
-for v in policies cached; do
+for v in policies cors cached; do
   WASMGATE_LOG=warn measure "$v" 'wasmgate: gateway listening on ' \
     target/release/wasmgate serve --config "$work/gateway-$v.toml"
 done
 
 if [ ${#sim[@]} -gt 0 ]; then
-  printf '\n%-30s %10s %22s %8s %12s %12s\n' "server (GET /prod/items)" requests "instructions/request" ratio \
+  printf '\n%-36s %10s %22s %8s %12s %12s\n' "server (GET /prod/items)" requests "instructions/request" ratio \
     "I1 misses" "D1 misses"
 else
-  printf '\n%-30s %10s %22s %8s\n' "server (GET /prod/items)" requests "instructions/request" ratio
+  printf '\n%-36s %10s %22s %8s\n' "server (GET /prod/items)" requests "instructions/request" ratio
 fi
 bare_per=$(awk '$1 == "bare" {printf "%d", $3 / $2}' "$work/results")
 while read -r name requests total i1 d1; do
@@ -116,10 +120,11 @@ while read -r name requests total i1 d1; do
     loop) label="bare hyper + wasmtime, hot";;
     wasmgate) label="wasmgate, hot instances";;
     policies) label="wasmgate, key+plan+throttle+quota";;
+    cors) label="  the same with CORS";;
     cached) label="wasmgate, cache hits";;
   esac
   per=$(awk -v t="$total" -v r="$requests" 'BEGIN {printf "%d", t / r}')
-  printf '%-30s %10d %22d %7.2fx' "$label" "$requests" "$per" "$(awk -v a="$per" -v b="$bare_per" 'BEGIN {print a / b}')"
+  printf '%-36s %10d %22d %7.2fx' "$label" "$requests" "$per" "$(awk -v a="$per" -v b="$bare_per" 'BEGIN {print a / b}')"
   if [ ${#sim[@]} -gt 0 ]; then
     printf ' %12d %12d' "$(awk -v m="$i1" -v r="$requests" 'BEGIN {printf "%d", m / r}')" \
       "$(awk -v m="$d1" -v r="$requests" 'BEGIN {printf "%d", m / r}')"

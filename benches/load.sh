@@ -13,6 +13,9 @@
 #   benches/load.sh [DURATION_SECONDS] [CONNECTIONS] [WRK_THREADS] [ROUNDS] [MODES]
 #   (default 10 s, 64, 1, 3, "pinned unpinned": each server measured ROUNDS
 #   times, in turns, in each mode)
+#   SERVERS="bare hot policies cached" benches/load.sh 6 64 1 15 pinned
+#   (only these servers take turns: more rounds in the same time; bare hyper
+#   always runs, as every ratio's baseline)
 #
 # wrk runs on the same machine as the servers. "pinned", the headline: every
 # server is pinned to core 0 and wrk to core 1 (taskset), so the server
@@ -47,14 +50,19 @@ grep -Ev '^ *(api_key_required|throttle =|cache =|cors =)' "$work/gateway-full.t
 WASMGATE_LOG=warn target/release/wasmgate serve --config "$work/gateway.toml" > "$work/wasmgate.out" 2> "$work/wasmgate.err" &
 pids+=($!)
 # The same with the seed's policies on: an API key of a usage plan with a
-# throttle and a quota, the stage's throttle and CORS — limits far above
-# what wrk sends, so every call is admitted and every check runs — but no
-# cache ("policies"); and with prod's cache too ("cached": cache hits).
+# throttle and a quota, and the stage's throttle — limits far above what
+# wrk sends, so every call is admitted and every check runs — but no cache
+# ("policies"); and with prod's cache too ("cached": cache hits). Without
+# CORS in both: what is compared is the server with and without key, plan,
+# throttle and quota, and the cache hit against bare hyper serving the same
+# bytes (CORS adds response headers bare hyper does not send; what it costs
+# is in instructions.sh's table).
 bench_key=BenchKeyBenchKeyBenchKey0001
 policy_limits() {
+  grep -v '^cors =' "$work/gateway-full.toml" |
   sed -e "s|^data_dir = .*|data_dir = \"$work/$1\"|" \
       -e 's/^throttle = .*/throttle = { rate = 10000000, burst = 10000000 }/' \
-      -e 's/^quota = .*/quota = { limit = 1000000000000, period = "DAY" }/' "$work/gateway-full.toml"
+      -e 's/^quota = .*/quota = { limit = 1000000000000, period = "DAY" }/'
   printf '\n[api_keys.bench]\nplans = ["CloudAcademyPlan"]\nvalue_sha256 = "%s"\n' \
     "$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)"
 }
@@ -127,6 +135,9 @@ run() { # name url round mode
 # The servers take turns, round after round: the machine's drift over the
 # run touches all of them alike, and the medians of the rounds are reported.
 servers=(bare loop hot policies cached loop-fresh fresh logged)
+if [ -n "${SERVERS:-}" ]; then
+  read -r -a servers <<< "bare ${SERVERS//bare/}"
+fi
 declare -A url=([bare]="$bare/prod/items" [loop]="$loop/prod/items" [hot]="$gateway/prod/items"
                 [policies]="$gateway_policies/prod/items" [cached]="$gateway_cached/prod/items"
                 [loop-fresh]="$loop_fresh/prod/items" [fresh]="$gateway/dev/items" [logged]="$gateway_info/prod/items")
@@ -176,9 +187,13 @@ for s in "${servers[@]}"; do
     "$(column_of "$s" 5 | median)" "${ratio}x" "$range"
 done
 # What the policies cost: the policy server against the same server without
-# them, per round (one run, the same machine state).
-awk '$1 == "hot" {h[$2] = $3} $1 == "policies" {p[$2] = $3}
-  END {lo = 1e9; hi = 0; for (k in p) {x = p[k] / h[k]; if (x < lo) lo = x; if (x > hi) hi = x}
-       printf "policies on / off (hot): %.3f-%.3f per round\n", lo, hi}' "$work/results.$mode"
+# them, per round (one run, the same machine state): the range, and the
+# median of the rounds' ratios.
+ratios=$(awk '$1 == "hot" {h[$2] = $3} $1 == "policies" {p[$2] = $3}
+  END {for (k in p) if (k in h) print p[k] / h[k]}' "$work/results.$mode")
+if [ -n "$ratios" ]; then
+  printf 'policies on / off (hot): median of the rounds %.3f, %.3f-%.3f per round\n' \
+    "$(median <<< "$ratios")" "$(sort -g <<< "$ratios" | head -1)" "$(sort -g <<< "$ratios" | tail -1)"
+fi
 done
 grep -h "Non-2xx\|Socket errors" "$work"/*.txt || true

@@ -84,7 +84,10 @@ fn policies(c: &mut Criterion) {
     });
     let response = CachedResponse {
         status: 200,
-        headers: vec![("content-type".into(), b"application/json".to_vec())],
+        headers: hyper::HeaderMap::from_iter([(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        )]),
         body: bytes::Bytes::from_static(br#"[{"ID":1,"name":"Pen","price":2.5},{"ID":2,"name":"Pencil","price":1.5}]"#),
     };
     let ttl = Duration::from_secs(300);

@@ -45,7 +45,10 @@ fn today() -> i64 {
 fn response(body: &'static str) -> CachedResponse {
     CachedResponse {
         status: 200,
-        headers: vec![("content-type".into(), b"application/json".to_vec())],
+        headers: hyper::HeaderMap::from_iter([(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        )]),
         body: Bytes::from_static(body.as_bytes()),
     }
 }
@@ -124,8 +127,8 @@ async fn the_cache_is_shared_flushed_for_all_and_expires() {
     a.cache_put("ItemsAPI/prod", "GET /items", response("[1]"), hour, 1 << 20).await.expect("put");
     a.cache_put("ItemsAPI/prod", "GET /items/1", response("{}"), hour, 1 << 20).await.expect("put");
     a.cache_put("ItemsAPI/test", "GET /items", response("[2]"), hour, 1 << 20).await.expect("put");
-    assert_eq!(b.cache_get("ItemsAPI/prod", "GET /items").await.expect("get"), Some(response("[1]")));
-    assert_eq!(b.cache_get("ItemsAPI/test", "GET /items").await.expect("get"), Some(response("[2]")));
+    assert_eq!(b.cache_get("ItemsAPI/prod", "GET /items").await.expect("get"), Some(Arc::new(response("[1]"))));
+    assert_eq!(b.cache_get("ItemsAPI/test", "GET /items").await.expect("get"), Some(Arc::new(response("[2]"))));
     assert_eq!(b.cache_get("ItemsAPI/prod", "GET /other").await.expect("get"), None);
 
     // A flush through one node empties the stage for both, and only it.
@@ -133,7 +136,7 @@ async fn the_cache_is_shared_flushed_for_all_and_expires() {
     for store in [&a, &b] {
         assert_eq!(store.cache_get("ItemsAPI/prod", "GET /items").await.expect("get"), None);
         assert_eq!(store.cache_get("ItemsAPI/prod", "GET /items/1").await.expect("get"), None);
-        assert_eq!(store.cache_get("ItemsAPI/test", "GET /items").await.expect("get"), Some(response("[2]")));
+        assert_eq!(store.cache_get("ItemsAPI/test", "GET /items").await.expect("get"), Some(Arc::new(response("[2]"))));
     }
     // A flush walks the stage in batches: more keys than one batch.
     for i in 0..2500 {
@@ -150,7 +153,7 @@ async fn the_cache_is_shared_flushed_for_all_and_expires() {
         assert!(Instant::now() < deadline, "an entry with a 50 ms time to live was still there");
         tokio::task::yield_now().await;
     }
-    assert_eq!(a.cache_get("ItemsAPI/test", "GET /items").await.expect("get"), Some(response("[2]")));
+    assert_eq!(a.cache_get("ItemsAPI/test", "GET /items").await.expect("get"), Some(Arc::new(response("[2]"))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -384,7 +384,7 @@ pub async fn run(call: Call<'_>, trace: &mut Trace) -> Result<GatewayResponse, R
         if !refresh && let Some(hit) = policies.cache_get(&method.policy.stage, &key).await {
             cache.stats.hit();
             trace.log(|| format!("Cache hit: {key:?}"));
-            let mut response = from_cache(hit, &req.ids);
+            let mut response = from_cache(&hit, &req.ids);
             if warning {
                 response.headers.insert(hyper::header::WARNING, HeaderValue::from_static(CACHE_WARNING));
             }
@@ -445,7 +445,11 @@ fn wants_refresh(req: &GatewayRequest) -> bool {
 /// parameters, by name and value.
 fn cache_key(call: Call<'_>, cache: &MethodCache) -> String {
     let Call { req, path_params, .. } = call;
-    let mut key = format!("{} {}", req.method, req.path());
+    let (method, path) = (req.method.as_str(), req.path());
+    let mut key = String::with_capacity(method.len() + 1 + path.len());
+    key.push_str(method);
+    key.push(' ');
+    key.push_str(path);
     for p in &cache.key_parameters {
         match p {
             KeyParameter::Path(name) => {
@@ -475,25 +479,23 @@ fn cache_key(call: Call<'_>, cache: &MethodCache) -> String {
 
 /// What a cache keeps of a response: all but the request's own ids.
 fn to_cache(response: &GatewayResponse) -> CachedResponse {
-    let headers = response
-        .headers
-        .iter()
-        .filter(|(name, _)| **name != REQUEST_ID && **name != APIGW_ID && **name != TRACE_ID)
-        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().to_vec()))
-        .collect();
+    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    for (name, value) in &response.headers {
+        if *name != REQUEST_ID && *name != APIGW_ID && *name != TRACE_ID {
+            headers.append(name.clone(), value.clone());
+        }
+    }
     CachedResponse { status: response.status, headers, body: response.body.clone() }
 }
 
 /// A cached response for this request: its ids are this request's.
-fn from_cache(hit: CachedResponse, ids: &RequestIds) -> GatewayResponse {
-    let mut headers = HeaderMap::with_capacity(hit.headers.len() + 2);
-    for (name, value) in hit.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&value)) {
-            headers.append(n, v);
-        }
+fn from_cache(hit: &CachedResponse, ids: &RequestIds) -> GatewayResponse {
+    let mut headers = HeaderMap::with_capacity(hit.headers.len() + 3);
+    for (name, value) in &hit.headers {
+        headers.append(name.clone(), value.clone());
     }
     set_ids(&mut headers, ids, false);
-    GatewayResponse { status: hit.status, headers, body: hit.body }
+    GatewayResponse { status: hit.status, headers, body: hit.body.clone() }
 }
 
 /// The request template for the request's content type, or the passthrough

@@ -210,12 +210,16 @@ pub struct Grant {
 pub struct Snapshot {
     pub plans: BTreeMap<String, Arc<UsagePlan>>,
     pub keys: BTreeMap<String, Arc<ApiKey>>,
-    by_digest: foldhash::HashMap<[u8; 32], KeyEntry>,
+    /// Keys by the first 8 bytes of their digest (a lookup must not
+    /// compare whole digests in variable time; these bytes reveal nothing
+    /// of a key), each compared whole in constant time.
+    by_prefix: foldhash::HashMap<u64, Vec<KeyEntry>>,
 }
 
 #[derive(Debug)]
 struct KeyEntry {
-    digest: [u8; 32],
+    /// The key's SHA-256, as four words for the constant-time comparison.
+    digest: [u64; 4],
     key: Arc<ApiKey>,
     /// `"api/stage"` → grant.
     grants: foldhash::HashMap<String, Arc<Grant>>,
@@ -232,7 +236,7 @@ pub enum KeyRefusal {
 
 impl Snapshot {
     fn build(plans: BTreeMap<String, Arc<UsagePlan>>, keys: BTreeMap<String, Arc<ApiKey>>) -> Snapshot {
-        let mut by_digest = foldhash::HashMap::default();
+        let mut by_prefix: foldhash::HashMap<u64, Vec<KeyEntry>> = foldhash::HashMap::default();
         for key in keys.values() {
             let Some(digest) = parse_digest(&key.sha256) else { continue };
             let mut grants = foldhash::HashMap::default();
@@ -249,19 +253,19 @@ impl Snapshot {
                     grants.insert(stage.label(), Arc::new(grant));
                 }
             }
-            by_digest.insert(digest, KeyEntry { digest, key: key.clone(), grants });
+            let digest = digest_words(&digest);
+            by_prefix.entry(digest[0]).or_default().push(KeyEntry { digest, key: key.clone(), grants });
         }
-        Snapshot { plans, keys, by_digest }
+        Snapshot { plans, keys, by_prefix }
     }
 
     /// The grant of the key `value` on `stage` (`"api/stage"`).
     pub fn authorize(&self, value: Option<&str>, stage: &str) -> Result<&Arc<Grant>, KeyRefusal> {
         let value = value.ok_or(KeyRefusal::Missing)?;
-        let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
-        let entry = self.by_digest.get(&digest).ok_or(KeyRefusal::Unknown)?;
-        if !bool::from(entry.digest.ct_eq(&digest)) {
-            return Err(KeyRefusal::Unknown);
-        }
+        let digest = digest_words(&Sha256::digest(value.as_bytes()).into());
+        let candidates = self.by_prefix.get(&digest[0]).ok_or(KeyRefusal::Unknown)?;
+        let entry =
+            candidates.iter().find(|e| bool::from(e.digest[..].ct_eq(&digest[..]))).ok_or(KeyRefusal::Unknown)?;
         if !entry.key.enabled {
             return Err(KeyRefusal::Disabled);
         }
@@ -276,6 +280,11 @@ impl Snapshot {
             .map(|p| p.name.as_str())
             .collect()
     }
+}
+
+/// A SHA-256 digest as four words (compared a word at a time).
+fn digest_words(digest: &[u8; 32]) -> [u64; 4] {
+    std::array::from_fn(|i| u64::from_le_bytes(digest[i * 8..i * 8 + 8].try_into().expect("8 bytes")))
 }
 
 fn parse_digest(hex_text: &str) -> Option<[u8; 32]> {

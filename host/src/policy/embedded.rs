@@ -30,8 +30,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota as GovernorQuota, RateLimiter};
@@ -372,7 +372,10 @@ impl EmbeddedStore {
     pub fn take_counts(&self) -> Vec<(String, i64, u64)> {
         let mut quotas = self.quotas.lock();
         let counts = std::mem::take(&mut quotas.counts);
-        counts.into_iter().flat_map(|(c, counter)| counter.days.into_iter().map(move |(d, n)| (c.clone(), d, n))).collect()
+        counts
+            .into_iter()
+            .flat_map(|(c, counter)| counter.days.into_iter().map(move |(d, n)| (c.clone(), d, n)))
+            .collect()
     }
 
     pub fn take_now(&self, bucket: &str, throttle: Throttle) -> bool {
@@ -413,10 +416,10 @@ impl PolicyStore for EmbeddedStore {
         Ok(self.usage_now(counter, from, to))
     }
 
-    async fn cache_get(&self, stage: &str, key: &str) -> Result<Option<CachedResponse>, StoreError> {
+    async fn cache_get(&self, stage: &str, key: &str) -> Result<Option<Arc<CachedResponse>>, StoreError> {
         let caches = self.caches.read();
         let hit = caches.get(stage).and_then(|(_, cache)| cache.get(key));
-        Ok(hit.map(|(response, _)| (*response).clone()))
+        Ok(hit.map(|(response, _)| response))
     }
 
     async fn cache_put(

@@ -181,7 +181,7 @@ impl Policies {
     }
 
     /// A cached response, if fresh (`None` too when the store fails).
-    pub async fn cache_get(&self, stage: &str, key: &str) -> Option<CachedResponse> {
+    pub async fn cache_get(&self, stage: &str, key: &str) -> Option<Arc<CachedResponse>> {
         let got = self.store.cache_get(stage, key).await;
         self.observe(got, None)
     }

@@ -450,14 +450,14 @@ impl PolicyStore for RedisStore {
         Ok(days.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    async fn cache_get(&self, stage: &str, key: &str) -> Result<Option<CachedResponse>, StoreError> {
+    async fn cache_get(&self, stage: &str, key: &str) -> Result<Option<Arc<CachedResponse>>, StoreError> {
         let inner = &self.inner;
         let mut conn = inner.conn.clone();
         let key = cache_key(stage, key);
         let bytes =
             inner.call(async { redis::cmd("GET").arg(&key).query_async::<Option<Vec<u8>>>(&mut conn).await }).await?;
         // Bytes this store did not write are a miss.
-        Ok(bytes.and_then(|b| CachedResponse::decode(&b)))
+        Ok(bytes.and_then(|b| CachedResponse::decode(&b)).map(Arc::new))
     }
 
     async fn cache_put(

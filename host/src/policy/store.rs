@@ -11,9 +11,11 @@
 //! share — a plan's name and a key's usage id, an API, a stage, a resource
 //! path and a method — never from an id one node made up.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::catalog::Throttle;
 use super::clock::Period;
@@ -58,14 +60,15 @@ pub struct QuotaCheck<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedResponse {
     pub status: u16,
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Kept as HTTP's own types: a hit copies them without parsing.
+    pub headers: HeaderMap,
     pub body: Bytes,
 }
 
 impl CachedResponse {
     /// Bytes it takes in a cache (its weight against the capacity).
     pub fn weight(&self) -> u64 {
-        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let headers: usize = self.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
         (self.body.len() + headers + 16) as u64
     }
 
@@ -76,10 +79,10 @@ impl CachedResponse {
         out.extend_from_slice(&self.status.to_be_bytes());
         out.extend_from_slice(&(self.headers.len() as u32).to_be_bytes());
         for (name, value) in &self.headers {
-            out.extend_from_slice(&(name.len() as u32).to_be_bytes());
-            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(name.as_str().len() as u32).to_be_bytes());
+            out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(&(value.len() as u32).to_be_bytes());
-            out.extend_from_slice(value);
+            out.extend_from_slice(value.as_bytes());
         }
         out.extend_from_slice(&self.body);
         out
@@ -101,12 +104,12 @@ impl CachedResponse {
         let mut rest = bytes;
         let status = u16::from_be_bytes(take(&mut rest, 2)?.try_into().ok()?);
         let count = len(&mut rest)?;
-        let mut headers = Vec::with_capacity(count.min(256));
+        let mut headers = HeaderMap::with_capacity(count.min(256));
         for _ in 0..count {
             let n = len(&mut rest)?;
-            let name = String::from_utf8(take(&mut rest, n)?.to_vec()).ok()?;
+            let name = HeaderName::from_bytes(take(&mut rest, n)?).ok()?;
             let n = len(&mut rest)?;
-            headers.push((name, take(&mut rest, n)?.to_vec()));
+            headers.append(name, HeaderValue::from_bytes(take(&mut rest, n)?).ok()?);
         }
         Some(CachedResponse { status, headers, body: Bytes::copy_from_slice(rest) })
     }
@@ -131,7 +134,7 @@ pub trait PolicyStore: Send + Sync {
         &self,
         stage: &str,
         key: &str,
-    ) -> impl Future<Output = Result<Option<CachedResponse>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Arc<CachedResponse>>, StoreError>> + Send;
 
     /// Caches a response of `stage` for `ttl`; the stage's cache holds at
     /// most `capacity` bytes.
@@ -188,7 +191,7 @@ impl PolicyStore for Store {
         dispatch!(self, s => s.usage(counter, from, to))
     }
 
-    async fn cache_get(&self, stage: &str, key: &str) -> Result<Option<CachedResponse>, StoreError> {
+    async fn cache_get(&self, stage: &str, key: &str) -> Result<Option<Arc<CachedResponse>>, StoreError> {
         dispatch!(self, s => s.cache_get(stage, key))
     }
 
@@ -214,11 +217,11 @@ mod tests {
 
     #[test]
     fn a_cached_response_survives_its_encoding() {
-        let r = CachedResponse {
-            status: 200,
-            headers: vec![("content-type".into(), b"application/json".to_vec()), ("x".into(), vec![])],
-            body: Bytes::from_static(b"[1,2]"),
-        };
+        let mut headers = HeaderMap::new();
+        headers.append("content-type", HeaderValue::from_static("application/json"));
+        headers.append("x", HeaderValue::from_static(""));
+        headers.append("x", HeaderValue::from_static("2"));
+        let r = CachedResponse { status: 200, headers, body: Bytes::from_static(b"[1,2]") };
         assert_eq!(CachedResponse::decode(&r.encode()), Some(r));
         assert_eq!(CachedResponse::decode(b"\x00"), None);
     }
