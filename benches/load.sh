@@ -132,8 +132,10 @@ run() { # name url round mode
   sync
 }
 
-# The servers take turns, round after round: the machine's drift over the
-# run touches all of them alike, and the medians of the rounds are reported.
+# The servers take turns, round after round, in reverse order every other
+# round (A B C, C B A, ...): the machine's drift over the run and whatever
+# the turn before leaves behind touch all of them alike, and the medians of
+# the rounds are reported.
 servers=(bare loop hot policies cached loop-fresh fresh logged)
 if [ -n "${SERVERS:-}" ]; then
   read -r -a servers <<< "bare ${SERVERS//bare/}"
@@ -144,7 +146,12 @@ declare -A url=([bare]="$bare/prod/items" [loop]="$loop/prod/items" [hot]="$gate
 for mode in $modes; do
   pin "$mode"
   for round in $(seq "$rounds"); do
-    for s in "${servers[@]}"; do run "$s" "${url[$s]}" "$round" "$mode"; done
+    order=("${servers[@]}")
+    if [ $((round % 2)) = 0 ]; then
+      order=()
+      for ((i = ${#servers[@]} - 1; i >= 0; i--)); do order+=("${servers[$i]}"); done
+    fi
+    for s in "${order[@]}"; do run "$s" "${url[$s]}" "$round" "$mode"; done
   done
 done
 # Every response must have been a 200 with the items.
