@@ -124,6 +124,8 @@ async fn two_nodes_share_quota_throttle_and_cache() {
     assert_eq!(stats(b.admin.get_json("/v1/status").await.unwrap()), json!({"stage": "A/s", "hits": 1, "misses": 0}));
     assert_eq!(stats(a.admin.get_json("/v1/status").await.unwrap()), json!({"stage": "A/s", "hits": 0, "misses": 1}));
     assert_eq!(b.admin.get_json("/v1/status").await.unwrap()["policies"]["store"], "redis");
+    // The stage's capacity_mb is Redis's to bound, and the log says so.
+    a.log_with(0, "capacity_mb is not applied with a shared store");
 }
 
 #[tokio::test(flavor = "multi_thread")]

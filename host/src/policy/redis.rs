@@ -167,6 +167,8 @@ struct Inner {
     outage: Mutex<Option<(Instant, String)>>,
     /// Quota counts made while Redis was out of reach, to replay.
     fallback: EmbeddedStore,
+    /// Set once the log has said that `capacity_mb` is Redis's to bound.
+    capacity_said: AtomicBool,
     /// Set when `fallback` may hold counts not yet replayed.
     pending: AtomicBool,
     /// Each counter's period, as last counted in `fallback` (to replay its
@@ -206,6 +208,7 @@ impl RedisStore {
             probing: AtomicBool::new(false),
             outage: Mutex::new(None),
             fallback: EmbeddedStore::in_memory(),
+            capacity_said: AtomicBool::new(false),
             pending: AtomicBool::new(false),
             periods: Mutex::new(HashMap::new()),
         });
@@ -466,9 +469,18 @@ impl PolicyStore for RedisStore {
         key: &str,
         response: CachedResponse,
         ttl: Duration,
-        _capacity: u64,
+        capacity: u64,
     ) -> Result<(), StoreError> {
         let inner = &self.inner;
+        if !inner.capacity_said.swap(true, Ordering::Relaxed) {
+            // Not silently ignored: a shared cache has one bound, Redis's.
+            tracing::warn!(
+                store = "redis",
+                stage,
+                capacity_mb = capacity / (1024 * 1024),
+                "a stage cache's capacity_mb is not applied with a shared store: Redis's maxmemory and eviction policy bound the cached responses (each also ends with its TTL)"
+            );
+        }
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         if ttl_ms == 0 {
             return Ok(());
