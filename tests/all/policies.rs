@@ -29,6 +29,9 @@ fn assert_gateway_error(r: &HttpResponse, status: u16, message: &str, error_type
     assert_eq!(r.status, status, "{}", r.text());
     assert_eq!(r.json(), json!({ "message": message }));
     assert_eq!(r.header("x-amzn-errortype"), Some(error_type));
+    // AWS's error responses carry both request ids.
+    assert!(r.header("x-amzn-requestid").is_some_and(|v| !v.is_empty()), "{:?}", r.headers);
+    assert!(r.header("x-amz-apigw-id").is_some_and(|v| !v.is_empty()), "{:?}", r.headers);
 }
 
 /// An API `A` with a mock `GET /m` (and `GET /n`) that answers with the

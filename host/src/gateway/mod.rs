@@ -132,6 +132,10 @@ impl Gateway {
         }
         let mut headers = headers::header_map(&rendered.headers);
         headers.insert(pipeline::REQUEST_ID, ctx.request_id_value());
+        // As AWS's error responses: the request id and the extended one.
+        if let Some(req) = ctx.request {
+            headers.insert(pipeline::APIGW_ID, req.ids.extended_request_id_value());
+        }
         GatewayResponse { status, headers, body: bytes::Bytes::from(rendered.body) }
     }
 
