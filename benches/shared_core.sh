@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# What the stage policies cost per request, measured with both servers at
+# once: wasmgate on the bundled gateway.toml without its policies ("off")
+# and the same with an API key, the plan's throttle and quota and prod's
+# throttle ("on"), both pinned to core 0, each loaded by its own wrk on
+# core 1 for the same seconds. Sharing one core, each gets half of it, so
+# the ratio of their requests/s is the inverse ratio of what a request
+# costs each in CPU, and whatever slows the machine that moment slows both
+# alike: far steadier on a noisy VM than load.sh's servers in turns.
+#
+#   benches/shared_core.sh [ROUNDS] [SECONDS] [ON]
+#   (default 8 rounds of 4 s; ON: "all" (default), "key" (the key's check
+#   alone: no throttles, no quota), "header" (the on server without
+#   policies, sent the x-api-key header: what the header alone costs) or
+#   "same" (the on server as the off one, no header: the method's own
+#   bias, which should read 1.000))
+#
+# Prints each round's requests/s and ratio (on / off), then the median.
+# Needs wrk and taskset (Debian: apt-get install wrk util-linux).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-8}
+secs=${2:-4}
+on=${3:-all}
+command -v wrk >/dev/null || { echo "shared_core.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
+command -v taskset >/dev/null || { echo "shared_core.sh: taskset is missing (apt-get install util-linux)" >&2; exit 2; }
+[ "$(nproc)" -ge 2 ] || { echo "shared_core.sh: needs 2 cores" >&2; exit 2; }
+
+cargo build --release --quiet --bin wasmgate
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+bench_key=BenchKeyBenchKeyBenchKey0001
+config() { # name
+  sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_listen = "127.0.0.1:0"/' \
+      -e "s|^data_dir = .*|data_dir = \"$work/data-$1\"|" \
+      -e 's/^throttle = .*/throttle = { rate = 10000000, burst = 10000000 }/' \
+      -e 's/^quota = .*/quota = { limit = 1000000000000, period = "DAY" }/' gateway.toml |
+    grep -Ev '^(cors|cache) ='
+  printf '\n[api_keys.bench]\nplans = ["CloudAcademyPlan"]\nvalue_sha256 = "%s"\n' \
+    "$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)"
+}
+config off | grep -Ev '^ *(api_key_required|throttle) =' > "$work/off.toml"
+case $on in
+  all) config on > "$work/on.toml";;
+  key) config on | grep -Ev '^(throttle|quota) =' > "$work/on.toml";;
+  header|same) sed "s|data-off|data-on|" "$work/off.toml" > "$work/on.toml";;
+  *) echo "shared_core.sh: ON is all, key, header or same" >&2; exit 2;;
+esac
+declare -A addr
+for v in off on; do
+  WASMGATE_LOG=warn taskset -c 0 target/release/wasmgate serve --config "$work/$v.toml" \
+    > "$work/$v.out" 2> "$work/$v.err" &
+  pids+=($!)
+  for _ in $(seq 300); do
+    addr[$v]=$(sed -n 's/^wasmgate: gateway listening on //p' "$work/$v.out")
+    [ -n "${addr[$v]}" ] && break
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/$v.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  [ -n "${addr[$v]}" ] || { echo "shared_core.sh: the $v server did not start" >&2; exit 1; }
+done
+key=(-H "x-api-key: $bench_key")
+[ "$on" = same ] && key=()
+curl -sf "${addr[off]}/prod/items" | grep -q Pencil
+curl -sf "${key[@]}" "${addr[on]}/prod/items" | grep -q Pencil
+
+load() { # seconds, writing $work/off.txt and $work/on.txt
+  taskset -c 1 wrk -t1 -c32 -d"$1s" "${addr[off]}/prod/items" > "$work/off.txt" &
+  local a=$!
+  taskset -c 1 wrk -t1 -c32 -d"$1s" "${key[@]}" "${addr[on]}/prod/items" > "$work/on.txt" &
+  local b=$!
+  wait "$a" "$b"
+}
+load 2   # warm-up
+echo "servers on core 0 at once, a wrk each on core 1 (32 conns each, ${secs}s rounds); on = $on"
+printf '%-6s %12s %12s %8s\n' round "off req/s" "on req/s" ratio
+for round in $(seq "$rounds"); do
+  load "$secs"
+  grep -h "Non-2xx\|Socket errors" "$work/off.txt" "$work/on.txt" && exit 1
+  off=$(awk '/Requests\/sec/ {print $2}' "$work/off.txt")
+  on_rps=$(awk '/Requests\/sec/ {print $2}' "$work/on.txt")
+  ratio=$(awk -v a="$on_rps" -v b="$off" 'BEGIN {printf "%.3f", a / b}')
+  echo "$ratio" >> "$work/ratios"
+  printf '%-6s %12.0f %12.0f %8s\n' "$round" "$off" "$on_rps" "$ratio"
+done
+sort -g "$work/ratios" | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+  printf "on / off: median %.3f, %.3f-%.3f per round\n", m, v[1], v[NR]}'
