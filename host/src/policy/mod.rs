@@ -128,32 +128,16 @@ impl Policies {
         }
     }
 
-    async fn take<S: PolicyStore>(&self, store: &S, bucket: &str, throttle: Throttle) -> bool {
-        let taken = store.take(bucket, throttle).await;
+    async fn take(&self, bucket: &str, throttle: Throttle) -> bool {
+        let taken = self.store.take(bucket, throttle).await;
         self.observe(taken, true)
     }
 
     /// Runs the key, throttle and quota checks of one call of `policy`'s
     /// method with the request's `x-api-key`. Returns the key's grant when
     /// the method requires a key.
-    ///
-    /// The embedded store answers at once, through futures of a few words;
-    /// a shared store's futures (a kilobyte and more, for its round trips)
-    /// are boxed, so that the request's own future does not carry them.
     pub async fn admit(
         &self,
-        policy: &settings::MethodPolicy,
-        api_key: Option<&str>,
-    ) -> Result<Option<Arc<Grant>>, Refusal> {
-        match &self.store {
-            Store::Embedded(store) => self.admit_in(store, policy, api_key).await,
-            Store::Redis(store) => Box::pin(self.admit_in(store, policy, api_key)).await,
-        }
-    }
-
-    async fn admit_in<S: PolicyStore>(
-        &self,
-        store: &S,
         policy: &settings::MethodPolicy,
         api_key: Option<&str>,
     ) -> Result<Option<Arc<Grant>>, Refusal> {
@@ -166,7 +150,7 @@ impl Policies {
                 None => grant.plan.throttle.map(|t| (t, grant.counter.as_str())),
             };
             if let Some((t, bucket)) = key_throttle
-                && !self.take(store, bucket, t).await
+                && !self.take(bucket, t).await
             {
                 return Err(Refusal::Throttled);
             }
@@ -175,7 +159,7 @@ impl Policies {
             None
         };
         if let Some((t, bucket)) = &policy.throttle
-            && !self.take(store, bucket, *t).await
+            && !self.take(bucket, *t).await
         {
             return Err(Refusal::Throttled);
         }
@@ -187,7 +171,7 @@ impl Policies {
             let first_period = (start..end).contains(&grant.plan.created_day);
             let limit = if first_period { quota.limit - quota.offset } else { quota.limit };
             let check = QuotaCheck { counter: &grant.counter, limit, period: quota.period, today };
-            let counted = store.count(check).await;
+            let counted = self.store.count(check).await;
             let outcome = self.observe(counted, QuotaOutcome::Counted { used: 0, remaining: limit });
             if outcome == QuotaOutcome::Exceeded {
                 return Err(Refusal::QuotaExceeded);
@@ -197,20 +181,13 @@ impl Policies {
     }
 
     /// A cached response, if fresh (`None` too when the store fails).
-    /// (A shared store's future boxed, as in [`Policies::admit`].)
     pub async fn cache_get(&self, stage: &str, key: &str) -> Option<Arc<CachedResponse>> {
-        let got = match &self.store {
-            Store::Embedded(store) => store.cache_get(stage, key).await,
-            Store::Redis(store) => Box::pin(store.cache_get(stage, key)).await,
-        };
+        let got = self.store.cache_get(stage, key).await;
         self.observe(got, None)
     }
 
     pub async fn cache_put(&self, stage: &str, key: &str, response: CachedResponse, ttl: Duration, capacity: u64) {
-        let put = match &self.store {
-            Store::Embedded(store) => store.cache_put(stage, key, response, ttl, capacity).await,
-            Store::Redis(store) => Box::pin(store.cache_put(stage, key, response, ttl, capacity)).await,
-        };
+        let put = self.store.cache_put(stage, key, response, ttl, capacity).await;
         self.observe(put, ())
     }
 

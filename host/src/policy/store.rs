@@ -169,11 +169,15 @@ impl Store {
     }
 }
 
+/// Calls the store the server runs with. The embedded store answers at
+/// once, through futures of a few words; a shared store's futures (a
+/// kilobyte and more, for its round trips) are boxed, so that a request's
+/// own future, which holds this one, does not carry them.
 macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             Store::Embedded($s) => $call.await,
-            Store::Redis($s) => $call.await,
+            Store::Redis($s) => Box::pin($call).await,
         }
     };
 }
