@@ -7,13 +7,13 @@
 //! - Quota counters: per counter, calls per UTC day, in memory, and
 //!   journalled in `<data>/quota.log` as lines of (day, plan, key usage id,
 //!   calls). A thread of its own writes them: woken by the first count
-//!   after it last wrote, it waits [`GATHER`], then writes one line per
+//!   after it last wrote, it waits `GATHER` (10 ms), then writes one line per
 //!   counter and day with the calls counted meanwhile, in one `write`. A
 //!   call neither waits for its line nor sends one (a `write` per call cost
 //!   a tenth of a loaded server's time, and a line sent per call to the
 //!   writer still a few percent). A stop — SIGTERM, Ctrl-C, a restart —
 //!   writes every count before the server exits and loses none; a crash of
-//!   the process (`kill -9`) can lose the counts of its last [`GATHER`],
+//!   the process (`kill -9`) can lose the counts of its last 10 ms,
 //!   those not written yet; a power cut, what the kernel had not yet put on
 //!   disk. The journal is compacted, one line per counter and day, when the
 //!   server starts and whenever it grows past 64 MB; days older than 100
@@ -22,10 +22,6 @@
 //!   entry with its own time to live.
 
 use std::collections::BTreeMap;
-
-/// Looked up on every call that a throttle or quota checks: a fast hasher
-/// (the names are the configuration's, not a caller's).
-type HashMap<K, V> = foldhash::HashMap<K, V>;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::num::NonZeroU32;
@@ -39,6 +35,10 @@ use parking_lot::{Mutex, RwLock};
 
 use super::catalog::Throttle;
 use super::store::{CachedResponse, PolicyStore, QuotaCheck, QuotaOutcome, StoreError};
+
+/// Looked up on every call that a throttle or quota checks: a fast hasher
+/// (the names are the configuration's, not a caller's).
+type HashMap<K, V> = foldhash::HashMap<K, V>;
 
 /// Days of counts kept (the usage report reaches back 90).
 const KEEP_DAYS: i64 = 100;
@@ -83,7 +83,7 @@ enum Pending {
 
 /// How long the writer gathers counts after the first before it writes
 /// them: what a crash of the process can lose.
-pub const GATHER: Duration = Duration::from_millis(10);
+const GATHER: Duration = Duration::from_millis(10);
 
 /// The journal's file, owned by its writer thread.
 struct Journal {
@@ -227,11 +227,17 @@ fn take_unwritten(quotas: &mut Quotas, buf: &mut Vec<u8>) {
     for counter in quotas.dirty.drain(..) {
         let Some(c) = quotas.counts.get_mut(&counter) else { continue };
         for (day, n) in c.unwritten.drain(..) {
-            let _ = write!(buf, "{day}\t");
-            buf.extend(counter.bytes().map(|b| if b == 0 { b'\t' } else { b }));
-            let _ = writeln!(buf, "\t{n}");
+            push_line(buf, day, &counter, n);
         }
     }
+}
+
+/// Appends the journal line of `n` calls of `counter` on `day`: the
+/// inverse of [`parse_line`].
+fn push_line(buf: &mut Vec<u8>, day: i64, counter: &str, n: u64) {
+    let _ = write!(buf, "{day}\t");
+    buf.extend(counter.bytes().map(|b| if b == 0 { b'\t' } else { b }));
+    let _ = writeln!(buf, "\t{n}");
 }
 
 /// A journal line: `day \t plan \t usage id [\t count]`.
@@ -264,16 +270,15 @@ fn compact(
     }
     counts.retain(|_, c| !c.days.is_empty());
     let tmp = path.with_extension("log.tmp");
-    let mut text = String::new();
+    let mut text = Vec::new();
     for (counter, c) in counts.iter() {
-        let counter = counter.replace('\0', "\t");
         for (day, n) in &c.days {
-            text.push_str(&format!("{day}\t{counter}\t{n}\n"));
+            push_line(&mut text, *day, counter, *n);
         }
     }
     {
         let mut file = File::create(&tmp).map_err(fail)?;
-        file.write_all(text.as_bytes()).map_err(fail)?;
+        file.write_all(&text).map_err(fail)?;
         file.sync_all().map_err(fail)?;
     }
     std::fs::rename(&tmp, path).map_err(fail)?;
