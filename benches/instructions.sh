@@ -43,14 +43,9 @@ trap cleanup EXIT
 # quota, prod's throttle; limits wrk never reaches), no cache; "cors": the
 # same with the seed's CORS too (what CORS adds to an answer); "cached":
 # "policies" with prod's cache on (cache hits). As in load.sh.
-sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_listen = "127.0.0.1:0"/' \
-    -e "s|^data_dir = .*|data_dir = \"$work/data\"|" \
-    -e 's/^throttle = .*/throttle = { rate = 10000000, burst = 10000000 }/' \
-    -e 's/^quota = .*/quota = { limit = 1000000000000, period = "DAY" }/' \
-    -e 's/^\[server\]$/[server]\nmax_instances = 3\nmax_memory_mb = 128/' gateway.toml > "$work/gateway-full.toml"
-bench_key=BenchKeyBenchKeyBenchKey0001
-printf '\n[api_keys.bench]\nplans = ["CloudAcademyPlan"]\nvalue_sha256 = "%s"\n' \
-  "$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)" >> "$work/gateway-full.toml"
+source benches/bench_config.sh
+bench_config "$work/data" -e 's/^\[server\]$/[server]\nmax_instances = 3\nmax_memory_mb = 128/' \
+  > "$work/gateway-full.toml"
 grep -Ev '^ *(api_key_required|throttle =|cache =|cors =)' "$work/gateway-full.toml" > "$work/gateway.toml"
 sed -e "s|^data_dir = .*|data_dir = \"$work/data-cors\"|" "$work/gateway-full.toml" | grep -v '^cache =' \
   > "$work/gateway-cors.toml"

@@ -44,9 +44,8 @@ trap cleanup EXIT
 # wasmgate on the bundled configuration, ports picked by the OS, quiet logs,
 # without its stage policies (keys, throttles, cache, CORS): the seed's
 # request path as its history measured it.
-sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_listen = "127.0.0.1:0"/' \
-    -e "s|^data_dir = .*|data_dir = \"$work/data\"|" gateway.toml > "$work/gateway-full.toml"
-grep -Ev '^ *(api_key_required|throttle =|cache =|cors =)' "$work/gateway-full.toml" > "$work/gateway.toml"
+source benches/bench_config.sh
+bench_config "$work/data" | grep -Ev '^ *(api_key_required|throttle =|cache =|cors =)' > "$work/gateway.toml"
 WASMGATE_LOG=warn target/release/wasmgate serve --config "$work/gateway.toml" > "$work/wasmgate.out" 2> "$work/wasmgate.err" &
 pids+=($!)
 # The same with the seed's policies on: an API key of a usage plan with a
@@ -57,17 +56,8 @@ pids+=($!)
 # throttle and quota, and the cache hit against bare hyper serving the same
 # bytes (CORS adds response headers bare hyper does not send; what it costs
 # is in instructions.sh's table).
-bench_key=BenchKeyBenchKeyBenchKey0001
-policy_limits() {
-  grep -v '^cors =' "$work/gateway-full.toml" |
-  sed -e "s|^data_dir = .*|data_dir = \"$work/$1\"|" \
-      -e 's/^throttle = .*/throttle = { rate = 10000000, burst = 10000000 }/' \
-      -e 's/^quota = .*/quota = { limit = 1000000000000, period = "DAY" }/'
-  printf '\n[api_keys.bench]\nplans = ["CloudAcademyPlan"]\nvalue_sha256 = "%s"\n' \
-    "$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)"
-}
-policy_limits data-policies | grep -v '^cache =' > "$work/gateway-policies.toml"
-policy_limits data-cached > "$work/gateway-cached.toml"
+bench_config "$work/data-policies" | grep -Ev '^(cors|cache) =' > "$work/gateway-policies.toml"
+bench_config "$work/data-cached" | grep -v '^cors =' > "$work/gateway-cached.toml"
 for v in policies cached; do
   WASMGATE_LOG=warn target/release/wasmgate serve --config "$work/gateway-$v.toml" > "$work/wasmgate-$v.out" 2> "$work/wasmgate-$v.err" &
   pids+=($!)

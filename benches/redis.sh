@@ -41,15 +41,10 @@ until grep -qi "ready to accept connections" "$work/redis.out"; do
   sleep 0.1
 done
 
-bench_key=BenchKeyBenchKeyBenchKey0001
+source benches/bench_config.sh
 config() { # data_dir shared_store cache(yes/no)
-  sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_listen = "127.0.0.1:0"/' \
-      -e "s|^data_dir = .*|data_dir = \"$work/$1\"\\n${2:+shared_store = \"$2\"}|" \
-      -e 's/^throttle = .*/throttle = { rate = 10000000, burst = 10000000 }/' \
-      -e 's/^quota = .*/quota = { limit = 1000000000000, period = "DAY" }/' gateway.toml |
+  bench_config "$work/$1" -e "s|^\\(data_dir = .*\\)$|\\1\\n${2:+shared_store = \"$2\"}|" |
     if [ "$3" = yes ]; then cat; else grep -v '^cache ='; fi
-  printf '\n[api_keys.bench]\nplans = ["CloudAcademyPlan"]\nvalue_sha256 = "%s"\n' \
-    "$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)"
 }
 start() { # name data_dir shared_store cache
   config "$2" "$3" "$4" > "$work/$1.toml"

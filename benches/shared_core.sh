@@ -32,15 +32,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-bench_key=BenchKeyBenchKeyBenchKey0001
+source benches/bench_config.sh
 config() { # name
-  sed -e 's/^listen = .*/listen = "127.0.0.1:0"/' -e 's/^admin_listen = .*/admin_listen = "127.0.0.1:0"/' \
-      -e "s|^data_dir = .*|data_dir = \"$work/data-$1\"|" \
-      -e 's/^throttle = .*/throttle = { rate = 10000000, burst = 10000000 }/' \
-      -e 's/^quota = .*/quota = { limit = 1000000000000, period = "DAY" }/' gateway.toml |
-    grep -Ev '^(cors|cache) ='
-  printf '\n[api_keys.bench]\nplans = ["CloudAcademyPlan"]\nvalue_sha256 = "%s"\n' \
-    "$(printf %s "$bench_key" | sha256sum | cut -d' ' -f1)"
+  bench_config "$work/data-$1" | grep -Ev '^(cors|cache) ='
 }
 config off | grep -Ev '^ *(api_key_required|throttle) =' > "$work/off.toml"
 case $on in
