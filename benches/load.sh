@@ -105,9 +105,11 @@ pin() { # mode
   wrk_pin="taskset -c $wrk_cores"
 }
 
+# Every server is sent the same requests, the API key's header included
+# (the servers without policies ignore it): what differs between two rows
+# is what the servers do, not what they are sent.
 run() { # name url round mode
-  local key=()
-  case $1 in policies|cached) key=(-H "x-api-key: $bench_key");; esac
+  local key=(-H "x-api-key: $bench_key")
   $wrk_pin wrk -t"$threads" -c"$conns" -d2s "${key[@]}" "$2" > /dev/null   # warm-up
   $wrk_pin wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "${key[@]}" "$2" > "$work/$4.$1.$3.txt"
   local rps p50 p99

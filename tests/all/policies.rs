@@ -171,6 +171,31 @@ async fn a_plan_throttles_each_key_its_burst_then_its_rate() {
     assert_eq!(admitted_until_refused(&server.url("/s/n"), KEY_TWO, 10).await, 2);
 }
 
+/// A key's bucket keeps its tokens while the catalog changes around it (a
+/// key created, a plan's description edited), and a plan whose throttle
+/// changes throttles by the new one at once, from a full bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_outlives_catalog_changes_until_its_throttle_changes() {
+    let server = TestServer::start(&mock_api("api_key_required = true", "[apis.A.stages.s]\n"));
+    let url = server.url("/s/m");
+    let plan = json!({ "name": "P", "stages": ["A/s"], "throttle": { "rate": 0.001, "burst": 2 } });
+    assert_eq!(server.json(Method::POST, "/v1/usageplans", plan).await.status, 201);
+    let one = json!({ "name": "one", "plans": ["P"], "value": KEY_ONE });
+    assert_eq!(server.json(Method::POST, "/v1/apikeys", one).await.status, 201);
+    assert_eq!(admitted_until_refused(&url, KEY_ONE, 10).await, 2);
+
+    let two = json!({ "name": "two", "plans": ["P"], "value": KEY_TWO });
+    assert_eq!(server.json(Method::POST, "/v1/apikeys", two).await.status, 201);
+    let r = server.json(Method::PATCH, "/v1/usageplans/P", json!({ "description": "edited" })).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(admitted_until_refused(&url, KEY_ONE, 10).await, 0, "the bucket kept its state");
+    assert_eq!(admitted_until_refused(&url, KEY_TWO, 10).await, 2, "each key has its own");
+
+    let throttle = json!({ "throttle": { "rate": 0.001, "burst": 3 } });
+    assert_eq!(server.json(Method::PATCH, "/v1/usageplans/P", throttle).await.status, 200);
+    assert_eq!(admitted_until_refused(&url, KEY_ONE, 10).await, 3, "the new burst, from a full bucket");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn stage_and_method_throttles_hold_for_every_caller() {
     let rest = "[apis.A.stages.s]\nthrottle = { rate = 0.001, burst = 2 }\n\

@@ -33,25 +33,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::clock::{Clock, Period};
+use super::store::Bucket;
 
-/// A token bucket: `rate` requests per second refill it, `burst` is its size.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Throttle {
-    pub rate: f64,
-    pub burst: u32,
-}
-
-impl Throttle {
-    pub fn check(&self) -> Result<(), String> {
-        if !(self.rate.is_finite() && self.rate > 0.0) {
-            return Err(format!("rate must be a number of requests per second above 0, not {}", self.rate));
-        }
-        if self.burst == 0 {
-            return Err("burst must be at least 1".into());
-        }
-        Ok(())
-    }
-}
+pub use super::store::Throttle;
 
 /// A quota: `limit` requests per `period`, less `offset` in the first period.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -199,10 +183,13 @@ impl From<rusqlite::Error> for CatalogError {
 pub struct Grant {
     pub key: Arc<ApiKey>,
     pub plan: Arc<UsagePlan>,
-    /// `plan \0 usage_id`: the name of the key's bucket and quota counter.
+    /// `plan \0 usage_id`: the name of the key's quota counter.
     pub counter: String,
-    /// Method throttles of this stage in the plan, with their bucket names.
-    pub method_throttle: foldhash::HashMap<String, (Throttle, String)>,
+    /// The key's bucket in the plan (named as its counter), if the plan
+    /// throttles.
+    pub bucket: Option<Bucket>,
+    /// Method throttles of this stage in the plan, each its own bucket.
+    pub method_throttle: foldhash::HashMap<String, Bucket>,
 }
 
 /// What requests read: keys by digest, each with its grants by stage.
@@ -246,10 +233,15 @@ impl Snapshot {
                     let method_throttle = stage
                         .method_throttle
                         .iter()
-                        .map(|(m, t)| (m.clone(), (*t, format!("{counter}\0{}\0{m}", stage.label()))))
+                        .map(|(m, t)| (m.clone(), Bucket::new(format!("{counter}\0{}\0{m}", stage.label()), *t)))
                         .collect();
-                    let grant =
-                        Grant { key: key.clone(), plan: plan.clone(), counter: counter.clone(), method_throttle };
+                    let grant = Grant {
+                        key: key.clone(),
+                        plan: plan.clone(),
+                        counter: counter.clone(),
+                        bucket: plan.throttle.map(|t| Bucket::new(counter.clone(), t)),
+                        method_throttle,
+                    };
                     grants.insert(stage.label(), Arc::new(grant));
                 }
             }

@@ -287,7 +287,9 @@ fn compact(
 }
 
 impl EmbeddedStore {
-    fn limiter(&self, bucket: &str, throttle: Throttle) -> Arc<DefaultDirectRateLimiter> {
+    /// The limiter of `bucket` with `throttle`: the one made before, unless
+    /// the throttle has changed since.
+    pub(super) fn limiter(&self, bucket: &str, throttle: Throttle) -> Arc<DefaultDirectRateLimiter> {
         if let Some((t, limiter)) = self.buckets.read().get(bucket)
             && *t == throttle
         {

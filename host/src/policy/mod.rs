@@ -38,10 +38,10 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use catalog::{Catalog, Grant, KeyRefusal, Throttle};
+use catalog::{Catalog, Grant, KeyRefusal};
 use clock::Clock;
 use settings::CacheStats;
-use store::{CachedResponse, PolicyStore, QuotaCheck, QuotaOutcome, Store, StoreError};
+use store::{Bucket, CachedResponse, PolicyStore, QuotaCheck, QuotaOutcome, Store, StoreError};
 
 /// Why a call is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,8 +128,8 @@ impl Policies {
         }
     }
 
-    async fn take(&self, bucket: &str, throttle: Throttle) -> bool {
-        let taken = self.store.take(bucket, throttle).await;
+    async fn take(&self, bucket: &Bucket) -> bool {
+        let taken = self.store.take_from(bucket).await;
         self.observe(taken, true)
     }
 
@@ -144,13 +144,9 @@ impl Policies {
         let grant = if policy.api_key_required {
             let grant =
                 self.catalog.snapshot().authorize(api_key, &policy.stage).map_err(Refusal::InvalidApiKey)?.clone();
-            let own = grant.method_throttle.get(&policy.method);
-            let key_throttle = match own {
-                Some((t, bucket)) => Some((*t, bucket.as_str())),
-                None => grant.plan.throttle.map(|t| (t, grant.counter.as_str())),
-            };
-            if let Some((t, bucket)) = key_throttle
-                && !self.take(bucket, t).await
+            let bucket = grant.method_throttle.get(&policy.method).or(grant.bucket.as_ref());
+            if let Some(bucket) = bucket
+                && !self.take(bucket).await
             {
                 return Err(Refusal::Throttled);
             }
@@ -158,8 +154,8 @@ impl Policies {
         } else {
             None
         };
-        if let Some((t, bucket)) = &policy.throttle
-            && !self.take(bucket, *t).await
+        if let Some(bucket) = &policy.throttle
+            && !self.take(bucket).await
         {
             return Err(Refusal::Throttled);
         }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::catalog::Throttle;
+use super::store::Bucket;
 
 /// API Gateway's largest cached response.
 pub const MAX_CACHED_BYTES: usize = 1_048_576;
@@ -261,8 +262,8 @@ pub struct MethodPolicy {
     pub method: String,
     pub api_key_required: bool,
     /// The stage's throttle for this method (its own override, else the
-    /// stage's), with its bucket's name.
-    pub throttle: Option<(Throttle, String)>,
+    /// stage's).
+    pub throttle: Option<Bucket>,
     pub cache: Option<MethodCache>,
     pub cors: Option<Arc<Cors>>,
 }
@@ -286,8 +287,8 @@ impl MethodPolicy {
         let own = settings.methods.get(&method);
         let throttle = own
             .and_then(|m| m.throttle)
-            .map(|t| (t, format!("stage\0{label}\0{method}")))
-            .or_else(|| settings.throttle.map(|t| (t, format!("stage\0{label}"))));
+            .map(|t| Bucket::new(format!("stage\0{label}\0{method}"), t))
+            .or_else(|| settings.throttle.map(|t| Bucket::new(format!("stage\0{label}"), t)));
         let caches = settings.cache.enabled
             && own.and_then(|m| m.caching).unwrap_or(http_method == "GET")
             && own.and_then(|m| m.cache_ttl).unwrap_or(settings.cache.ttl) > 0;

@@ -11,14 +11,64 @@
 //! share — a plan's name and a key's usage id, an API, a stage, a resource
 //! path and a method — never from an id one node made up.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use governor::DefaultDirectRateLimiter;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
 
-use super::catalog::Throttle;
 use super::clock::Period;
+use super::embedded::EmbeddedStore;
+
+/// A token bucket: `rate` requests per second refill it, `burst` is its size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Throttle {
+    pub rate: f64,
+    pub burst: u32,
+}
+
+impl Throttle {
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            return Err(format!("rate must be a number of requests per second above 0, not {}", self.rate));
+        }
+        if self.burst == 0 {
+            return Err("burst must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A throttle bucket as a policy names it (a stage's method, a key's plan):
+/// its name in the store, its rate and burst, and — once a call has taken
+/// from it on the embedded store — the limiter itself, so that later calls
+/// take from it without looking the name up. The embedded store still keeps
+/// one limiter per name and throttle: a catalog rebuilt or a stage deployed
+/// again finds the same limiter (and its tokens) through the name, and a
+/// changed rate or burst starts a new, full one, as before.
+pub struct Bucket {
+    pub name: String,
+    pub throttle: Throttle,
+    limiter: OnceLock<Arc<DefaultDirectRateLimiter>>,
+}
+
+impl Bucket {
+    pub fn new(name: String, throttle: Throttle) -> Bucket {
+        Bucket { name, throttle, limiter: OnceLock::new() }
+    }
+
+    fn limiter(&self, store: &EmbeddedStore) -> &DefaultDirectRateLimiter {
+        self.limiter.get_or_init(|| store.limiter(&self.name, self.throttle))
+    }
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket").field("name", &self.name).field("throttle", &self.throttle).finish_non_exhaustive()
+    }
+}
 
 /// What went wrong in a store.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -160,6 +210,15 @@ pub enum Store {
 }
 
 impl Store {
+    /// Takes a token from `bucket` if it has one (a request's throttle):
+    /// on the embedded store straight from the bucket's own limiter.
+    pub async fn take_from(&self, bucket: &Bucket) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(s) => Ok(bucket.limiter(s).check().is_ok()),
+            Store::Redis(s) => Box::pin(s.take(&bucket.name, bucket.throttle)).await,
+        }
+    }
+
     /// `"embedded"` or `"redis"`.
     pub fn kind(&self) -> &'static str {
         match self {
