@@ -163,7 +163,7 @@ case $mode in
   pinned) cores="server on core 0, wrk on core 1";;
   *) cores="unpinned";;
 esac
-printf '\n%s\n%-34s %12s %10s %10s %8s %14s\n' "$cores" "server ($conns conns, $threads wrk thr, ${rounds}x${duration}s)" \
+printf '\n%s\n%-40s %12s %10s %10s %8s %14s\n' "$cores" "server ($conns conns, $threads wrk thr, ${rounds}x${duration}s)" \
   "requests/s" "p50 ms" "p99 ms" "ratio" "ratio range"
 for s in "${servers[@]}"; do
   case $s in
@@ -182,7 +182,7 @@ for s in "${servers[@]}"; do
   range=$(awk -v s="$s" '$1 == "bare" {b[$2] = $3} $1 == s {r[$2] = $3}
     END {lo = 1e9; hi = 0; for (k in r) {x = r[k] / b[k]; if (x < lo) lo = x; if (x > hi) hi = x}
          printf "%.3f-%.3f", lo, hi}' "$work/results.$mode")
-  printf '%-34s %12.0f %10.2f %10.2f %8s %14s\n' "$name" "$rps" "$(column_of "$s" 4 | median)" \
+  printf '%-40s %12.0f %10.2f %10.2f %8s %14s\n' "$name" "$rps" "$(column_of "$s" 4 | median)" \
     "$(column_of "$s" 5 | median)" "${ratio}x" "$range"
 done
 # What the policies cost: the policy server against the same server without
