@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmgate_host::policy::Policies;
-use wasmgate_host::policy::catalog::{ApiStage, Catalog, Quota, Throttle};
+use wasmgate_host::policy::catalog::{ApiStage, Catalog, Quota};
 use wasmgate_host::policy::clock::{Clock, Period};
 use wasmgate_host::policy::embedded::EmbeddedStore;
 use wasmgate_host::policy::settings::{CacheStats, MethodPolicy, StageSettings};
+use wasmgate_host::policy::store::Throttle;
 use wasmgate_host::policy::store::{CachedResponse, Store};
 
 const HUGE: Throttle = Throttle { rate: 1e12, burst: u32::MAX };

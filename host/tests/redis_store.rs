@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wasmgate_host::policy::catalog::Throttle;
 use wasmgate_host::policy::clock::{Clock, Period};
 use wasmgate_host::policy::redis::RedisStore;
-use wasmgate_host::policy::store::{CachedResponse, PolicyStore, QuotaCheck, QuotaOutcome, StoreError};
+use wasmgate_host::policy::store::{
+    Bucket, CachedResponse, PolicyStore, QuotaCheck, QuotaOutcome, StoreError, Throttle,
+};
 
 /// How long a test waits for anything.
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -28,11 +29,16 @@ async fn node(redis: &Redis) -> Arc<RedisStore> {
     Arc::new(RedisStore::connect(&redis.url()).await.expect("connect"))
 }
 
+/// A throttle bucket as a policy names it.
+fn bucket(name: &str, throttle: Throttle) -> Bucket {
+    Bucket::new(name.to_string(), throttle)
+}
+
 /// Waits until `store` answers again after an outage.
 async fn until_back(store: &RedisStore) {
     let deadline = Instant::now() + DEADLINE;
     let t = Throttle { rate: 1000.0, burst: 1000 };
-    while store.take("probe-bucket", t).await.is_err() {
+    while store.take(&bucket("probe-bucket", t)).await.is_err() {
         assert!(Instant::now() < deadline, "the store did not answer again within {DEADLINE:?}");
         tokio::task::yield_now().await;
     }
@@ -98,7 +104,7 @@ async fn a_bucket_taken_from_two_nodes_admits_exactly_its_burst() {
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-            tokio::spawn(async move { store.take("stage\0ItemsAPI/prod\0GET /items", t).await })
+            tokio::spawn(async move { store.take(&bucket("stage\0ItemsAPI/prod\0GET /items", t)).await })
         })
         .collect();
     let mut admitted = 0;
@@ -109,12 +115,12 @@ async fn a_bucket_taken_from_two_nodes_admits_exactly_its_burst() {
     }
     assert_eq!(admitted, 7);
     // Another bucket starts full.
-    assert!(a.take("stage\0ItemsAPI/prod", t).await.expect("take"));
+    assert!(a.take(&bucket("stage\0ItemsAPI/prod", t)).await.expect("take"));
     // A fast bucket refills on Redis's clock: drained, it admits again.
     let fast = Throttle { rate: 1000.0, burst: 1 };
-    assert!(a.take("fast", fast).await.expect("take"));
+    assert!(a.take(&bucket("fast", fast)).await.expect("take"));
     let deadline = Instant::now() + DEADLINE;
-    while !b.take("fast", fast).await.expect("take") {
+    while !b.take(&bucket("fast", fast)).await.expect("take") {
         assert!(Instant::now() < deadline, "a bucket refilling 1000 per second stayed empty");
     }
 }
@@ -163,13 +169,13 @@ async fn an_outage_fails_throttles_open_counts_quotas_per_node_and_replays_them(
     let day = today();
     let check = QuotaCheck { counter: "Gold\0k", limit: 3, period: Period::Week, today: day };
     let t = Throttle { rate: 0.0001, burst: 1 };
-    assert!(a.take("bucket", t).await.expect("take"));
+    assert!(a.take(&bucket("bucket", t)).await.expect("take"));
     assert!(matches!(a.count(check).await.expect("count"), QuotaOutcome::Counted { used: 1, .. }));
 
     redis.kill();
     // Throttles and the cache fail open: the caller admits, or misses.
-    assert!(matches!(a.take("bucket", t).await, Err(StoreError::Unavailable(_))));
-    assert!(matches!(b.take("bucket", t).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(a.take(&bucket("bucket", t)).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(b.take(&bucket("bucket", t)).await, Err(StoreError::Unavailable(_))));
     assert!(a.is_down() && b.is_down());
     assert!(matches!(a.cache_get("s/p", "k").await, Err(StoreError::Unavailable(_))));
     assert!(matches!(
@@ -196,8 +202,8 @@ async fn an_outage_fails_throttles_open_counts_quotas_per_node_and_replays_them(
     let roomy = QuotaCheck { limit: 10, ..check };
     assert_eq!(a.count(roomy).await.expect("count"), QuotaOutcome::Counted { used: 7, remaining: 3 });
     // Throttles are shared again.
-    assert!(a.take("bucket", t).await.expect("take"));
-    assert!(!b.take("bucket", t).await.expect("take"));
+    assert!(a.take(&bucket("bucket", t)).await.expect("take"));
+    assert!(!b.take(&bucket("bucket", t)).await.expect("take"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +212,10 @@ async fn a_redis_unreachable_at_start_is_an_outage_not_an_error() {
     let mut redis = Redis::not_started();
     let store = RedisStore::connect(&redis.url()).await.expect("an unreachable Redis is not an error");
     assert!(store.is_down());
-    assert!(matches!(store.take("b", Throttle { rate: 1.0, burst: 1 }).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        store.take(&bucket("b", Throttle { rate: 1.0, burst: 1 })).await,
+        Err(StoreError::Unavailable(_))
+    ));
     let check = QuotaCheck { counter: "P\0k", limit: 2, period: Period::Day, today: today() };
     assert!(matches!(store.count(check).await.expect("count"), QuotaOutcome::Counted { used: 1, .. }));
     assert!(matches!(store.count(check).await.expect("count"), QuotaOutcome::Counted { used: 2, .. }));
@@ -322,7 +331,7 @@ async fn an_outage_and_its_end_are_logged_once_each() {
     let t = Throttle { rate: 1.0, burst: 1 };
     let check = QuotaCheck { counter: "P\0k", limit: 10, period: Period::Day, today: today() };
     for _ in 0..5 {
-        assert!(store.take("b", t).await.is_err());
+        assert!(store.take(&bucket("b", t)).await.is_err());
         assert!(matches!(store.count(check).await.expect("count"), QuotaOutcome::Counted { .. }));
     }
     assert_eq!(log.lines(url, Level::ERROR, "shared store unreachable"), 1);
@@ -331,8 +340,8 @@ async fn an_outage_and_its_end_are_logged_once_each() {
     assert_eq!(log.lines(url, Level::WARN, "5 quota counts made during the outage replayed"), 1);
     // Another outage is another pair of lines.
     redis.kill();
-    assert!(store.take("b", t).await.is_err());
-    assert!(store.take("b", t).await.is_err());
+    assert!(store.take(&bucket("b", t)).await.is_err());
+    assert!(store.take(&bucket("b", t)).await.is_err());
     assert_eq!(log.lines(url, Level::ERROR, "shared store unreachable"), 2);
     redis.launch();
     until_back(&store).await;

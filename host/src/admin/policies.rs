@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 
 use super::{AdminApi, ApiError, ApiResult, ok, parse_json, query_param};
 use crate::http;
-use crate::policy::catalog::{ApiKey, ApiStage, CatalogError, Quota, Throttle, UsagePlan};
+use crate::policy::catalog::{ApiKey, ApiStage, CatalogError, Quota, UsagePlan};
 use crate::policy::clock::{self, Period};
+use crate::policy::store::Throttle;
 use crate::policy::{Policies, UsageError};
 
 /// The largest JSON body these endpoints take.

@@ -13,8 +13,8 @@ use super::ConfigError;
 use super::raw::{RawApi, RawIntegration, RawMethod};
 use super::resolve::Ctx;
 use crate::gateway::responses::{Customisation, GatewayResponses, ResponseType};
-use crate::policy::catalog::Throttle;
 use crate::policy::settings::{Cors, KeyParameter, MethodSettings, StageCache, StageSettings, UnauthorizedStrategy};
+use crate::policy::store::Throttle;
 use crate::template::Template;
 
 /// The HTTP methods a resource can declare.

@@ -33,9 +33,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::clock::{Clock, Period};
-use super::store::Bucket;
-
-pub use super::store::Throttle;
+use super::store::{Bucket, Throttle};
 
 /// A quota: `limit` requests per `period`, less `offset` in the first period.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -33,8 +33,7 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota as GovernorQuota, RateLimiter};
 use parking_lot::{Mutex, RwLock};
 
-use super::catalog::Throttle;
-use super::store::{CachedResponse, PolicyStore, QuotaCheck, QuotaOutcome, StoreError};
+use super::store::{Bucket, CachedResponse, PolicyStore, QuotaCheck, QuotaOutcome, StoreError, Throttle};
 
 /// Looked up on every call that a throttle or quota checks: a fast hasher
 /// (the names are the configuration's, not a caller's).
@@ -385,8 +384,10 @@ impl EmbeddedStore {
             .collect()
     }
 
-    pub fn take_now(&self, bucket: &str, throttle: Throttle) -> bool {
-        self.limiter(bucket, throttle).check().is_ok()
+    /// Takes a token from `bucket`, straight from its own limiter once it
+    /// has one.
+    pub fn take_now(&self, bucket: &Bucket) -> bool {
+        bucket.limiter(self).check().is_ok()
     }
 
     pub fn usage_now(&self, counter: &str, from: i64, to: i64) -> Vec<u64> {
@@ -411,8 +412,8 @@ impl Drop for EmbeddedStore {
 }
 
 impl PolicyStore for EmbeddedStore {
-    async fn take(&self, bucket: &str, throttle: Throttle) -> Result<bool, StoreError> {
-        Ok(self.take_now(bucket, throttle))
+    async fn take(&self, bucket: &Bucket) -> Result<bool, StoreError> {
+        Ok(self.take_now(bucket))
     }
 
     async fn count(&self, check: QuotaCheck<'_>) -> Result<QuotaOutcome, StoreError> {
@@ -520,7 +521,8 @@ mod tests {
     fn a_bucket_admits_its_burst_then_its_rate() {
         let store = EmbeddedStore::in_memory();
         let t = Throttle { rate: 0.001, burst: 3 };
-        let admitted = (0..10).filter(|_| store.take_now("b", t)).count();
+        let bucket = Bucket::new("b".into(), t);
+        let admitted = (0..10).filter(|_| store.take_now(&bucket)).count();
         assert_eq!(admitted, 3);
     }
 }

@@ -129,7 +129,7 @@ impl Policies {
     }
 
     async fn take(&self, bucket: &Bucket) -> bool {
-        let taken = self.store.take_from(bucket).await;
+        let taken = self.store.take(bucket).await;
         self.observe(taken, true)
     }
 

@@ -68,10 +68,9 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisResult, Script};
 
-use super::catalog::Throttle;
 use super::clock::Period;
 use super::embedded::EmbeddedStore;
-use super::store::{CachedResponse, PolicyStore, QuotaCheck, QuotaOutcome, StoreError};
+use super::store::{Bucket, CachedResponse, PolicyStore, QuotaCheck, QuotaOutcome, StoreError};
 
 /// Every key starts with this.
 const PREFIX: &str = "wasmgate:";
@@ -402,13 +401,13 @@ impl Inner {
 }
 
 impl PolicyStore for RedisStore {
-    async fn take(&self, bucket: &str, throttle: Throttle) -> Result<bool, StoreError> {
-        let inner = &self.inner;
+    async fn take(&self, bucket: &Bucket) -> Result<bool, StoreError> {
+        let (inner, throttle) = (&self.inner, bucket.throttle);
         let refill_ms = f64::from(throttle.burst.max(1)) / throttle.rate * 1000.0 * BUCKET_REFILLS;
         // At least a second, at most a year (a rate near zero).
         let ttl_ms =
             if refill_ms.is_finite() { refill_ms.ceil().clamp(1000.0, 365.0 * 86_400_000.0) as u64 } else { 1000 };
-        let mut invocation = inner.take_script.key(throttle_key(bucket));
+        let mut invocation = inner.take_script.key(throttle_key(&bucket.name));
         invocation.arg(throttle.rate.to_string()).arg(throttle.burst).arg(ttl_ms);
         let mut conn = inner.conn.clone();
         let taken = inner.call(async { invocation.invoke_async::<i64>(&mut conn).await }).await?;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::catalog::Throttle;
 use super::store::Bucket;
+use super::store::Throttle;
 
 /// API Gateway's largest cached response.
 pub const MAX_CACHED_BYTES: usize = 1_048_576;

@@ -59,7 +59,7 @@ impl Bucket {
         Bucket { name, throttle, limiter: OnceLock::new() }
     }
 
-    fn limiter(&self, store: &EmbeddedStore) -> &DefaultDirectRateLimiter {
+    pub(super) fn limiter(&self, store: &EmbeddedStore) -> &DefaultDirectRateLimiter {
         self.limiter.get_or_init(|| store.limiter(&self.name, self.throttle))
     }
 }
@@ -171,7 +171,7 @@ impl CachedResponse {
 pub trait PolicyStore: Send + Sync {
     /// Takes a token from `bucket` (created full on first use): `true`
     /// when one was there.
-    fn take(&self, bucket: &str, throttle: Throttle) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn take(&self, bucket: &Bucket) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Counts one call against a quota, unless its limit is reached.
     fn count(&self, check: QuotaCheck<'_>) -> impl Future<Output = Result<QuotaOutcome, StoreError>> + Send;
@@ -210,15 +210,6 @@ pub enum Store {
 }
 
 impl Store {
-    /// Takes a token from `bucket` if it has one (a request's throttle):
-    /// on the embedded store straight from the bucket's own limiter.
-    pub async fn take_from(&self, bucket: &Bucket) -> Result<bool, StoreError> {
-        match self {
-            Store::Embedded(s) => Ok(bucket.limiter(s).check().is_ok()),
-            Store::Redis(s) => Box::pin(s.take(&bucket.name, bucket.throttle)).await,
-        }
-    }
-
     /// `"embedded"` or `"redis"`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -242,8 +233,8 @@ macro_rules! dispatch {
 }
 
 impl PolicyStore for Store {
-    async fn take(&self, bucket: &str, throttle: Throttle) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.take(bucket, throttle))
+    async fn take(&self, bucket: &Bucket) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.take(bucket))
     }
 
     async fn count(&self, check: QuotaCheck<'_>) -> Result<QuotaOutcome, StoreError> {
