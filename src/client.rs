@@ -1,5 +1,7 @@
 //! How client commands find the admin API: `--admin URL` (or `WASMGATE_ADMIN`),
-//! else the `admin_listen` of `--config` (default `gateway.toml` if present);
+//! else the `admin_listen` of `--config` (default `gateway.toml` if present:
+//! its `[server]` table only, and not at all when `--admin` and the token's
+//! source are given);
 //! the token from `--token` (or `WASMGATE_TOKEN`), else `admin.token` in
 //! `--data-dir` (or `WASMGATE_DATA_DIR`, else the config's `data_dir`), refused
 //! when its group or others may read or write it (`chmod 600` fixes it).
@@ -9,10 +11,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use wasmgate_host::admin::client::AdminClient;
+use wasmgate_host::config::{ClientSettings, load_client_settings};
 
 #[derive(Args, Clone, Debug)]
 pub struct ClientArgs {
-    /// URL of the admin API.
+    /// URL of the admin API (`http://` may be left out).
     #[arg(long, env = "WASMGATE_ADMIN", global = true)]
     pub admin: Option<String>,
     /// Data directory of the server (to read its admin token).
@@ -27,30 +30,53 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
+    /// The admin API's client. With `--admin` and a token (or a data
+    /// directory) given, no configuration file is read; otherwise only its
+    /// `[server]` table is, and a broken rest of the file is a warning.
     pub fn client(&self) -> anyhow::Result<AdminClient> {
-        let config_path = self.config.clone().or_else(|| {
-            let p = PathBuf::from("gateway.toml");
-            p.exists().then_some(p)
-        });
-        let config = match &config_path {
-            Some(p) => Some(wasmgate_host::config::load(p).with_context(|| format!("reading {}", p.display()))?),
-            None => None,
+        let settings = if self.admin.is_some() && (self.token.is_some() || self.data_dir.is_some()) {
+            None
+        } else {
+            self.settings()?
         };
-        let admin = self.admin.clone().unwrap_or_else(|| {
-            let addr =
-                config.as_ref().map(|c| c.server.admin_listen.to_string()).unwrap_or_else(|| "127.0.0.1:9090".into());
-            format!("http://{addr}")
-        });
+        let admin = match &self.admin {
+            Some(url) => admin_url(url),
+            None => format!(
+                "http://{}",
+                settings.as_ref().map_or_else(|| "127.0.0.1:9090".to_string(), |s| s.admin_listen.to_string())
+            ),
+        };
         if let Some(token) = &self.token {
             return Ok(AdminClient::new(&admin, token));
         }
         let data_dir = self
             .data_dir
             .clone()
-            .or_else(|| config.as_ref().map(|c| c.server.data_dir.clone()))
+            .or_else(|| settings.map(|s| s.data_dir))
             .unwrap_or_else(|| PathBuf::from(".wasmgate"));
         Ok(AdminClient::from_data_dir(&admin, &data_dir)?)
     }
+
+    /// The `[server]` table of `--config`, or of `./gateway.toml` if there
+    /// is one.
+    fn settings(&self) -> anyhow::Result<Option<ClientSettings>> {
+        let path = self.config.clone().or_else(|| {
+            let p = PathBuf::from("gateway.toml");
+            p.exists().then_some(p)
+        });
+        let Some(path) = path else { return Ok(None) };
+        let (settings, warning) =
+            load_client_settings(&path).with_context(|| format!("reading the [server] table of {}", path.display()))?;
+        if let Some(warning) = warning {
+            eprintln!("warning: {warning}");
+        }
+        Ok(Some(settings))
+    }
+}
+
+/// `--admin` as a URL: `127.0.0.1:9090` means `http://127.0.0.1:9090`.
+pub fn admin_url(given: &str) -> String {
+    if given.contains("://") { given.to_string() } else { format!("http://{given}") }
 }
 
 /// A path segment or query value for an admin API URL, percent-encoded.

@@ -137,6 +137,10 @@ pub struct DeleteArgs {
     /// Delete only this version.
     #[arg(long)]
     version: Option<String>,
+    /// Delete the function even while a deployed stage calls it (those
+    /// calls then answer 500).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -183,6 +187,10 @@ pub struct AliasNameArgs {
     name: String,
     /// Alias name.
     alias: String,
+    /// Delete the alias even while a deployed stage calls it (those calls
+    /// then answer 500).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -267,8 +275,16 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
         FunctionCommand::Publish(a) => {
             let path = format!("/v1/functions/{}/versions", enc(&a.name));
             let body = json!({ "description": a.description, "code_sha256": a.code_sha256 });
-            let v = a.client.client()?.send_json(Method::POST, &path, &body).await?;
-            println!("{}", v["version"]);
+            let bytes = serde_json::to_vec(&body)?;
+            let r =
+                a.client.client()?.call(Method::POST, &path, &[("content-type", "application/json")], bytes).await?;
+            let version = r.json()["version"].clone();
+            println!("{version}");
+            if r.status == hyper::StatusCode::OK {
+                eprintln!(
+                    "nothing published: version {version} already has $LATEST's code and configuration (the existing version is returned, as Lambda does)"
+                );
+            }
         }
         FunctionCommand::Versions(a) => {
             let v = a.client.client()?.get_json(&format!("/v1/functions/{}/versions", enc(&a.name))).await?;
@@ -284,12 +300,16 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
             }
         }
         FunctionCommand::Delete(a) => {
-            let path = match &a.version {
-                Some(v) => format!("/v1/functions/{}/versions/{}", enc(&a.name), enc(v)),
-                None => format!("/v1/functions/{}", enc(&a.name)),
+            let force = if a.force { "?force=true" } else { "" };
+            let (path, what) = match &a.version {
+                Some(v) => (
+                    format!("/v1/functions/{}/versions/{}", enc(&a.name), enc(v)),
+                    format!("version {v} of {}", a.name),
+                ),
+                None => (format!("/v1/functions/{}{force}", enc(&a.name)), format!("function {}", a.name)),
             };
             a.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
-            println!("deleted");
+            println!("deleted {what}");
         }
         FunctionCommand::Invoke(a) => return invoke(a).await,
         FunctionCommand::Alias(cmd) => alias(cmd).await?,
@@ -349,7 +369,8 @@ async fn alias(cmd: AliasCommand) -> anyhow::Result<()> {
             return Ok(());
         }
         AliasCommand::Delete(a) => {
-            let path = format!("/v1/functions/{}/aliases/{}", enc(&a.name), enc(&a.alias));
+            let force = if a.force { "?force=true" } else { "" };
+            let path = format!("/v1/functions/{}/aliases/{}{force}", enc(&a.name), enc(&a.alias));
             a.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
             println!("deleted alias {}", a.alias);
             return Ok(());

@@ -10,6 +10,7 @@ mod function;
 mod key;
 mod log_format;
 mod log_output;
+mod output;
 mod plan;
 mod serve;
 mod template;
@@ -48,6 +49,12 @@ enum Command {
     /// List or roll back an API's deployments.
     #[command(subcommand)]
     Deployment(api::DeploymentCommand),
+    /// List the deployed APIs.
+    #[command(subcommand)]
+    Api(api::ApiCommand),
+    /// List the stages and the deployment each serves.
+    #[command(subcommand)]
+    Stage(api::StageCommand),
     /// Run one method of a deployed stage and show the execution log.
     TestInvoke(api::TestInvokeArgs),
     /// Work with mapping templates (render one for a sample request).
@@ -125,11 +132,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::serve(args).await,
-            Command::Validate(args) => serve::validate(args),
+            Command::Validate(args) => serve::validate(args).await,
             Command::Function(cmd) => function::run(cmd).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Deploy(args) => api::deploy(args).await,
             Command::Deployment(cmd) => api::deployment(cmd).await,
+            Command::Api(cmd) => api::api(cmd).await,
+            Command::Stage(cmd) => api::stage(cmd).await,
             Command::TestInvoke(args) => api::test_invoke(args).await,
             Command::Template(cmd) => template::run(cmd),
             Command::Plan(cmd) => plan::run(cmd).await,

@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use wasmgate_host::gateway::deploy::unresolved_hint;
+use wasmgate_host::registry::{FunctionRecord, RegistryState};
+
+use crate::client::ClientArgs;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -31,6 +35,16 @@ pub struct ValidateArgs {
     /// The configuration to check.
     #[arg(long, short, default_value = "gateway.toml")]
     config: PathBuf,
+    /// The admin API of the running server whose registry the functions
+    /// are checked against (default: the file's admin_listen).
+    #[arg(long, env = "WASMGATE_ADMIN")]
+    admin: Option<String>,
+    /// The server's data directory (to read its admin token).
+    #[arg(long, env = "WASMGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Admin token.
+    #[arg(long, env = "WASMGATE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -78,8 +92,71 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let config = wasmgate_host::config::load(&args.config)?;
+/// The running server's functions, when one answers; else why not.
+async fn registry_of_server(args: &ValidateArgs) -> Result<(String, RegistryState), String> {
+    let client = ClientArgs {
+        admin: args.admin.clone(),
+        data_dir: args.data_dir.clone(),
+        token: args.token.clone(),
+        config: Some(args.config.clone()),
+    }
+    .client()
+    .map_err(|e| format!("{e:#}"))?;
+    let list = client.get_json("/v1/functions").await.map_err(|e| e.to_string())?;
+    let mut state = RegistryState::default();
+    for f in list["functions"].as_array().into_iter().flatten() {
+        let name = f["name"].as_str().unwrap_or_default();
+        let record =
+            client.get_json(&format!("/v1/functions/{}", crate::client::enc(name))).await.map_err(|e| e.to_string())?;
+        let record: FunctionRecord = serde_json::from_value(record).map_err(|e| format!("function {name}: {e}"))?;
+        state.functions.insert(name.to_string(), record);
+    }
+    Ok((client.base().to_string(), state))
+}
+
+pub async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let server = registry_of_server(&args).await;
+    let registry = server.as_ref().ok().map(|(_, state)| state);
+    let known = |name: &str| registry.is_some_and(|r| r.functions.contains_key(name));
+    let config = wasmgate_host::config::load_with_functions(&args.config, &known)?;
+    match &server {
+        Ok((url, state)) => {
+            // Each stage's function calls, as a deploy would check them; a
+            // function the file declares and the registry lacks is created
+            // by the deploy.
+            let declared = |name: &str| config.functions.iter().any(|f| f.name == name);
+            let mut problems = Vec::new();
+            for api in &config.apis {
+                for stage in api.stages.keys() {
+                    for call in api.function_calls(stage) {
+                        if !state.functions.contains_key(call.function()) && declared(call.function()) {
+                            continue;
+                        }
+                        if let Err(e) = state.resolve(&call.qualified) {
+                            let exists = state.functions.contains_key(call.function());
+                            problems.push(format!(
+                                "{}/{stage}: {}",
+                                api.name,
+                                call.explain(&unresolved_hint(&call, &e.to_string(), exists))
+                            ));
+                        }
+                    }
+                }
+            }
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "{}: against the registry of the server at {url}:\n  {}",
+                    args.config.display(),
+                    problems.join("\n  ")
+                );
+            }
+            eprintln!(
+                "checked against the registry of the server at {url} ({})",
+                count(state.functions.len(), "function")
+            );
+        }
+        Err(why) => eprintln!("checked the file alone (no server to check against: {why})"),
+    }
     // What was checked: `gateway.toml: ok: 1 function; API ItemsAPI: 2 methods, CORS on 2 resources, stages dev, prod`.
     let mut summary = format!("{}: ok: {}", args.config.display(), count(config.functions.len(), "function"));
     for api in &config.apis {

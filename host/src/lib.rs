@@ -14,6 +14,7 @@
 //! - [`server`]: starts all of the above for `wasmgate serve`.
 //! - [`template`]: mapping templates (API Gateway's VTL): parsed once, rendered per request.
 //! - [`guests`]: the guest functions of `guest-functions/`, embedded.
+//! - [`suggest`]: "did you mean …?" for names not found.
 //! - `boxed`: boxing a large future in place, without a copy.
 
 pub mod admin;
@@ -29,4 +30,5 @@ pub mod policy;
 pub mod registry;
 pub mod runtime;
 pub mod server;
+pub mod suggest;
 pub mod template;

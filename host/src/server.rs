@@ -1,6 +1,8 @@
-//! The server process: opens the data directory, loads the registry and the
-//! compiled versions, bootstraps `gateway.toml`'s functions, binds the gateway
-//! and admin listeners (port 0 allowed) and serves until shut down.
+//! The server process: locks the data directory, binds the gateway and
+//! admin listeners (port 0 allowed; a start that cannot bind them stops
+//! there, having changed nothing), then loads the registry and the compiled
+//! versions, bootstraps `gateway.toml`'s functions and serves until shut
+//! down.
 //!
 //! One server per data directory: before anything in it is touched (the
 //! registry's start-up sweep deletes code blobs no committed row names, which
@@ -31,13 +33,13 @@ use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("registry: {0}")]
+    #[error("registry")]
     Registry(#[from] RegistryError),
-    #[error("runtime: {0}")]
+    #[error("runtime")]
     Runtime(#[from] RuntimeError),
-    #[error("bootstrap: {0}")]
+    #[error("bootstrap")]
     Bootstrap(#[from] crate::bootstrap::BootstrapError),
-    #[error("deploy: {0}")]
+    #[error("deploy")]
     Deploy(#[from] crate::gateway::deploy::DeployError),
     #[error(transparent)]
     Token(#[from] token::TokenError),
@@ -57,9 +59,9 @@ pub enum ServerError {
     AdminNotLoopback { addr: SocketAddr },
     #[error("could not listen on {addr}: {message}")]
     Bind { addr: SocketAddr, message: String },
-    #[error("usage plans and API keys: {0}")]
+    #[error("usage plans and API keys")]
     Catalog(#[from] crate::policy::catalog::CatalogError),
-    #[error("policy store: {0}")]
+    #[error("policy store")]
     Store(#[from] crate::policy::store::StoreError),
     #[error("{0}")]
     ClockOffset(String),
@@ -169,6 +171,16 @@ fn lock_data_dir(data_dir: &Path) -> Result<LockFile, ServerError> {
     }
 }
 
+/// Releases the data directory after a start that failed before touching
+/// it, removing it when this start made it.
+fn undo_start(lock: LockFile, data_dir: &Path, made_it: bool, error: ServerError) -> ServerError {
+    drop(lock);
+    if made_it && let Err(e) = std::fs::remove_dir_all(data_dir) {
+        tracing::warn!(path = %data_dir.display(), "could not remove the data directory this start made: {e}");
+    }
+    error
+}
+
 /// Refuses an admin listener off loopback unless `allow_remote`.
 fn check_admin_listen(addr: SocketAddr, allow_remote: bool) -> Result<(), ServerError> {
     if addr.ip().to_canonical().is_loopback() {
@@ -191,8 +203,18 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     let server = &config.server;
     check_admin_listen(server.admin_listen, server.admin_allow_remote)?;
     let data_dir = server.data_dir.clone();
+    let new_data_dir = !data_dir.exists();
     // Before anything else in the data directory is touched.
     let lock = lock_data_dir(&data_dir)?;
+    // Both listeners before the registry: a start that cannot listen has
+    // changed nothing (and removes the data directory it made).
+    let (gateway_listener, admin_listener) = match bind(server.listen).await {
+        Ok(gateway) => match bind(server.admin_listen).await {
+            Ok(admin) => (gateway, admin),
+            Err(e) => return Err(undo_start(lock, &data_dir, new_data_dir, e)),
+        },
+        Err(e) => return Err(undo_start(lock, &data_dir, new_data_dir, e)),
+    };
     let token = token::load_or_create(&data_dir)?;
     let registry = {
         let dir = data_dir.clone();
@@ -220,8 +242,6 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     for (api, stage) in gateway.deploy_undeployed(&config.apis).await? {
         tracing::info!(api, stage, "deployed a stage that had no deployment");
     }
-    let gateway_listener = bind(server.listen).await?;
-    let admin_listener = bind(server.admin_listen).await?;
     let gateway_addr =
         gateway_listener.local_addr().map_err(|e| ServerError::Bind { addr: server.listen, message: e.to_string() })?;
     let admin_addr = admin_listener

@@ -313,6 +313,7 @@ async fn a_proxy_event_spells_header_names_as_the_client_sent_them() {
 const ERRORS: &str = r#"
 [functions.Echo]
 guest = "echo"
+aliases = { nope = "$LATEST" }
 
 [functions.Loop]
 guest = "busy-loop"
@@ -484,7 +485,10 @@ async fn integrations_and_their_errors_follow_api_gateway() {
         assert_eq!(r.text(), r#"{"message":"Internal server error"}"#);
     }
 
-    // A stage variable naming an alias that does not exist → 500.
+    // A stage variable naming an alias that does not exist (any more: a
+    // deploy refuses one that does not) → 500.
+    let (code, _, err) = server.cli(&["function", "alias", "delete", "Echo", "nope", "--force"]);
+    assert_eq!(code, 0, "{err}");
     let r = get(&url("/missing-function")).await;
     assert_eq!(r.status, 500);
     assert_eq!(r.text(), r#"{"message":"Internal server error"}"#);

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod common;
 mod conformance;
+mod control_plane;
 mod data_dir;
 mod deploy;
 mod durability;

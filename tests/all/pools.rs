@@ -239,7 +239,8 @@ async fn a_rollback_during_a_slow_deploy_is_what_ends_up_served() {
             .expect("the first deployment");
     let admin = server.admin.clone();
     let deploy = tokio::spawn(async move {
-        let body = json!({"stage": "s"}).to_string();
+        // The same definition: forced, or it would be no deploy at all.
+        let body = json!({"stage": "s", "force": true}).to_string();
         admin
             .send(
                 Method::POST,

@@ -18,6 +18,11 @@ pub enum ClientError {
     Connect { url: String, message: String },
     #[error("{message}")]
     Api { status: u16, kind: String, message: String },
+    #[error(
+        "{url} is wasmgate's gateway, not its admin API: point --admin at the server's admin_listen address \
+         (127.0.0.1:9090 by default)"
+    )]
+    Gateway { url: String },
 }
 
 /// A response of the admin API.
@@ -53,6 +58,11 @@ impl AdminClient {
             token: token.to_string(),
             http: Client::builder(TokioExecutor::new()).build_http(),
         }
+    }
+
+    /// The admin API's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// A client whose token comes from the data directory (refused when
@@ -103,6 +113,11 @@ impl AdminClient {
             return Ok(resp);
         }
         let json = resp.json();
+        // The admin API's errors carry their `type`; API Gateway's (the
+        // gateway's own answers) only a message and `x-amzn-ErrorType`.
+        if json.get("type").is_none() && resp.header("x-amzn-errortype").is_some() {
+            return Err(ClientError::Gateway { url: self.base.clone() });
+        }
         let message = json["message"]
             .as_str()
             .map(str::to_string)

@@ -15,7 +15,7 @@
 //! | `GET /v1/status` | runtime counters (compiles, artifact loads, loaded versions), `pools`: each loaded version's calls in flight and idle instances, and `policies`: `{store, cache}` (the policy store's kind, each stage's cache hits and misses) |
 //! | `GET /v1/functions` | list functions |
 //! | `GET /v1/functions/{name}` | one function with its versions and aliases |
-//! | `DELETE /v1/functions/{name}` | delete it, its versions and aliases |
+//! | `DELETE /v1/functions/{name}[?force=true]` | delete it, its versions and aliases (409 while a served stage calls it, unless forced) |
 //! | `PUT /v1/functions/{name}/code` | upload wasm (body) as `$LATEST`, creating the function if needed |
 //! | `GET /v1/functions/{name}/code[?version=N]` | download the code |
 //! | `GET`, `PATCH /v1/functions/{name}/configuration` | read, or merge into, `$LATEST`'s configuration |
@@ -23,12 +23,12 @@
 //! | `GET /v1/functions/{name}/versions` | list versions |
 //! | `DELETE /v1/functions/{name}/versions/{n}` | delete a version no alias uses |
 //! | `GET /v1/functions/{name}/aliases` | list aliases |
-//! | `GET`, `PUT`, `POST`, `PATCH`, `DELETE /v1/functions/{name}/aliases/{alias}` | read, upsert, create, update, delete `{version, additional_version_weights?, description?}` |
+//! | `GET`, `PUT`, `POST`, `PATCH`, `DELETE /v1/functions/{name}/aliases/{alias}` | read, upsert, create, update, delete `{version, additional_version_weights?, description?}` (a delete: 409 while a served stage calls the alias, unless `?force=true`) |
 //! | `POST /v1/functions/{qualifier}/invocations` | invoke with the body as event (see below) |
 //! | `GET /v1/apis` | deployed APIs, their stages and deployments |
 //! | `GET /v1/apis/{api}/deployments` | an API's deployments, oldest first |
-//! | `POST /v1/apis/{api}/deployments` | deploy `{stage, description?}` from the server's configuration file (re-read now) |
-//! | `POST /v1/apis/{api}/stages/{stage}/rollback` | point the stage at `{deployment_id?}` or its previous deployment |
+//! | `POST /v1/apis/{api}/deployments` | deploy `{stage, description?, force?}` from the server's configuration file (re-read now): functions it declares that the registry never had are created first; refused (409) when a function the stage calls does not resolve; 200 with the deployment the stage serves, and `created: false`, when that is the same definition (unless `force`), else 201 |
+//! | `POST /v1/apis/{api}/stages/{stage}/rollback` | point the stage at `{deployment_id?}` (an id, or a number as `3` or `#3`), or one step back along its way back (never forward again) |
 //! | `POST /v1/apis/{api}/test-invoke` | run one method as the console's TEST button: `{stage, method, resource_path, path?, query?, headers?, body?}` (query and header values a string or a list); answers `{status, headers, multi_value_headers, body, latency_ms, log, invocation}` |
 //! | `DELETE /v1/apis/{api}/stages/{stage}/cache` | flush a served stage's response cache (404 if the API or stage is not served) |
 //! | `GET /v1/usageplans` | list usage plans (stages as `"API/stage"`, throttle, quota, method throttles, the keys in each) |
@@ -134,6 +134,9 @@ impl From<DeployError> for ApiError {
         match e {
             DeployError::Registry(r) => FunctionsError::Registry(r).into(),
             DeployError::UnknownApi(_) | DeployError::UnknownStage { .. } => ApiError::not_found(e.to_string()),
+            DeployError::Unresolved { .. } => {
+                ApiError(StatusCode::CONFLICT, "ResourceConflictException", e.to_string())
+            }
             DeployError::Config(c) => ApiError::bad_request(c.to_string()),
             DeployError::Broken { .. } => {
                 ApiError(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", e.to_string())
@@ -163,6 +166,11 @@ fn ok(value: &impl serde::Serialize) -> ApiResult {
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body = if body.is_empty() { b"{}".as_slice() } else { body };
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// `?force=true` (a destructive change made although something uses what it removes).
+fn forced(req: &Request<http::RequestBody>) -> bool {
+    query_param(req, "force").is_some_and(|v| v == "true" || v == "1")
 }
 
 fn query_param(req: &Request<http::RequestBody>, name: &str) -> Option<String> {
@@ -255,6 +263,9 @@ struct DeployBody {
     stage: String,
     #[serde(default)]
     description: Option<String>,
+    /// Deploy even when the stage already serves this definition.
+    #[serde(default)]
+    force: bool,
 }
 
 #[derive(Deserialize)]
@@ -281,17 +292,62 @@ impl AdminApi {
         Value::Array(list)
     }
 
-    /// The API as the configuration file defines it now.
-    fn configured_api(&self, api: &str) -> Result<crate::config::ApiSpec, ApiError> {
-        let state = self.functions.registry().snapshot();
-        let known = |name: &str| state.functions.contains_key(name);
-        let config = crate::config::load_with_functions(&self.options.config_path, &known)
+    /// The API as the configuration file defines it now, once the
+    /// functions the file declares and the registry never had are created
+    /// (as the first `serve` creates them). Returns the API and the names
+    /// of the functions created.
+    async fn configured_api(&self, api: &str) -> Result<(crate::config::ApiSpec, Vec<String>), ApiError> {
+        let config = {
+            let state = self.functions.registry().snapshot();
+            let known = |name: &str| state.functions.contains_key(name);
+            crate::config::load_with_functions(&self.options.config_path, &known)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?
+        };
+        let Some(spec) = config.apis.iter().find(|a| a.name == api).cloned() else {
+            let hint = crate::suggest::did_you_mean(api, config.apis.iter().map(|a| a.name.as_str()));
+            return Err(ApiError::not_found(format!(
+                "API {api:?} is not in {}{hint}",
+                self.options.config_path.display()
+            )));
+        };
+        let created = crate::bootstrap::apply(&self.functions, &config.functions)
+            .await
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        config
-            .apis
-            .into_iter()
-            .find(|a| a.name == api)
-            .ok_or_else(|| ApiError::not_found(format!("API {api:?} is not in {}", self.options.config_path.display())))
+        Ok((spec, created))
+    }
+
+    /// Refuses (409, naming them) to delete `function`, or its `alias`,
+    /// while a served stage calls it.
+    fn refuse_if_served(&self, function: &str, alias: Option<&str>) -> Result<(), ApiError> {
+        let served = self.gateway.served();
+        let mut callers = Vec::new();
+        for api in &served.apis {
+            for (stage, compiled) in &api.stages {
+                for target in &compiled.function_targets {
+                    let q = crate::registry::Qualifier::parse(target);
+                    if q.function == function && (alias.is_none() || q.qualifier == alias) {
+                        callers.push(format!("{}/{stage} calls {target}", api.name));
+                    }
+                }
+            }
+        }
+        if callers.is_empty() {
+            return Ok(());
+        }
+        callers.sort();
+        let what = match alias {
+            Some(alias) => format!("alias {alias} of {function}"),
+            None => format!("function {function}"),
+        };
+        Err(ApiError(
+            StatusCode::CONFLICT,
+            "ResourceConflictException",
+            format!(
+                "{what} is in use: {}. Deploy those stages without it first, or delete it anyway with --force \
+                 (their calls then answer 500)",
+                callers.join(", ")
+            ),
+        ))
     }
 
     pub fn new(functions: Functions, gateway: Arc<Gateway>, options: AdminOptions) -> Self {
@@ -336,6 +392,9 @@ impl AdminApi {
                 ok(f.registry().snapshot().function(name).map_err(FunctionsError::from)?)
             }
             (&Method::DELETE, ["v1", "functions", name]) => {
+                if !forced(&req) {
+                    self.refuse_if_served(name, None)?;
+                }
                 f.delete_function(name).await?;
                 Ok(http::response(StatusCode::NO_CONTENT, "application/json", Bytes::new()))
             }
@@ -424,6 +483,9 @@ impl AdminApi {
                 ok(&f.put_alias(name, alias, update, must_exist).await?)
             }
             (&Method::DELETE, ["v1", "functions", name, "aliases", alias]) => {
+                if !forced(&req) {
+                    self.refuse_if_served(name, Some(alias))?;
+                }
                 f.delete_alias(name, alias).await?;
                 Ok(http::response(StatusCode::NO_CONTENT, "application/json", Bytes::new()))
             }
@@ -439,9 +501,14 @@ impl AdminApi {
             (&Method::POST, ["v1", "apis", api, "deployments"]) => {
                 let body = http::read_body(req.into_body(), 1 << 20).await?;
                 let d: DeployBody = parse_json(&body)?;
-                let spec = self.configured_api(api)?;
-                let record = self.gateway.deploy(&spec, &d.stage, d.description.as_deref().unwrap_or("")).await?;
-                Ok(http::json(StatusCode::CREATED, &record))
+                let (spec, created_functions) = self.configured_api(api).await?;
+                let description = d.description.as_deref().unwrap_or("");
+                let deployed = self.gateway.deploy(&spec, &d.stage, description, d.force).await?;
+                let status = if deployed.created { StatusCode::CREATED } else { StatusCode::OK };
+                let mut answer = serde_json::to_value(&deployed.record).unwrap_or_default();
+                answer["created"] = json!(deployed.created);
+                answer["created_functions"] = json!(created_functions);
+                Ok(http::json(status, &answer))
             }
             (&Method::POST, ["v1", "apis", api, "stages", stage, "rollback"]) => {
                 let body = http::read_body(req.into_body(), 1 << 20).await?;

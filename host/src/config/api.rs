@@ -124,6 +124,103 @@ pub enum HeaderSource {
     BodyField(String),
 }
 
+/// A function a stage's methods call: as the definition writes it, and as
+/// the stage's variables make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionCall {
+    /// `ItemsFunction:${stageVariables.lambdaAlias}`.
+    pub written: String,
+    /// `ItemsFunction:prod`.
+    pub qualified: String,
+    /// `GET /items`, … (those calling it).
+    pub methods: Vec<String>,
+    /// The stage variables `written` uses, and their values in the stage.
+    pub variables: Vec<(String, Option<String>)>,
+}
+
+impl FunctionCall {
+    /// The function's name (without its qualifier).
+    pub fn function(&self) -> &str {
+        self.qualified.split_once(':').map_or(self.qualified.as_str(), |(f, _)| f)
+    }
+
+    /// Why the call does not resolve, in one line: which methods call what,
+    /// through which stage variables, and `error` (the registry's answer).
+    pub fn explain(&self, error: &str) -> String {
+        let mut out = format!(
+            "{} call{} {}",
+            self.methods.join(", "),
+            if self.methods.len() == 1 { "s" } else { "" },
+            self.written
+        );
+        let variables: Vec<String> = self
+            .variables
+            .iter()
+            .map(|(name, value)| match value {
+                Some(v) => format!("{name} = {v:?}"),
+                None => format!("{name} (not set)"),
+            })
+            .collect();
+        if !variables.is_empty() {
+            out.push_str(&format!(
+                ", with the stage variable{} {}",
+                if variables.len() == 1 { "" } else { "s" },
+                variables.join(", ")
+            ));
+        }
+        out.push_str(": ");
+        out.push_str(error);
+        out
+    }
+}
+
+/// The names of the stage variables `text` uses (`${stageVariables.NAME}`).
+fn stage_variable_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${stageVariables.") {
+        let after = &rest[start + "${stageVariables.".len()..];
+        let Some(end) = after.find('}') else { break };
+        names.push(after[..end].to_string());
+        rest = &after[end + 1..];
+    }
+    names
+}
+
+impl ApiSpec {
+    /// The functions `stage`'s methods call, one entry per qualifier the
+    /// stage's variables make, in the order of the methods.
+    pub fn function_calls(&self, stage: &str) -> Vec<FunctionCall> {
+        let Some(spec) = self.stages.get(stage) else { return Vec::new() };
+        let mut calls: Vec<FunctionCall> = Vec::new();
+        for m in &self.methods {
+            let (IntegrationKind::Function { function } | IntegrationKind::FunctionProxy { function }) =
+                &m.integration.kind
+            else {
+                continue;
+            };
+            let qualified = substitute_stage_variables(function, &spec.variables);
+            let method = format!("{} {}", m.http_method, m.resource_path);
+            match calls.iter_mut().find(|c| c.qualified == qualified) {
+                Some(call) => call.methods.push(method),
+                None => calls.push(FunctionCall {
+                    written: function.clone(),
+                    qualified,
+                    methods: vec![method],
+                    variables: stage_variable_names(function)
+                        .into_iter()
+                        .map(|name| {
+                            let value = spec.variables.get(&name).cloned();
+                            (name, value)
+                        })
+                        .collect(),
+                }),
+            }
+        }
+        calls
+    }
+}
+
 /// Which functions exist (to check function integrations against).
 pub type KnownFunctions<'a> = &'a dyn Fn(&str) -> bool;
 

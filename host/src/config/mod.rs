@@ -28,6 +28,74 @@ pub enum ConfigError {
     Invalid { path: PathBuf, line: usize, key: String, message: String },
 }
 
+/// What a client command needs of a configuration: where the admin API
+/// listens and where its token is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSettings {
+    pub admin_listen: std::net::SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+/// Reads only the `[server]` table of a configuration file (its
+/// `admin_listen` and `data_dir`, with their defaults) for a client
+/// command: the rest of the file — a template half-edited, a function
+/// misdeclared — is not its business. When the file does not parse as
+/// TOML at all, the `[server]` table's own lines are read, and the
+/// returned warning says the rest of the file is broken.
+pub fn load_client_settings(path: &Path) -> Result<(ClientSettings, Option<String>), ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::Read { path: path.to_path_buf(), message: e.to_string() })?;
+    let (table, warning) = match text.parse::<toml::Table>() {
+        Ok(mut whole) => (whole.remove("server"), None),
+        Err(e) => {
+            let server = server_table_text(&text);
+            let table = server.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!("[server]: {}", e.to_string().trim_end()),
+            })?;
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            let warning = format!("{}: {first} (only its [server] table was read)", path.display());
+            (table.get("server").cloned(), Some(warning))
+        }
+    };
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let server = table.unwrap_or_else(|| toml::Value::Table(Default::default()));
+    let invalid = |key: &str, message: String| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: format!("server.{key}: {message}"),
+    };
+    let admin_listen = match server.get("admin_listen") {
+        None => "127.0.0.1:9090".parse().expect("a socket address"),
+        Some(toml::Value::String(s)) => {
+            s.parse().map_err(|_| invalid("admin_listen", format!("{s:?} is not an address like 127.0.0.1:9090")))?
+        }
+        Some(other) => return Err(invalid("admin_listen", format!("expected an address string, found {other}"))),
+    };
+    let data_dir = match server.get("data_dir") {
+        None => base.join(".wasmgate"),
+        Some(toml::Value::String(s)) => base.join(s),
+        Some(other) => return Err(invalid("data_dir", format!("expected a path string, found {other}"))),
+    };
+    Ok((ClientSettings { admin_listen, data_dir }, warning))
+}
+
+/// The lines of `text`'s `[server]` table, its heading included.
+fn server_table_text(text: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let heading = line.trim_start();
+        if heading.starts_with('[') {
+            inside = heading.trim_end() == "[server]" || heading.starts_with("[server]");
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path)

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::stage::CompiledStage;
 use super::{Gateway, Served, ServedApi};
+use crate::config::api::FunctionCall;
 use crate::config::{self, ApiSpec, ConfigError};
 use crate::registry::{DeploymentRecord, RegistryError, StageRecord};
 
@@ -27,6 +28,30 @@ pub enum DeployError {
     UnknownStage { api: String, stage: String },
     #[error("deployment {id} of {api}: {message}")]
     Broken { api: String, id: String, message: String },
+    /// A function the stage would call does not resolve in the registry:
+    /// nothing is deployed.
+    #[error("{api} was not deployed to stage {stage}: {}", problems.join("; "))]
+    Unresolved { api: String, stage: String, problems: Vec<String> },
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// The new deployment, or (nothing changed) the one the stage serves.
+    pub record: DeploymentRecord,
+    /// False when the stage already served this very definition: nothing
+    /// was deployed.
+    pub created: bool,
+}
+
+/// The registry's answer for a call that does not resolve, and what to do:
+/// a function that does not exist is created by uploading its code.
+pub fn unresolved_hint(call: &FunctionCall, error: &str, function_exists: bool) -> String {
+    if function_exists {
+        error.to_string()
+    } else {
+        format!("{error}; create it with `wasmgate function update-code {} --wasm FILE`", call.function())
+    }
 }
 
 async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
@@ -35,11 +60,25 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
 
 impl Gateway {
     /// Deploys `api` (as currently configured) to `stage`, then serves it.
-    pub async fn deploy(&self, api: &ApiSpec, stage: &str, description: &str) -> Result<DeploymentRecord, DeployError> {
+    ///
+    /// Refused, with nothing stored, when a function the stage would call
+    /// does not resolve in the registry. When the stage already serves this
+    /// very definition nothing is deployed either, unless `force`.
+    pub async fn deploy(
+        &self,
+        api: &ApiSpec,
+        stage: &str,
+        description: &str,
+        force: bool,
+    ) -> Result<Deployed, DeployError> {
         if !api.stages.contains_key(stage) {
             return Err(DeployError::UnknownStage { api: api.name.clone(), stage: stage.to_string() });
         }
+        self.check_function_calls(api, stage)?;
         let text = config::api_snapshot(&api.raw);
+        if !force && let Some(current) = self.serving(&api.name, stage).filter(|d| d.definition == text) {
+            return Ok(Deployed { record: current, created: false });
+        }
         // Check the snapshot resolves before storing it.
         config::resolve_api_snapshot(&api.name, &text)?;
         let registry = self.functions.registry().clone();
@@ -47,7 +86,37 @@ impl Gateway {
         let record = blocking(move || registry.deploy(&name, &stage_name, &text, &description)).await?;
         self.reload()?;
         tracing::info!(api = %api.name, stage, deployment = %record.id, "deployed");
-        Ok(record)
+        Ok(Deployed { record, created: true })
+    }
+
+    /// The deployment `stage` of `api` serves, if any.
+    fn serving(&self, api: &str, stage: &str) -> Option<DeploymentRecord> {
+        let state = self.functions.registry().snapshot();
+        let id = &state.stages.get(&(api.to_string(), stage.to_string()))?.deployment_id;
+        state.deployments.get(api)?.iter().find(|d| d.id == *id).cloned()
+    }
+
+    /// Every function `stage` of `api` would call must resolve in the
+    /// registry now: a stage deployed otherwise answers 500 to every call.
+    fn check_function_calls(&self, api: &ApiSpec, stage: &str) -> Result<(), DeployError> {
+        let state = self.functions.registry().snapshot();
+        let problems: Vec<String> = api
+            .function_calls(stage)
+            .iter()
+            .filter_map(|call| {
+                let error = state.resolve(&call.qualified).err()?;
+                Some(call.explain(&unresolved_hint(
+                    call,
+                    &error.to_string(),
+                    state.functions.contains_key(call.function()),
+                )))
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(DeployError::Unresolved { api: api.name.clone(), stage: stage.to_string(), problems })
+        }
     }
 
     /// Points a stage back at an earlier deployment (the previous one, or `to`).
@@ -68,7 +137,7 @@ impl Gateway {
             for stage in api.stages.keys() {
                 let key = (api.name.clone(), stage.clone());
                 if !self.functions.registry().snapshot().stages.contains_key(&key) {
-                    self.deploy(api, stage, "initial deployment").await?;
+                    self.deploy(api, stage, "initial deployment", true).await?;
                     done.push(key);
                 }
             }

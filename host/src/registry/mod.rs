@@ -18,8 +18,8 @@ mod state;
 mod store;
 
 pub use state::{
-    AliasRecord, DeploymentRecord, FunctionRecord, Qualifier, RegistryState, StageRecord, Target, VersionRecord,
-    VersionRef, weighted_pick,
+    AliasRecord, DeploymentRecord, FunctionRecord, Qualifier, RegistryState, StageChange, StageRecord, Target,
+    VersionRecord, VersionRef, weighted_pick,
 };
 pub use store::{AliasUpdate, Registry};
 

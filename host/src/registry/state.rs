@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::RegistryError;
 use crate::runtime::{FunctionConfig, VersionSpec};
@@ -40,8 +40,15 @@ impl Serialize for VersionRef {
     }
 }
 
+impl<'de> Deserialize<'de> for VersionRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        VersionRef::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not $LATEST or a version")))
+    }
+}
+
 /// A published, immutable version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VersionRecord {
     pub version: u32,
     pub code_sha256: String,
@@ -54,7 +61,7 @@ pub struct VersionRecord {
 
 /// An alias: a name for a version, optionally shifting a share of the calls
 /// to a second version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AliasRecord {
     pub name: String,
     pub version: VersionRef,
@@ -63,8 +70,9 @@ pub struct AliasRecord {
     pub description: String,
 }
 
-/// One function: `$LATEST`, its versions and aliases.
-#[derive(Debug, Clone, Serialize)]
+/// One function: `$LATEST`, its versions and aliases (as the admin API
+/// answers it, and as a client reads it back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FunctionRecord {
     pub name: String,
     pub description: String,
@@ -97,6 +105,18 @@ impl FunctionRecord {
                 config: v.config.clone(),
             }),
         }
+    }
+
+    /// What may follow `name:`, for an error: `aliases: dev, prod; versions:
+    /// 1, 2; or $LATEST` (an alias, a version, or `$LATEST`).
+    pub fn qualifiers(&self) -> String {
+        let versions: Vec<String> = self.versions.keys().map(u32::to_string).collect();
+        format!(
+            "{} has aliases: {}; versions: {}; or $LATEST",
+            self.name,
+            crate::suggest::list(self.aliases.keys().map(String::as_str)),
+            crate::suggest::list(versions.iter().map(String::as_str))
+        )
     }
 
     /// The versions that aliases point at.
@@ -169,8 +189,43 @@ pub struct StageRecord {
     pub stage: String,
     pub deployment_id: String,
     pub last_updated: String,
-    /// Every deployment it has served, oldest first.
-    pub history: Vec<String>,
+    /// Every change of the deployment it serves, oldest first: a deploy, or
+    /// a rollback to a deployment it served before.
+    pub history: Vec<StageChange>,
+    /// The way back, the current deployment last: a deploy adds one, a
+    /// rollback to the one before takes the current one off. So rollbacks
+    /// go on back, #4 → #3 → #1, and never forward again.
+    pub rollback_path: Vec<String>,
+}
+
+/// One change of a stage's deployment.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageChange {
+    pub deployment_id: String,
+    /// RFC 3339.
+    pub at: String,
+    /// A return to a deployment the stage served before.
+    pub rollback: bool,
+}
+
+impl StageRecord {
+    /// Adds a change (replaying the stored ones, in order).
+    pub(super) fn record(&mut self, deployment_id: String, at: String) {
+        let rollback = self.history.iter().any(|c| c.deployment_id == deployment_id);
+        match self.rollback_path.iter().rposition(|d| *d == deployment_id) {
+            Some(i) if rollback => self.rollback_path.truncate(i + 1),
+            _ => self.rollback_path.push(deployment_id.clone()),
+        }
+        self.deployment_id = deployment_id.clone();
+        self.last_updated = at.clone();
+        self.history.push(StageChange { deployment_id, at, rollback });
+    }
+
+    /// The deployment a rollback without a target goes back to.
+    pub fn previous(&self) -> Option<&str> {
+        let n = self.rollback_path.len();
+        (n >= 2).then(|| self.rollback_path[n - 2].as_str())
+    }
 }
 
 /// An immutable view of the whole registry, replaced on every change.
@@ -185,16 +240,28 @@ pub struct RegistryState {
 }
 
 impl RegistryState {
+    /// A function by name; not found, with the name most like it.
     pub fn function(&self, name: &str) -> Result<&FunctionRecord, RegistryError> {
-        self.functions.get(name).ok_or_else(|| RegistryError::NotFound(format!("Function not found: {name}")))
+        self.functions.get(name).ok_or_else(|| {
+            let hint = crate::suggest::did_you_mean(name, self.functions.keys().map(String::as_str));
+            RegistryError::NotFound(format!("Function not found: {name}{hint}"))
+        })
     }
 
-    /// Resolves `name[:qualifier]` to the version(s) it names.
+    /// Resolves `name[:qualifier]` to the version(s) it names. A qualifier
+    /// that names nothing is reported with what the function has.
     pub fn resolve(&self, qualified: &str) -> Result<Target<'_>, RegistryError> {
         let q = Qualifier::parse(qualified);
+        if q.qualifier == Some("") {
+            return Err(RegistryError::InvalidParameter(format!(
+                "{qualified:?} has an empty qualifier after ':'. If you wrote {0}:$LATEST, the shell replaced \
+                 $LATEST with nothing: quote it ('{0}:$LATEST'), or leave the qualifier out",
+                q.function
+            )));
+        }
         let f = self.function(q.function)?;
         let target = |primary, additional| Target { function: f, primary, additional };
-        let not_found = || RegistryError::NotFound(format!("Function not found: {qualified}"));
+        let not_found = || RegistryError::NotFound(format!("Function not found: {qualified} ({})", f.qualifiers()));
         match q.qualifier {
             None | Some("$LATEST") => Ok(target(VersionRef::Latest, None)),
             Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => match VersionRef::parse(s) {
@@ -206,6 +273,24 @@ impl RegistryState {
                 Ok(target(a.version, a.additional_version))
             }
         }
+    }
+
+    /// One of `api`'s deployments, by its id or by its number as the list
+    /// shows it (`3` or `#3`).
+    pub fn deployment(&self, api: &str, id_or_number: &str) -> Result<&DeploymentRecord, RegistryError> {
+        let deployments = self.deployments.get(api).map(Vec::as_slice).unwrap_or_default();
+        let number = id_or_number.strip_prefix('#').unwrap_or(id_or_number).parse::<u64>().ok();
+        deployments
+            .iter()
+            .find(|d| d.id == id_or_number)
+            .or_else(|| deployments.iter().find(|d| Some(d.seq) == number))
+            .ok_or_else(|| {
+                let known = match (deployments.first(), deployments.last()) {
+                    (Some(first), Some(last)) => format!("{api} has deployments #{} to #{}", first.seq, last.seq),
+                    _ => format!("{api} has no deployments"),
+                };
+                RegistryError::NotFound(format!("Invalid deployment identifier specified: {id_or_number} ({known})"))
+            })
     }
 
     /// Every version spec that can be invoked (each function's `$LATEST` and

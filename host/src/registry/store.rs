@@ -426,29 +426,26 @@ impl Registry {
             .ok_or_else(|| RegistryError::Database("deployment vanished after writing it".into()))
     }
 
-    /// Points `stage` back at an earlier deployment: `to`, or the one it
-    /// served before the current one.
+    /// Points `stage` back at an earlier deployment: `to` (its id, or its
+    /// number as the list shows it: `3` or `#3`), or the one before the
+    /// current one on the stage's way back ([`StageRecord::rollback_path`]).
     pub fn rollback(&self, api: &str, stage: &str, to: Option<&str>) -> Result<StageRecord, RegistryError> {
         let state = self.snapshot();
-        let record = state
-            .stages
-            .get(&(api.to_string(), stage.to_string()))
-            .ok_or_else(|| RegistryError::NotFound(format!("Invalid stage identifier specified: {api}/{stage}")))?;
+        let record = state.stages.get(&(api.to_string(), stage.to_string())).ok_or_else(|| {
+            let stages: Vec<&str> = state.stages.keys().filter(|(a, _)| a == api).map(|(_, s)| s.as_str()).collect();
+            let hint = crate::suggest::did_you_mean(stage, stages.iter().copied());
+            let known = crate::suggest::list(stages.iter().copied());
+            RegistryError::NotFound(format!(
+                "Invalid stage identifier specified: {api}/{stage}{hint} (deployed stages of {api}: {known})"
+            ))
+        })?;
         let target = match to {
-            Some(id) => {
-                let known = state.deployments.get(api).is_some_and(|d| d.iter().any(|d| d.id == id));
-                if !known {
-                    return Err(RegistryError::NotFound(format!("Invalid deployment identifier specified: {id}")));
-                }
-                id.to_string()
-            }
-            None => {
-                // The deployment before the current one in the stage's history.
-                let current = &record.deployment_id;
-                record.history.iter().rev().find(|id| *id != current).cloned().ok_or_else(|| {
-                    RegistryError::Conflict(format!("stage {stage} has no earlier deployment to roll back to"))
-                })?
-            }
+            Some(to) => state.deployment(api, to)?.id.clone(),
+            None => record.previous().map(str::to_string).ok_or_else(|| {
+                RegistryError::Conflict(format!(
+                    "stage {stage} has no earlier deployment to roll back to (deploy, or give one with --to)"
+                ))
+            })?,
         };
         self.write(|tx| point_stage(tx, api, stage, &target))?;
         self.snapshot()
@@ -605,10 +602,9 @@ fn load_state(conn: &Connection) -> Result<RegistryState, RegistryError> {
             deployment_id: String::new(),
             last_updated: String::new(),
             history: Vec::new(),
+            rollback_path: Vec::new(),
         });
-        entry.deployment_id = id.clone();
-        entry.last_updated = at;
-        entry.history.push(id);
+        entry.record(id, at);
     }
     Ok(RegistryState { functions, deployments, stages })
 }

@@ -1,0 +1,207 @@
+//! The control plane as an operator uses it: the `wasmgate` binary run as a
+//! user types it against a real server, the exit status and what it prints.
+//! The file and the registry agree; destructive commands are safe.
+
+use crate::common::{ITEMS, TestServer, bundled_config, http};
+
+/// The seed's API with `prod`'s `lambdaAlias` set to `alias`.
+fn api_with_prod_alias(alias: &str) -> String {
+    bundled_config()
+        .replace("variables = { lambdaAlias = \"prod\" }", &format!("variables = {{ lambdaAlias = \"{alias}\" }}"))
+}
+
+/// The deployments `deployment list` prints (rows `#1 …`, not its header `#  ID …`).
+fn deployments(list: &str) -> usize {
+    list.lines().filter(|l| l.starts_with('#') && l[1..].starts_with(|c: char| c.is_ascii_digit())).count()
+}
+
+fn ok(out: (i32, String, String)) -> String {
+    let (code, stdout, stderr) = out;
+    assert_eq!(code, 0, "exit {code}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    stdout
+}
+
+fn fails(out: (i32, String, String)) -> String {
+    let (code, stdout, stderr) = out;
+    assert_ne!(code, 0, "succeeded:\n{stdout}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_naming_an_alias_that_does_not_exist_is_refused_and_the_stage_keeps_serving() {
+    let server = TestServer::start(&bundled_config());
+    assert_eq!(http("GET", &server.url("/prod/items"), &[], "").await.status, 200);
+
+    server.rewrite_config(&api_with_prod_alias("production"));
+    let err = fails(server.cli(&["deploy", "ItemsAPI", "--stage", "prod"]));
+    for needle in ["prod", "lambdaAlias", "\"production\"", "ItemsFunction:production", "aliases: dev, prod"] {
+        assert!(err.contains(needle), "{needle:?} missing from:\n{err}");
+    }
+    // Nothing was deployed: prod still serves its deployment.
+    assert_eq!(http("GET", &server.url("/prod/items"), &[], "").await.status, 200);
+    let out = ok(server.cli(&["deployment", "list", "ItemsAPI"]));
+    assert_eq!(deployments(&out), 2, "the two initial deployments:\n{out}");
+
+    // `validate` asks the running server too.
+    let err = fails(server.cli(&["validate", "--config", server.config.to_str().unwrap()]));
+    assert!(err.contains("ItemsFunction:production") && err.contains("aliases: dev, prod"), "{err}");
+    // Without a server, it says it checked the file alone.
+    let (code, out, err) = cli_in(&server, &["validate"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("the file alone"), "{err}");
+    assert!(out.contains("ok:"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_added_to_the_file_is_created_by_the_deploy_that_needs_it() {
+    let server = TestServer::start(&bundled_config());
+    let echo = "\n[functions.EchoFunction]\nguest = \"echo\"\n\n[apis.ItemsAPI.resources.\"/echo\".POST.integration]\ntype = \"function\"\nfunction = \"EchoFunction\"\n";
+    server.rewrite_config(&format!("{}{echo}", bundled_config()));
+    let out = ok(server.cli(&["deploy", "ItemsAPI", "--stage", "dev"]));
+    assert!(out.contains("created function EchoFunction"), "{out}");
+    let r = http("POST", &server.url("/dev/echo"), &[], r#"{"a": 1}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // A function made with update-code is one `validate` knows.
+    let wasm = crate::common::write_file(server.dir.path(), "echo.wasm", crate::common::guest("echo"));
+    ok(server.cli(&["function", "update-code", "Other", "--wasm", wasm.to_str().unwrap()]));
+    let other = "\n[apis.ItemsAPI.resources.\"/other\".POST.integration]\ntype = \"function\"\nfunction = \"Other\"\n";
+    server.rewrite_config(&format!("{}{echo}{other}", bundled_config()));
+    ok(server.cli(&["validate", "--config", server.config.to_str().unwrap()]));
+}
+
+#[test]
+fn deleting_a_function_a_stage_calls_needs_force() {
+    let server = TestServer::start(&bundled_config());
+    let err = fails(server.cli(&["function", "delete", "ItemsFunction"]));
+    for needle in ["ItemsAPI/dev", "ItemsAPI/prod", "--force"] {
+        assert!(err.contains(needle), "{needle:?} missing from:\n{err}");
+    }
+    ok(server.cli(&["function", "get", "ItemsFunction"]));
+    ok(server.cli(&["function", "delete", "ItemsFunction", "--force"]));
+    fails(server.cli(&["function", "get", "ItemsFunction"]));
+}
+
+#[test]
+fn rollback_steps_back_along_the_stage_history() {
+    let server = TestServer::start(&bundled_config());
+    // #1 dev, #2 prod (the first serve); #3 and #4 dev.
+    for description in ["three", "four"] {
+        ok(server.cli(&["deploy", "ItemsAPI", "--stage", "dev", "--description", description, "--force"]));
+    }
+    let serves = |server: &TestServer| {
+        let out = ok(server.cli(&["stage", "list", "--output", "json"]));
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v.as_array().unwrap().iter().find(|s| s["stage"] == "dev").unwrap()["deployment"].as_u64().unwrap()
+    };
+    assert_eq!(serves(&server), 4);
+    ok(server.cli(&["deployment", "rollback", "ItemsAPI", "--stage", "dev"]));
+    assert_eq!(serves(&server), 3);
+    ok(server.cli(&["deployment", "rollback", "ItemsAPI", "--stage", "dev"]));
+    assert_eq!(serves(&server), 1, "a second rollback goes further back, never forward");
+    let err = fails(server.cli(&["deployment", "rollback", "ItemsAPI", "--stage", "dev"]));
+    assert!(err.contains("no earlier deployment"), "{err}");
+    // --to takes the number the list shows.
+    ok(server.cli(&["deployment", "rollback", "ItemsAPI", "--stage", "dev", "--to", "4"]));
+    assert_eq!(serves(&server), 4);
+    let err = fails(server.cli(&["deployment", "rollback", "ItemsAPI", "--stage", "dev", "--to", "9"]));
+    assert!(err.contains("#9") || err.contains("9"), "{err}");
+}
+
+#[test]
+fn a_deploy_or_publish_that_changes_nothing_says_so() {
+    let server = TestServer::start(&bundled_config());
+    let out = ok(server.cli(&["deploy", "ItemsAPI", "--stage", "dev"]));
+    assert!(out.contains("no changes"), "{out}");
+    let list = ok(server.cli(&["deployment", "list", "ItemsAPI"]));
+    assert_eq!(deployments(&list), 2, "{list}");
+    let out = ok(server.cli(&["deploy", "ItemsAPI", "--stage", "dev", "--force"]));
+    assert!(out.contains("#3"), "{out}");
+    let (code, out, err) = server.cli(&["function", "publish", "ItemsFunction"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "1", "the number alone on stdout, for scripts");
+    assert!(err.contains("nothing published: version 1 already has"), "{err}");
+}
+
+/// Runs the CLI in the server's directory as a user would there: without
+/// `--admin` or `--data-dir` (the CLI reads `./gateway.toml`).
+fn cli_in(server: &TestServer, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(args)
+        .current_dir(server.dir.path())
+        .env_remove("WASMGATE_ADMIN")
+        .env_remove("WASMGATE_DATA_DIR")
+        .env_remove("WASMGATE_TOKEN")
+        .output()
+        .expect("run the CLI");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn with_admin_and_a_token_the_cli_never_reads_a_broken_configuration() {
+    let server = TestServer::start(ITEMS);
+    // Mid-edit: a template that does not parse, and then not even TOML.
+    let broken_template = "\n[apis.A.resources.\"/x\".GET.integration]\ntype = \"mock\"\nrequest_templates = { \"application/json\" = '#if(' }\n";
+    std::fs::write(&server.config, format!("{}{broken_template}", std::fs::read_to_string(&server.config).unwrap()))
+        .unwrap();
+    ok(server.cli(&["function", "list"]));
+    ok(server.cli(&["function", "invoke", "ItemsFunction:prod", "--payload", "{}"]));
+    std::fs::write(
+        &server.config,
+        format!("{}\n[apis.A\nbroken = \n", std::fs::read_to_string(&server.config).unwrap()),
+    )
+    .unwrap();
+    let token = std::fs::read_to_string(server.data_dir().join("admin.token")).unwrap();
+    let admin = server.admin_url.trim_start_matches("http://").to_string();
+    for args in [
+        vec!["function", "list", "--admin", admin.as_str(), "--token", token.trim()],
+        vec!["function", "list", "--admin", server.admin_url.as_str(), "--data-dir", "data"],
+    ] {
+        let (code, out, err) = cli_in(&server, &args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(out.contains("ItemsFunction"), "{out}");
+        assert!(err.is_empty(), "the file is not read at all: {err}");
+    }
+    // Without --admin, only the [server] table is read: the broken rest is a warning.
+    let (code, _, err) = cli_in(&server, &["function", "list", "--data-dir", "data"]);
+    assert!(err.contains("warning: gateway.toml") && err.contains("only its [server] table was read"), "{err}");
+    // (its admin_listen is port 0 here: nothing answers there)
+    assert_ne!(code, 0);
+    assert!(err.contains("could not reach the admin API"), "{err}");
+}
+
+#[test]
+fn the_gateway_s_address_given_as_the_admin_api_is_named_as_such() {
+    let server = TestServer::start(ITEMS);
+    let token = std::fs::read_to_string(server.data_dir().join("admin.token")).unwrap();
+    let (code, _, err) = cli_in(&server, &["function", "list", "--admin", &server.gateway, "--token", token.trim()]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is wasmgate's gateway, not its admin API"), "{err}");
+}
+
+#[test]
+fn a_serve_that_cannot_listen_changes_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::common::write_file(
+        dir.path(),
+        "gateway.toml",
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{ITEMS}"
+        )
+        .as_bytes(),
+    );
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("could not listen on 127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("bootstrapped"), "the registry was touched: {err}");
+    assert!(!dir.path().join("data").exists(), "the data directory it made is left behind");
+}
