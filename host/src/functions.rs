@@ -123,7 +123,7 @@ impl Functions {
     ) -> Result<FunctionRecord, FunctionsError> {
         crate::registry::validate_function_name(name)?;
         if let Some(c) = &config {
-            c.validate(self.runtime.max_memory_mb()).map_err(FunctionsError::InvalidConfig)?;
+            c.validate(self.runtime.max_memory_mb()).map_err(|p| FunctionsError::InvalidConfig(p.message))?;
         }
         let size = wasm.len() as u64;
         let sha = crate::registry::code::sha256_hex(&wasm);
@@ -148,7 +148,7 @@ impl Functions {
 
     /// Replaces `$LATEST`'s configuration.
     pub async fn put_config(&self, name: &str, config: FunctionConfig) -> Result<FunctionRecord, FunctionsError> {
-        config.validate(self.runtime.max_memory_mb()).map_err(FunctionsError::InvalidConfig)?;
+        config.validate(self.runtime.max_memory_mb()).map_err(|p| FunctionsError::InvalidConfig(p.message))?;
         let f = self.registry.snapshot().function(name)?.clone();
         let spec = VersionSpec {
             function: name.into(),

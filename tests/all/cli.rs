@@ -92,11 +92,26 @@ fn a_bad_configuration_is_rejected_naming_the_key_and_line() {
         ("[functions.F]\nguest = \"items\"\naliases = { prod = \"1\" }\n", "functions.F.aliases.prod", ":3:"),
         ("[functions.F]\nwasm = \"missing.wasm\"\n", "no such file", ":2:"),
         ("[server]\nlisten = \"nowhere\"\n", "server.listen", ":2:"),
-        ("[functions.F]\nguest = \"items\"\nmemory_mb = 0\n", "memory_mb must be between", "functions.F"),
+        // A value out of range: at its key's own line, not its table's.
+        (
+            "[functions.F]\nguest = \"items\"\ndescription = \"d\"\n\nmemory_mb = 100000\n",
+            "functions.F.memory_mb: memory_mb must be between",
+            ":5:",
+        ),
         (
             "[functions.F]\nguest = \"items\"\nenv = { AWS_LAMBDA_FUNCTION_NAME = \"G\" }\n",
             "reserved keys that are set by wasmgate and cannot be modified: AWS_LAMBDA_FUNCTION_NAME",
-            "functions.F",
+            ":3:",
+        ),
+        (
+            "[functions.F]\nguest = \"items\"\n\n[functions.F.env]\nAWS_LAMBDA_FUNCTION_NAME = \"x\"\n",
+            "functions.F.env: env: reserved keys",
+            ":4:",
+        ),
+        (
+            "[usage_plans.P]\nstages = []\n\nquota = { limit = 0, period = \"DAY\" }\n",
+            "usage_plans.P.quota: a quota's limit must be at least 1",
+            ":4:",
         ),
         ("[server]\nbody_read_timeout_ms = 0\n", "server.body_read_timeout_ms: must be at least 1", ":2:"),
     ];

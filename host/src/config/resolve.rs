@@ -102,6 +102,32 @@ impl Ctx<'_> {
         })
     }
 
+    /// Where `field` is set in the table whose heading is at `table`: its
+    /// `field = …` line, or its `[….field]` sub-table's heading, before the
+    /// next table; the table's own heading when neither is found.
+    pub(super) fn key_span(&self, table: std::ops::Range<usize>, field: &str) -> std::ops::Range<usize> {
+        let Some(text) = self.text.get(table.start..) else { return table };
+        let mut offset = table.start;
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            let trimmed = line.trim();
+            let here = offset..offset + line.len();
+            offset += line.len();
+            if i == 0 {
+                continue;
+            }
+            if trimmed.starts_with('[') {
+                if trimmed.trim_end_matches(']').ends_with(&format!(".{field}")) {
+                    return here;
+                }
+                break;
+            }
+            if trimmed.strip_prefix(field).map(str::trim_start).is_some_and(|r| r.starts_with('=')) {
+                return here;
+            }
+        }
+        table
+    }
+
     /// A duration in milliseconds that must not be zero.
     fn positive_ms(&self, value: &Option<Spanned<u64>>, key: &str, default: u64) -> Result<u64, ConfigError> {
         match value {
@@ -307,8 +333,17 @@ fn resolve_plan(
         created_day: clock.today(),
         source: Source::File,
     };
+    // Each limit at its own line; then what is left to check, the stages.
+    if let Some(Err(e)) = resolved.throttle.as_ref().map(|t| t.check()) {
+        return cx.err(cx.key_span(plan.span(), "throttle"), format!("{key}.throttle"), e);
+    }
+    if let Some(Err(e)) = resolved.quota.as_ref().map(|q| q.check()) {
+        return cx.err(cx.key_span(plan.span(), "quota"), format!("{key}.quota"), e);
+    }
     if let Err(e) = catalog::check_plan(&resolved) {
-        return cx.err(plan.span(), key, e);
+        // A stage listed twice, or a method throttle of one.
+        let field = if e.starts_with("stage ") { "stages" } else { "method_throttle" };
+        return cx.err(cx.key_span(plan.span(), field), format!("{key}.{field}"), e);
     }
     Ok(resolved)
 }
@@ -428,8 +463,8 @@ fn resolve_function(
         idle_ttl: f.idle_ttl.unwrap_or(d.idle_ttl),
         reuse: f.reuse.unwrap_or(d.reuse),
     };
-    if let Err(message) = config.validate(server.engine.max_memory_mb) {
-        return cx.err(span, key, message);
+    if let Err(problem) = config.validate(server.engine.max_memory_mb) {
+        return cx.err(cx.key_span(span, problem.field), format!("{key}.{}", problem.field), problem.message);
     }
     let mut aliases = Vec::new();
     for (alias, a) in &f.aliases {

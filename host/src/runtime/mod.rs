@@ -140,29 +140,41 @@ impl Default for FunctionConfig {
 }
 
 impl FunctionConfig {
-    /// Checks the values against the runtime's limits; the message names the field.
-    pub fn validate(&self, max_memory_mb: u32) -> Result<(), String> {
+    /// Checks the values against the runtime's limits.
+    pub fn validate(&self, max_memory_mb: u32) -> Result<(), ConfigProblem> {
+        let problem = |field: &'static str, message: String| Err(ConfigProblem { field, message });
         if self.memory_mb == 0 || self.memory_mb > max_memory_mb {
-            return Err(format!("memory_mb must be between 1 and {max_memory_mb}, not {}", self.memory_mb));
+            return problem(
+                "memory_mb",
+                format!("memory_mb must be between 1 and {max_memory_mb}, not {}", self.memory_mb),
+            );
         }
         if self.timeout_ms == 0 || self.timeout_ms > 900_000 {
-            return Err(format!("timeout_ms must be between 1 and 900000, not {}", self.timeout_ms));
+            return problem("timeout_ms", format!("timeout_ms must be between 1 and 900000, not {}", self.timeout_ms));
         }
         if self.env.keys().any(|k| k.is_empty() || k.contains('=')) {
-            return Err("env names must be non-empty and must not contain '='".into());
+            return problem("env", "env names must be non-empty and must not contain '='".into());
         }
         let reserved: Vec<&str> = self.env.keys().map(String::as_str).filter(|k| RESERVED_ENV.contains(k)).collect();
         if !reserved.is_empty() {
-            return Err(format!(
-                "env: reserved keys that are set by wasmgate and cannot be modified: {}",
-                reserved.join(", ")
-            ));
+            return problem(
+                "env",
+                format!("env: reserved keys that are set by wasmgate and cannot be modified: {}", reserved.join(", ")),
+            );
         }
         if self.min_warm > 1000 {
-            return Err(format!("min_warm must be at most 1000, not {}", self.min_warm));
+            return problem("min_warm", format!("min_warm must be at most 1000, not {}", self.min_warm));
         }
         Ok(())
     }
+}
+
+/// A configuration value out of its range: which setting, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigProblem {
+    pub field: &'static str,
+    pub message: String,
 }
 
 /// Everything needed to run one version of a function.
