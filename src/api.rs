@@ -268,7 +268,7 @@ pub async fn stage(cmd: StageCommand) -> anyhow::Result<ExitCode> {
                 let names: Vec<String> = apis.as_array().into_iter().flatten().map(|x| text(&x["name"])).collect();
                 let hint = wasmgate_host::suggest::did_you_mean(api, names.iter().map(String::as_str));
                 anyhow::bail!(
-                    "API {api:?} is not deployed{hint} (deployed: {})",
+                    "API {api:?} is not deployed{hint}; the deployed APIs: {}",
                     wasmgate_host::suggest::list(names.iter().map(String::as_str))
                 );
             }

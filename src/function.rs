@@ -103,9 +103,10 @@ pub struct UpdateConfigArgs {
     /// Instances kept ready ahead of traffic.
     #[arg(long)]
     min_warm: Option<u32>,
-    /// Most concurrent invocations (beyond: throttled). 0 throttles everything.
-    #[arg(long)]
-    max_concurrency: Option<u32>,
+    /// Most concurrent invocations (beyond: throttled); 0 throttles
+    /// everything, `none` removes the limit.
+    #[arg(long, value_name = "N|none")]
+    max_concurrency: Option<Clearable>,
     /// Seconds an idle instance is kept.
     #[arg(long)]
     idle_ttl: Option<u64>,
@@ -171,7 +172,7 @@ pub struct AliasSetArgs {
     /// The version it names: $LATEST or a number.
     #[arg(long)]
     version: String,
-    /// Send a share of calls to another version: VERSION=WEIGHT (e.g. 1=0.1).
+    /// Send a share of calls to another version: VERSION=WEIGHT (e.g. 1=0.1 or 1=10%).
     #[arg(long, value_name = "VERSION=WEIGHT")]
     weight: Option<String>,
     /// Description of the alias.
@@ -220,22 +221,21 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
             print_json(&a.client.client()?.get_json(&format!("/v1/functions/{}", enc(&a.name))).await?)
         }
         FunctionCommand::UpdateCode(a) => {
-            let code = match (&a.wasm, &a.guest) {
-                (Some(path), _) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-                (None, Some(g)) => {
-                    wasmgate_host::guests::get(g).with_context(|| format!("no built-in guest {g:?}"))?.to_vec()
-                }
-                (None, None) => bail!("give --wasm FILE or --guest NAME"),
-            };
             let mut path = format!("/v1/functions/{}/code", enc(&a.name));
             if let Some(d) = &a.description {
                 path.push_str(&format!("?description={}", enc(d)));
             }
-            let resp = a
-                .client
-                .client()?
-                .call(Method::PUT, &path, &[("content-type", "application/wasm")], Bytes::from(code))
-                .await?;
+            let client = a.client.client()?;
+            let wasm = [("content-type", "application/wasm")];
+            let resp = match (&a.wasm, &a.guest) {
+                // Streamed from the file: never read whole here.
+                (Some(file), _) => client.call_with_file(Method::PUT, &path, &wasm, file).await?,
+                (None, Some(g)) => {
+                    let code = wasmgate_host::guests::get(g).with_context(|| format!("no built-in guest {g:?}"))?;
+                    client.call(Method::PUT, &path, &wasm, Bytes::from_static(code)).await?
+                }
+                (None, None) => bail!("give --wasm FILE or --guest NAME"),
+            };
             let f = resp.json();
             println!(
                 "{} $LATEST code_sha256 {}",
@@ -260,7 +260,7 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
             if let Some(v) = a.min_warm {
                 put("min_warm", json!(v));
             }
-            if let Some(v) = a.max_concurrency {
+            if let Some(Clearable(v)) = a.max_concurrency {
                 put("max_concurrency", json!(v));
             }
             if let Some(v) = a.idle_ttl {
@@ -318,10 +318,14 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn invoke(a: InvokeArgs) -> anyhow::Result<ExitCode> {
-    let payload = match &a.payload_file {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        None => a.payload.clone().into_bytes(),
+    let (payload, source) = match &a.payload_file {
+        Some(p) => (std::fs::read(p).with_context(|| format!("reading {}", p.display()))?, p.display().to_string()),
+        None => (a.payload.clone().into_bytes(), "--payload".to_string()),
     };
+    // Checked here, where the line and column point into what was typed.
+    if let (false, Err(e)) = (payload.is_empty(), serde_json::from_slice::<Value>(&payload)) {
+        bail!("{source} is not JSON: {e}");
+    }
     let path = format!("/v1/functions/{}/invocations", enc(&a.qualifier));
     let headers: &[(&str, &str)] = if a.log { &[("x-amz-log-type", "Tail")] } else { &[] };
     let resp = a.client.client()?.call(Method::POST, &path, headers, Bytes::from(payload)).await?;
@@ -383,7 +387,9 @@ async fn alias(cmd: AliasCommand) -> anyhow::Result<()> {
     if let Some(w) = &a.weight {
         let (v, weight) =
             w.split_once('=').with_context(|| format!("--weight {w:?}: use VERSION=WEIGHT, e.g. 1=0.1"))?;
-        let weight: f64 = weight.parse().with_context(|| format!("--weight {w:?}: the weight must be a number"))?;
+        let weight = parse_weight(weight).with_context(|| {
+            format!("--weight {w:?}: give the share of calls version {v} gets as 0.1 or 10% (VERSION=WEIGHT)")
+        })?;
         weights.insert(v.to_string(), json!(weight));
     }
     let body = json!({ "version": a.version, "additional_version_weights": weights, "description": a.description });
@@ -395,4 +401,40 @@ async fn alias(cmd: AliasCommand) -> anyhow::Result<()> {
     };
     println!("{} → {}{extra}", alias["name"].as_str().unwrap_or(""), alias["version"].as_str().unwrap_or(""));
     Ok(())
+}
+
+/// A number, or `none` to clear the setting.
+#[derive(Clone, Copy, Debug)]
+pub struct Clearable(Option<u32>);
+
+impl std::str::FromStr for Clearable {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(Clearable(None));
+        }
+        s.parse()
+            .map(|n| Clearable(Some(n)))
+            .map_err(|_| format!("{s:?} is not a number (or none, to remove the limit)"))
+    }
+}
+
+/// A share of calls: `0.1` or `10%`.
+fn parse_weight(text: &str) -> Option<f64> {
+    let text = text.trim();
+    match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().ok().map(|p| p / 100.0),
+        None => text.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_weight_is_a_fraction_or_a_percentage() {
+        assert_eq!(super::parse_weight("0.1"), Some(0.1));
+        assert_eq!(super::parse_weight("10%"), Some(0.1));
+        assert_eq!(super::parse_weight("12.5 %"), Some(0.125));
+        assert_eq!(super::parse_weight("ten"), None);
+    }
 }

@@ -18,3 +18,4 @@ mod plans_keys;
 mod policies;
 mod pools;
 mod shared_store;
+mod ui;

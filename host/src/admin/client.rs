@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
@@ -18,6 +19,8 @@ pub enum ClientError {
     Connect { url: String, message: String },
     #[error("{message}")]
     Api { status: u16, kind: String, message: String },
+    #[error("reading {path}: {message}")]
+    File { path: String, message: String },
     #[error(
         "{url} is wasmgate's gateway, not its admin API: point --admin at the server's admin_listen address \
          (127.0.0.1:9090 by default)"
@@ -48,7 +51,7 @@ impl ApiResponse {
 pub struct AdminClient {
     base: String,
     token: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpConnector, BoxBody<Bytes, std::io::Error>>,
 }
 
 impl AdminClient {
@@ -79,13 +82,44 @@ impl AdminClient {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Result<ApiResponse, ClientError> {
+        let body = Full::new(body.into()).map_err(|never| match never {}).boxed();
+        self.send_body(method, path, headers, body).await
+    }
+
+    /// Sends a file as the body, read as it is sent (a code upload of
+    /// hundreds of megabytes is never whole in this process), and turns a
+    /// non-2xx answer into [`ClientError::Api`].
+    pub async fn call_with_file(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        file: &Path,
+    ) -> Result<ApiResponse, ClientError> {
+        let open = |e: std::io::Error| ClientError::File { path: file.display().to_string(), message: e.to_string() };
+        let f = tokio::fs::File::open(file).await.map_err(open)?;
+        let length = f.metadata().await.map_err(open)?.len().to_string();
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        all.push(("content-length", &length));
+        let body = FileBody { file: f, buf: vec![0; 64 << 10].into_boxed_slice() }.boxed();
+        let resp = self.send_body(method, path, &all, body).await?;
+        self.checked(resp)
+    }
+
+    async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: BoxBody<Bytes, std::io::Error>,
+    ) -> Result<ApiResponse, ClientError> {
         let url = format!("{}{}", self.base, path);
         let mut builder =
             Request::builder().method(method).uri(&url).header(header::AUTHORIZATION, format!("Bearer {}", self.token));
         for (k, v) in headers {
             builder = builder.header(*k, *v);
         }
-        let req = builder.body(Full::new(body.into())).map_err(|_| ClientError::Url(url.clone()))?;
+        let req = builder.body(body).map_err(|_| ClientError::Url(url.clone()))?;
         let resp = self
             .http
             .request(req)
@@ -109,6 +143,11 @@ impl AdminClient {
         body: impl Into<Bytes>,
     ) -> Result<ApiResponse, ClientError> {
         let resp = self.send(method, path, headers, body).await?;
+        self.checked(resp)
+    }
+
+    /// `resp` if it is a success, else its error.
+    fn checked(&self, resp: ApiResponse) -> Result<ApiResponse, ClientError> {
         if resp.status.is_success() {
             return Ok(resp);
         }
@@ -140,5 +179,33 @@ impl AdminClient {
     ) -> Result<serde_json::Value, ClientError> {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
         Ok(self.call(method, path, &[("content-type", "application/json")], bytes).await?.json())
+    }
+}
+
+/// A file as a request body, a chunk at a time.
+struct FileBody {
+    file: tokio::fs::File,
+    buf: Box<[u8]>,
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let mut read = tokio::io::ReadBuf::new(&mut this.buf);
+        match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut this.file), cx, &mut read) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(None),
+            Poll::Ready(Ok(())) => {
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::copy_from_slice(read.filled())))))
+            }
+        }
     }
 }

@@ -124,6 +124,7 @@ impl From<FunctionsError> for ApiError {
                 ApiError(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.".into())
             }
             FunctionsError::InvalidConfig(m) => ApiError::bad_request(m),
+            FunctionsError::Runtime(e @ RuntimeError::MemoryTooSmall { .. }) => ApiError::bad_request(e.to_string()),
             other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", other.to_string()),
         }
     }
@@ -400,7 +401,18 @@ impl AdminApi {
             }
             (&Method::PUT, ["v1", "functions", name, "code"]) => {
                 let description = query_param(&req, "description");
-                let body = http::read_body(req.into_body(), self.options.max_code_bytes).await?;
+                let max = self.options.max_code_bytes;
+                let body = http::read_body(req.into_body(), max).await.map_err(|e| match e {
+                    BodyError::TooLarge(_) => ApiError(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "RequestTooLargeException",
+                        format!(
+                            "the code is larger than this server's max_code_mb = {} ([server] in gateway.toml)",
+                            max >> 20
+                        ),
+                    ),
+                    other => other.into(),
+                })?;
                 let record = f.put_code(name, body.to_vec(), None, description).await?;
                 ok(&record)
             }
@@ -537,14 +549,20 @@ impl AdminApi {
     async fn invoke(&self, qualifier: &str, req: Request<http::RequestBody>) -> ApiResult {
         let tail = req.headers().get("x-amz-log-type").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tail"));
         let body = http::read_body(req.into_body(), MAX_EVENT_BYTES).await?;
-        let event = if body.is_empty() { "{}" } else { std::str::from_utf8(&body).unwrap_or("") };
-        if serde_json::from_str::<serde::de::IgnoredAny>(event).is_err() {
-            return Err(ApiError(
+        let invalid = |why: String| {
+            ApiError(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestContentException",
-                "Could not parse request body into json: the payload is not valid JSON".into(),
-            ));
-        }
+                format!("Could not parse request body into json: {why}"),
+            )
+        };
+        let event = if body.is_empty() {
+            "{}"
+        } else {
+            std::str::from_utf8(&body).map_err(|e| invalid(format!("the payload is not UTF-8 ({e})")))?
+        };
+        // serde's message says where: `key must be a string at line 2 column 2`.
+        serde_json::from_str::<serde::de::IgnoredAny>(event).map_err(|e| invalid(e.to_string()))?;
         let request_id = uuid::Uuid::new_v4().to_string();
         let outcome = self.functions.invoke(qualifier, event, &request_id, tail).await?;
         let (payload, failed) = match &outcome.result {

@@ -570,7 +570,9 @@ fn resolve_integration(
         let pattern = match &r.selection_pattern {
             None => None,
             Some(p) if p.get_ref().is_empty() => None,
-            Some(p) => match Regex::new(&format!("^(?:{})$", p.get_ref())) {
+            // Checked as written (the error's caret points into it), then
+            // anchored: a pattern matches the whole error message.
+            Some(p) => match Regex::new(p.get_ref()).and_then(|_| Regex::new(&format!("^(?:{})$", p.get_ref()))) {
                 Ok(re) => Some(re),
                 Err(e) => return cx.err(p.span(), format!("{rkey}.selection_pattern"), format!("invalid regex: {e}")),
             },

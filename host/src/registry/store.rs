@@ -436,7 +436,7 @@ impl Registry {
             let hint = crate::suggest::did_you_mean(stage, stages.iter().copied());
             let known = crate::suggest::list(stages.iter().copied());
             RegistryError::NotFound(format!(
-                "Invalid stage identifier specified: {api}/{stage}{hint} (deployed stages of {api}: {known})"
+                "Invalid stage identifier specified: {api}/{stage}{hint}; the deployed stages of {api}: {known}"
             ))
         })?;
         let target = match to {

@@ -66,6 +66,12 @@ pub enum RuntimeError {
     Throttled { function: String, reason: ThrottleReason },
     #[error("code {0} is not in the code store")]
     MissingCode(String),
+    /// The code's memory starts larger than the function's `memory_mb`.
+    #[error(
+        "memory_mb {memory_mb} is too small for {function}'s code: its memory starts at {pages} pages of 64 KiB, \
+         so it needs memory_mb {needs_mb} or more"
+    )]
+    MemoryTooSmall { function: String, memory_mb: u32, pages: u64, needs_mb: u64 },
     /// Lambda's limit on a synchronous invocation's event.
     #[error("Request must be smaller than {} bytes for the InvokeFunction operation", invoke::MAX_EVENT_BYTES)]
     EventTooLarge { size: usize },
@@ -90,6 +96,23 @@ impl ThrottleReason {
             ThrottleReason::ConcurrentInvocationLimitExceeded => "ConcurrentInvocationLimitExceeded",
         }
     }
+}
+
+/// Refuses a version whose `memory_mb` is below what its code's memory
+/// starts at (it could never be instantiated).
+fn check_memory(spec: &VersionSpec, pre: &HandlerPre<invoke::HostState>) -> Result<(), RuntimeError> {
+    let pages =
+        pre.instance_pre().component().resources_required().and_then(|r| r.max_initial_memory_size).unwrap_or(0);
+    let needs_mb = (pages * 65536).div_ceil(1 << 20);
+    if needs_mb > u64::from(spec.config.memory_mb) {
+        return Err(RuntimeError::MemoryTooSmall {
+            function: spec.function.clone(),
+            memory_mb: spec.config.memory_mb,
+            pages,
+            needs_mb,
+        });
+    }
+    Ok(())
 }
 
 /// The environment variables the runtime sets for every instance, as Lambda
@@ -415,6 +438,7 @@ impl Runtime {
                     .map_err(|e| RuntimeError::Engine(format!("loading the component failed: {e}")))??
             }
         };
+        check_memory(spec, &pre)?;
         let loaded = Arc::new(self.new_loaded(spec.clone(), pre));
         loaded.set_warm(warm);
         loaded.fill_to_min_warm().await?;
