@@ -19,6 +19,7 @@ use wasmgate_host::runtime::FunctionConfig;
 use wasmgate_host::runtime::bench::{Harness, Samples, table};
 
 use crate::client::ClientArgs;
+use crate::output::OutputArgs;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -37,9 +38,8 @@ pub struct BenchArgs {
     /// Samples of warm starts (hot gets ten times as many).
     #[arg(long, default_value_t = 2000)]
     samples: usize,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Also print the function's log (discarded otherwise: one line or more per call).
     #[arg(long)]
     show_logs: bool,
@@ -85,9 +85,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let harness = Harness::new(wasm, config, &args.payload, None).await?;
     let samples = Samples { warm: args.samples, hot: args.samples * 10, ..Samples::default() };
     let rows = harness.run(samples).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
+    if !args.output.json(&serde_json::to_value(&rows)?) {
         println!("{name}: event {}", args.payload);
         print!("{}", table(&rows));
     }

@@ -12,6 +12,7 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use crate::client::{ClientArgs, enc, print_json};
+use crate::output::{OutputArgs, Table, text};
 
 #[derive(Subcommand)]
 pub enum FunctionCommand {
@@ -59,6 +60,8 @@ pub enum AliasCommand {
 #[derive(Args)]
 pub struct ClientOnly {
     #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
     client: ClientArgs,
 }
 
@@ -66,6 +69,8 @@ pub struct ClientOnly {
 pub struct NameArgs {
     /// Function name.
     name: String,
+    #[command(flatten)]
+    output: OutputArgs,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -200,25 +205,33 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         FunctionCommand::List(a) => {
             let list = a.client.client()?.get_json("/v1/functions").await?;
+            if a.output.json(&list) {
+                return Ok(ExitCode::SUCCESS);
+            }
             let functions = list["functions"].as_array().cloned().unwrap_or_default();
             if functions.is_empty() {
                 println!("no functions");
+                return Ok(ExitCode::SUCCESS);
             }
-            println!("{:<24} {:>9} {:<24} {:<64}", "NAME", "VERSIONS", "ALIASES", "CODE SHA256");
+            let mut table = Table::new(&["NAME", "VERSIONS", "ALIASES", "CODE", "LAST MODIFIED"]);
             for f in functions {
-                let aliases: Vec<&str> =
-                    f["aliases"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-                println!(
-                    "{:<24} {:>9} {:<24} {:<64}",
-                    f["name"].as_str().unwrap_or(""),
-                    f["versions"],
+                let aliases: Vec<String> = f["aliases"].as_array().into_iter().flatten().map(text).collect();
+                table.row(vec![
+                    text(&f["name"]),
+                    f["versions"].to_string(),
                     aliases.join(","),
-                    f["code_sha256"].as_str().unwrap_or("")
-                );
+                    short_hash(&f["code_sha256"]),
+                    text(&f["last_modified"]),
+                ]);
             }
+            table.print();
         }
         FunctionCommand::Get(a) => {
-            print_json(&a.client.client()?.get_json(&format!("/v1/functions/{}", enc(&a.name))).await?)
+            let f = a.client.client()?.get_json(&format!("/v1/functions/{}", enc(&a.name))).await?;
+            if a.output.json(&f) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            print_function(&f);
         }
         FunctionCommand::UpdateCode(a) => {
             let mut path = format!("/v1/functions/{}/code", enc(&a.name));
@@ -288,16 +301,10 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
         }
         FunctionCommand::Versions(a) => {
             let v = a.client.client()?.get_json(&format!("/v1/functions/{}/versions", enc(&a.name))).await?;
-            println!("{:<8} {:<26} {:<64} DESCRIPTION", "VERSION", "CREATED", "CODE SHA256");
-            for v in v["versions"].as_array().cloned().unwrap_or_default() {
-                println!(
-                    "{:<8} {:<26} {:<64} {}",
-                    v["version"],
-                    v["created"].as_str().unwrap_or(""),
-                    v["code_sha256"].as_str().unwrap_or(""),
-                    v["description"].as_str().unwrap_or("")
-                );
+            if a.output.json(&v) {
+                return Ok(ExitCode::SUCCESS);
             }
+            print_versions(v["versions"].as_array().into_iter().flatten());
         }
         FunctionCommand::Delete(a) => {
             let force = if a.force { "?force=true" } else { "" };
@@ -330,11 +337,12 @@ async fn invoke(a: InvokeArgs) -> anyhow::Result<ExitCode> {
     let headers: &[(&str, &str)] = if a.log { &[("x-amz-log-type", "Tail")] } else { &[] };
     let resp = a.client.client()?.call(Method::POST, &path, headers, Bytes::from(payload)).await?;
     println!("{}", String::from_utf8_lossy(&resp.body));
+    let micros: f64 = resp.header("x-wasmgate-duration-us").and_then(|us| us.parse().ok()).unwrap_or(0.0);
     eprintln!(
-        "version {} ({} start, {} µs)",
+        "version {} ({} start, {:.3} ms)",
         resp.header("x-amz-executed-version").unwrap_or("?"),
         resp.header("x-wasmgate-start").unwrap_or("?"),
-        resp.header("x-wasmgate-duration-us").unwrap_or("?"),
+        micros / 1000.0,
     );
     if let Some(log) = resp.header("x-amz-log-result") {
         let text = base64::engine::general_purpose::STANDARD.decode(log).unwrap_or_default();
@@ -356,19 +364,8 @@ async fn alias(cmd: AliasCommand) -> anyhow::Result<()> {
     let (a, method) = match cmd {
         AliasCommand::List(a) => {
             let v = a.client.client()?.get_json(&format!("/v1/functions/{}/aliases", enc(&a.name))).await?;
-            println!("{:<20} {:<10} {:<16} DESCRIPTION", "ALIAS", "VERSION", "WEIGHTED");
-            for al in v["aliases"].as_array().cloned().unwrap_or_default() {
-                let weighted = match al["additional_version"].as_array() {
-                    Some(pair) => format!("{}={}", pair[0], pair[1]),
-                    None => String::new(),
-                };
-                println!(
-                    "{:<20} {:<10} {:<16} {}",
-                    al["name"].as_str().unwrap_or(""),
-                    al["version"].as_str().unwrap_or(""),
-                    weighted,
-                    al["description"].as_str().unwrap_or("")
-                );
+            if !a.output.json(&v) {
+                print_aliases(v["aliases"].as_array().into_iter().flatten());
             }
             return Ok(());
         }
@@ -401,6 +398,67 @@ async fn alias(cmd: AliasCommand) -> anyhow::Result<()> {
     };
     println!("{} → {}{extra}", alias["name"].as_str().unwrap_or(""), alias["version"].as_str().unwrap_or(""));
     Ok(())
+}
+
+/// The first 12 hex digits of a SHA-256 (as `git log --oneline` shortens).
+fn short_hash(sha: &Value) -> String {
+    text(sha).chars().take(12).collect()
+}
+
+/// A function as `function get` prints it: its settings, then its versions
+/// and aliases.
+fn print_function(f: &Value) {
+    let c = &f["config"];
+    let concurrency =
+        if c["max_concurrency"].is_null() { "none".to_string() } else { c["max_concurrency"].to_string() };
+    let mut table = Table::new(&["FUNCTION", &text(&f["name"])]);
+    for (name, value) in [
+        ("description", text(&f["description"])),
+        ("code", format!("{} ({} bytes)", short_hash(&f["code_sha256"]), f["code_size"])),
+        ("memory", format!("{} MB", c["memory_mb"])),
+        ("timeout", format!("{} ms", c["timeout_ms"])),
+        ("min warm", c["min_warm"].to_string()),
+        ("max concurrency", concurrency),
+        ("idle ttl", format!("{} ms", c["idle_ttl"].as_u64().unwrap_or(0) * 1000)),
+        ("reuse", c["reuse"].to_string()),
+        ("env", c["env"].as_object().map(|e| e.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default()),
+        ("created", text(&f["created"])),
+        ("last modified", text(&f["last_modified"])),
+    ] {
+        table.row(vec![name.to_string(), value]);
+    }
+    table.print();
+    println!();
+    print_versions(f["versions"].as_object().into_iter().flat_map(|m| m.values()));
+    println!();
+    print_aliases(f["aliases"].as_object().into_iter().flat_map(|m| m.values()));
+}
+
+fn print_versions<'a>(versions: impl Iterator<Item = &'a Value>) {
+    let mut table = Table::new(&["VERSION", "CREATED", "CODE", "MEMORY", "TIMEOUT", "DESCRIPTION"]);
+    for v in versions {
+        table.row(vec![
+            v["version"].to_string(),
+            text(&v["created"]),
+            short_hash(&v["code_sha256"]),
+            format!("{} MB", v["config"]["memory_mb"]),
+            format!("{} ms", v["config"]["timeout_ms"]),
+            text(&v["description"]),
+        ]);
+    }
+    table.print();
+}
+
+fn print_aliases<'a>(aliases: impl Iterator<Item = &'a Value>) {
+    let mut table = Table::new(&["ALIAS", "VERSION", "WEIGHTED", "DESCRIPTION"]);
+    for al in aliases {
+        let weighted = match al["additional_version"].as_array() {
+            Some(pair) => format!("{} gets {}", pair[0], pair[1]),
+            None => String::new(),
+        };
+        table.row(vec![text(&al["name"]), text(&al["version"]), weighted, text(&al["description"])]);
+    }
+    table.print();
 }
 
 /// A number, or `none` to clear the setting.

@@ -11,6 +11,7 @@ use hyper::Method;
 use serde_json::{Value, json};
 
 use crate::client::{enc, print_json};
+use crate::output::{Table, text};
 use crate::plan::{Output, names};
 
 #[derive(Subcommand)]
@@ -157,11 +158,11 @@ pub async fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
                 body["description"] = json!(d);
             }
             let k = a.out.client.client()?.send_json(Method::POST, "/v1/apikeys", &body).await?;
-            print_value(&k, "created", a.out.json);
+            print_value(&k, "created", a.out.json());
         }
         KeyCommand::List(a) => {
             let v = a.out.client.client()?.get_json("/v1/apikeys").await?;
-            if a.out.json {
+            if a.out.json() {
                 print_json(&v);
                 return Ok(ExitCode::SUCCESS);
             }
@@ -170,26 +171,23 @@ pub async fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
                 println!("no API keys");
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
-                "{:<20} {:<12} {:<8} {:<42} {:<24} {:<6} DESCRIPTION",
-                "NAME", "ID", "ENABLED", "VALUE", "PLANS", "SOURCE"
-            );
+            let mut table = Table::new(&["NAME", "ID", "ENABLED", "VALUE", "PLANS", "SOURCE", "DESCRIPTION"]);
             for k in keys {
-                println!(
-                    "{:<20} {:<12} {:<8} {:<42} {:<24} {:<6} {}",
-                    k["name"].as_str().unwrap_or(""),
-                    k["id"].as_str().unwrap_or(""),
-                    if k["enabled"] == true { "yes" } else { "no" },
-                    k["masked_value"].as_str().unwrap_or(""),
+                table.row(vec![
+                    text(&k["name"]),
+                    text(&k["id"]),
+                    if k["enabled"] == true { "yes" } else { "no" }.to_string(),
+                    text(&k["masked_value"]),
                     names(&k["plans"]),
-                    k["source"].as_str().unwrap_or(""),
-                    k["description"].as_str().unwrap_or("")
-                );
+                    text(&k["source"]),
+                    text(&k["description"]),
+                ]);
             }
+            table.print();
         }
         KeyCommand::Get(a) => {
             let k = a.out.client.client()?.get_json(&format!("/v1/apikeys/{}", enc(&a.name))).await?;
-            if a.out.json {
+            if a.out.json() {
                 print_json(&k);
             } else {
                 print_key(&k);
@@ -200,7 +198,7 @@ pub async fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
         KeyCommand::Rotate(a) => {
             let path = format!("/v1/apikeys/{}/rotate", enc(&a.name));
             let k = a.out.client.client()?.send_json(Method::POST, &path, &json!({ "value": a.value })).await?;
-            print_value(&k, "rotated", a.out.json);
+            print_value(&k, "rotated", a.out.json());
         }
         KeyCommand::Update(a) => {
             let mut body = serde_json::Map::new();
@@ -223,7 +221,7 @@ pub async fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
             }
             let path = format!("/v1/apikeys/{}", enc(&a.name));
             let k = a.out.client.client()?.send_json(Method::PATCH, &path, &Value::Object(body)).await?;
-            if a.out.json {
+            if a.out.json() {
                 print_json(&k);
             } else {
                 print_key(&k);
@@ -232,7 +230,7 @@ pub async fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
         KeyCommand::Delete(a) => {
             let path = format!("/v1/apikeys/{}", enc(&a.name));
             a.out.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
-            if !a.out.json {
+            if !a.out.json() {
                 println!("deleted API key {}", a.name);
             }
         }
@@ -243,7 +241,7 @@ pub async fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
 async fn set_enabled(a: NameArgs, enabled: bool) -> anyhow::Result<()> {
     let path = format!("/v1/apikeys/{}", enc(&a.name));
     let k = a.out.client.client()?.send_json(Method::PATCH, &path, &json!({ "enabled": enabled })).await?;
-    if a.out.json {
+    if a.out.json() {
         print_json(&k);
     } else {
         println!("API key {} {}", a.name, if enabled { "enabled" } else { "disabled" });

@@ -6,6 +6,7 @@ mod api;
 mod bench;
 mod cache;
 mod client;
+mod examples;
 mod function;
 mod key;
 mod log_format;
@@ -13,6 +14,7 @@ mod log_output;
 mod output;
 mod plan;
 mod serve;
+mod status;
 mod template;
 
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Self-hosted serverless APIs: REST routes to WebAssembly functions.
 #[derive(Parser)]
 #[command(name = "wasmgate", version, about, long_about = None)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +71,10 @@ enum Command {
     /// Flush a stage's response cache.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
+    /// What the running server reports: counters, pools, caches.
+    Status(status::StatusArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(status::CompletionsArgs),
 }
 
 /// `NAME=VALUE` arguments of a repeatable flag, in order, every one kept.
@@ -115,7 +121,11 @@ fn init_logging(directive: Option<&str>) -> log_output::LogGuard {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = examples::with_examples(Cli::command()).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    };
     let directive = match &cli.command {
         Command::Bench(args) => Some(args.function_log_directive()),
         _ => None,
@@ -144,6 +154,10 @@ fn main() -> ExitCode {
             Command::Plan(cmd) => plan::run(cmd).await,
             Command::Key(cmd) => key::run(cmd).await,
             Command::Cache(cmd) => cache::run(cmd).await,
+            Command::Status(args) => status::status(args).await,
+            Command::Completions(args) => {
+                status::completions(args, &mut examples::with_examples(<Cli as clap::CommandFactory>::command()))
+            }
         }
     });
     // The log lines first, then the error that ends the command.

@@ -12,6 +12,7 @@ use wasmgate_host::policy::catalog::Quota;
 use wasmgate_host::policy::clock;
 
 use crate::client::{ClientArgs, enc, print_json};
+use crate::output::{Format, OutputArgs, Table, text};
 
 #[derive(Subcommand)]
 pub enum PlanCommand {
@@ -35,14 +36,20 @@ pub enum PlanCommand {
     Usage(UsageArgs),
 }
 
-/// `--json` and the admin API's whereabouts.
+/// `--output` and the admin API's whereabouts.
 #[derive(Args)]
 pub struct Output {
-    /// Print the admin API's JSON answer instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: OutputArgs,
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+impl Output {
+    /// `--output json`.
+    pub fn json(&self) -> bool {
+        self.format.output == Format::Json
+    }
 }
 
 #[derive(Args)]
@@ -226,7 +233,7 @@ pub async fn run(cmd: PlanCommand) -> anyhow::Result<ExitCode> {
                 body["description"] = json!(d);
             }
             let p = a.out.client.client()?.send_json(Method::POST, "/v1/usageplans", &body).await?;
-            if a.out.json {
+            if a.out.json() {
                 print_json(&p);
             } else {
                 print_plan(&p);
@@ -234,7 +241,7 @@ pub async fn run(cmd: PlanCommand) -> anyhow::Result<ExitCode> {
         }
         PlanCommand::List(a) => {
             let v = a.out.client.client()?.get_json("/v1/usageplans").await?;
-            if a.out.json {
+            if a.out.json() {
                 print_json(&v);
                 return Ok(ExitCode::SUCCESS);
             }
@@ -243,22 +250,22 @@ pub async fn run(cmd: PlanCommand) -> anyhow::Result<ExitCode> {
                 println!("no usage plans");
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("{:<20} {:<28} {:<24} {:<20} {:<20} SOURCE", "NAME", "STAGES", "THROTTLE", "QUOTA", "KEYS");
+            let mut table = Table::new(&["NAME", "STAGES", "THROTTLE", "QUOTA", "KEYS", "SOURCE"]);
             for p in plans {
-                println!(
-                    "{:<20} {:<28} {:<24} {:<20} {:<20} {}",
-                    p["name"].as_str().unwrap_or(""),
+                table.row(vec![
+                    text(&p["name"]),
                     names(&p["stages"]),
                     throttle_text(&p["throttle"]),
                     quota_text(&p["quota"]),
                     names(&p["keys"]),
-                    p["source"].as_str().unwrap_or("")
-                );
+                    text(&p["source"]),
+                ]);
             }
+            table.print();
         }
         PlanCommand::Get(a) => {
             let p = a.out.client.client()?.get_json(&format!("/v1/usageplans/{}", enc(&a.name))).await?;
-            if a.out.json {
+            if a.out.json() {
                 print_json(&p);
             } else {
                 print_plan(&p);
@@ -292,7 +299,7 @@ pub async fn run(cmd: PlanCommand) -> anyhow::Result<ExitCode> {
             }
             let path = format!("/v1/usageplans/{}", enc(&a.name));
             let p = a.out.client.client()?.send_json(Method::PATCH, &path, &Value::Object(body)).await?;
-            if a.out.json {
+            if a.out.json() {
                 print_json(&p);
             } else {
                 print_plan(&p);
@@ -301,7 +308,7 @@ pub async fn run(cmd: PlanCommand) -> anyhow::Result<ExitCode> {
         PlanCommand::Delete(a) => {
             let path = format!("/v1/usageplans/{}", enc(&a.name));
             a.out.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
-            if !a.out.json {
+            if !a.out.json() {
                 println!("deleted usage plan {}", a.name);
             }
         }
@@ -329,7 +336,7 @@ async fn usage(a: UsageArgs) -> anyhow::Result<()> {
         path.push_str(&query.join("&"));
     }
     let report = a.out.client.client()?.get_json(&path).await?;
-    if a.out.json {
+    if a.out.json() {
         print_json(&report);
         return Ok(());
     }
@@ -345,14 +352,15 @@ async fn usage(a: UsageArgs) -> anyhow::Result<()> {
     for (id, rows) in items {
         let name = report["keyNames"][&id].as_str().unwrap_or("?");
         println!("\nAPI key {name} ({id})");
-        println!("{:<12} {:>10} {:>10}", "DATE", "USED", "REMAINING");
+        let mut table = Table::new(&["DATE", "USED", "REMAINING"]);
         for (i, row) in rows.as_array().into_iter().flatten().enumerate() {
             let remaining = match &row[1] {
                 Value::Null => "-".to_string(),
                 n => n.to_string(),
             };
-            println!("{:<12} {:>10} {:>10}", clock::format_day(first + i as i64), row[0].to_string(), remaining);
+            table.row(vec![clock::format_day(first + i as i64), row[0].to_string(), remaining]);
         }
+        table.print();
     }
     Ok(())
 }

@@ -75,7 +75,7 @@ fn bench_prints_cold_warm_and_hot_latencies() {
     for row in ["cold (compile)", "cold (cached artifact)", "warm (fresh instance)", "hot (reused instance)"] {
         assert!(out.contains(row), "{row} missing in\n{out}");
     }
-    let (code, out, err) = server.cli(&["bench", "--guest", "counter", "--samples", "20", "--json"]);
+    let (code, out, err) = server.cli(&["bench", "--guest", "counter", "--samples", "20", "--output", "json"]);
     assert_eq!(code, 0, "{err}");
     let rows: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 4);

@@ -205,3 +205,51 @@ fn a_serve_that_cannot_listen_changes_nothing() {
     assert!(!err.contains("bootstrapped"), "the registry was touched: {err}");
     assert!(!dir.path().join("data").exists(), "the data directory it made is left behind");
 }
+
+#[test]
+fn what_the_cli_reads_prints_as_a_table_or_as_json() {
+    let server = TestServer::start(&bundled_config());
+    for args in [
+        vec!["function", "list"],
+        vec!["function", "get", "ItemsFunction"],
+        vec!["function", "versions", "ItemsFunction"],
+        vec!["function", "alias", "list", "ItemsFunction"],
+        vec!["deployment", "list", "ItemsAPI"],
+        vec!["api", "list"],
+        vec!["stage", "list"],
+        vec!["plan", "list"],
+        vec!["key", "list"],
+        vec!["status"],
+    ] {
+        let text = ok(server.cli(&args));
+        assert!(!text.trim().is_empty(), "{args:?} printed nothing");
+        let mut json_args = args.clone();
+        json_args.extend(["--output", "json"]);
+        let json = ok(server.cli(&json_args));
+        serde_json::from_str::<serde_json::Value>(&json).unwrap_or_else(|e| panic!("{args:?}: {e}:\n{json}"));
+    }
+    // A table's columns line up, whatever the widths of their cells.
+    let list = ok(server.cli(&["stage", "list"]));
+    let lines: Vec<&str> = list.lines().collect();
+    let column = |line: &str| line.find("#").unwrap();
+    assert_eq!(column(lines[1]), column(lines[2]), "{list}");
+    assert_eq!(lines[0].find("DEPLOYMENT"), Some(column(lines[1])), "{list}");
+    // The status of a fresh server: its pools, its policy store.
+    let status = ok(server.cli(&["status"]));
+    assert!(status.contains("ItemsFunction") && status.contains("policy store: embedded"), "{status}");
+    // Durations in milliseconds, everywhere.
+    let (code, _, err) = server.cli(&["function", "invoke", "ItemsFunction:dev", "--payload", "{}"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(" ms)") && !err.contains("µs"), "{err}");
+}
+
+#[test]
+fn shell_completions_are_printed_for_each_shell() {
+    for (shell, marker) in [("bash", "_wasmgate()"), ("zsh", "#compdef wasmgate"), ("fish", "complete -c wasmgate")] {
+        let out = std::process::Command::new(crate::common::BIN).args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains(marker), "{shell}: {}", &script[..script.len().min(200)]);
+        assert!(script.contains("rollback"), "{shell}: the subcommands are in it");
+    }
+}

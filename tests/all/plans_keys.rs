@@ -122,7 +122,7 @@ async fn key_lists_mask_values_and_values_are_checked_and_unique() {
     for secret in [chosen.to_string(), generated.clone(), digest_hex(chosen), digest_hex(&generated)] {
         assert!(!out.contains(&secret), "the list shows {secret}: {out}");
     }
-    let out = cli_ok(&server, &["key", "list", "--json"]);
+    let out = cli_ok(&server, &["key", "list", "--output", "json"]);
     let list: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list["api_keys"].as_array().map(Vec::len), Some(2), "{out}");
     for secret in [chosen.to_string(), generated.clone(), digest_hex(chosen), digest_hex(&generated)] {
@@ -142,7 +142,7 @@ async fn key_lists_mask_values_and_values_are_checked_and_unique() {
     assert!(!err.contains("\"chosen\""), "the other key is not named: {err}");
     let err = cli_fails(&server, &["key", "create", "chosen"]);
     assert!(err.contains("already exists"), "{err}");
-    let out = cli_ok(&server, &["key", "list", "--json"]);
+    let out = cli_ok(&server, &["key", "list", "--output", "json"]);
     let list: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list["api_keys"].as_array().map(Vec::len), Some(2), "nothing refused was kept: {out}");
 
@@ -210,7 +210,10 @@ async fn plan_usage_shows_what_was_used_and_what_remains_today() {
     }
 
     // One day, one key, as JSON: GetUsage's shape.
-    let out = cli_ok(&server, &["plan", "usage", "Q", "--key", "counted", "--from", &today, "--to", &today, "--json"]);
+    let out = cli_ok(
+        &server,
+        &["plan", "usage", "Q", "--key", "counted", "--from", &today, "--to", &today, "--output", "json"],
+    );
     let report: Value = serde_json::from_str(&out).unwrap();
     let key_id = report["items"].as_object().and_then(|o| o.keys().next().cloned()).unwrap();
     assert_eq!(report["items"][&key_id], json!([[3, 7]]), "{out}");

@@ -194,10 +194,13 @@ fn row(start: &'static str, mut times: Vec<Duration>) -> Row {
 
 /// Formats rows as the table `wasmgate bench` prints.
 pub fn table(rows: &[Row]) -> String {
+    // Milliseconds throughout (as every duration wasmgate prints), to the
+    // tenth of a microsecond below one.
     let fmt = |us: f64| {
-        if us >= 1000.0 { format!("{:.2} ms", us / 1000.0) } else { format!("{us:.1} µs") }
+        let ms = us / 1000.0;
+        if ms >= 1.0 { format!("{ms:.2}") } else { format!("{ms:.4}") }
     };
-    let mut out = format!("{:<24} {:>8} {:>12} {:>12} {:>12}\n", "start", "samples", "p50", "p99", "mean");
+    let mut out = format!("{:<24} {:>8} {:>12} {:>12} {:>12}\n", "start", "samples", "p50 ms", "p99 ms", "mean ms");
     for r in rows {
         out.push_str(&format!(
             "{:<24} {:>8} {:>12} {:>12} {:>12}\n",
