@@ -91,9 +91,22 @@ pub fn run(cmd: TemplateCommand) -> anyhow::Result<ExitCode> {
         stage_variables: pairs("stage-var", &a.stage_var)?,
     };
     let mut ctx = TemplateContext::new(context(&a.context)?);
-    match template.render(&input, &mut ctx) {
-        Ok(out) => {
+    match template.render_explained(&input, &mut ctx) {
+        Ok((out, notes)) => {
             print!("{out}");
+            // What Velocity swallowed, once per place (a loop repeats them).
+            let mut told: Vec<(String, usize)> = Vec::new();
+            for note in notes {
+                let note = note.to_string();
+                match told.iter_mut().find(|(n, _)| *n == note) {
+                    Some((_, times)) => *times += 1,
+                    None => told.push((note, 1)),
+                }
+            }
+            for (note, times) in told {
+                let times = if times > 1 { format!(" ({times} times)") } else { String::new() };
+                eprintln!("warning: {name}: {note}{times}");
+            }
             if let Some(status) = ctx.response_override_status() {
                 eprintln!("responseOverride.status = {status}");
             }

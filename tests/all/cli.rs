@@ -198,6 +198,26 @@ fn template_render_shows_what_a_template_produces() {
     assert_eq!(out, "[1,2] 2 3 4 10.0.0.1 prod");
     assert!(err.contains("responseOverride.status = 201"), "{err}");
 
+    // What Velocity swallows is told on stderr; the output is as it was.
+    let swallowed = write_file(
+        dir.path(),
+        "swallowed.vtl",
+        b"#foreach($i in [1..1500])#end\n$nope $!quiet #foreach($j in [1, 2])$j$missing#end",
+    );
+    let (code, out, err) = run(&["template", "render", "--template", swallowed.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "  12", "{out}");
+    let warnings: Vec<&str> = err.lines().collect();
+    assert_eq!(warnings.len(), 3, "{err}");
+    assert!(warnings[0].ends_with("line 1, column 1: #foreach stopped after 1000 items (API Gateway's limit): the rest of the list was not rendered"), "{err}");
+    assert!(
+        warnings[1].ends_with("line 1, column 42: $nope rendered as nothing (undefined or null)")
+            || warnings[1].contains("$nope rendered as nothing"),
+        "{err}"
+    );
+    assert!(warnings[2].contains("$missing rendered as nothing (undefined or null) (2 times)"), "{err}");
+    assert!(!err.contains("quiet"), "a quiet reference asks for nothing: {err}");
+
     let bad = write_file(dir.path(), "bad.vtl", b"ok\n#if($a\n");
     let (code, _, err) = run(&["template", "render", "--template", bad.to_str().unwrap()]);
     assert_ne!(code, 0);

@@ -87,6 +87,37 @@ pub(super) struct Renderer<'a> {
     pub(super) params: Option<Val>,
     /// The time slice: when it started, and how long it is.
     slice: Option<(std::time::Instant, std::time::Duration)>,
+    /// What the render swallowed, when it is asked (`template render`);
+    /// `None` on the request path.
+    notes: Option<Vec<Note>>,
+}
+
+/// Something a render did without a word, as Velocity does: worth telling
+/// whoever writes the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A `#foreach` stopped at [`MAX_FOREACH`] items, with more to go.
+    ForeachCut { pos: Pos },
+    /// A reference that is undefined or null rendered as nothing (one not
+    /// written quiet, `$!name`, which asks for exactly that).
+    Empty { pos: Pos, reference: String },
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::ForeachCut { pos } => write!(
+                f,
+                "line {}, column {}: #foreach stopped after {MAX_FOREACH} items (API Gateway's limit): the rest of the list was not rendered",
+                pos.line, pos.column
+            ),
+            Note::Empty { pos, reference } => write!(
+                f,
+                "line {}, column {}: {reference} rendered as nothing (undefined or null)",
+                pos.line, pos.column
+            ),
+        }
+    }
 }
 
 impl<'a> Renderer<'a> {
@@ -111,7 +142,15 @@ impl<'a> Renderer<'a> {
             body_json: None,
             params: None,
             slice: slice.map(|slice| (std::time::Instant::now(), slice)),
+            notes: None,
         }
+    }
+
+    /// Runs, and says what the render swallowed.
+    pub(super) fn explained(mut self) -> Result<(String, Vec<Note>), RenderError> {
+        self.notes = Some(Vec::new());
+        self.nodes(&self.template.nodes)?;
+        Ok((self.out, self.notes.unwrap_or_default()))
     }
 
     pub(super) fn input(&self) -> &TemplateInput {
@@ -181,6 +220,9 @@ impl<'a> Renderer<'a> {
                     };
                 }
                 match self.reference(reference)? {
+                    None | Some(Val::Null) if !(raw.starts_with("$!") || raw.starts_with("${!")) => {
+                        self.note(|| Note::Empty { pos: reference.pos, reference: raw.to_string() })
+                    }
                     None | Some(Val::Null) => {}
                     Some(Val::Str(s)) => self.out.push_str(&s),
                     Some(other) => other.write_to(&mut self.out),
@@ -331,8 +373,18 @@ impl<'a> Renderer<'a> {
                 }
                 return Err(RenderError::at(pos, "java.util.ConcurrentModificationException"));
             }
+            if index + 1 == MAX_FOREACH && len_of(source) > MAX_FOREACH {
+                self.note(|| Note::ForeachCut { pos });
+            }
         }
         Ok(Flow::Normal)
+    }
+
+    /// Records what a template swallowed, when asked to ([`Renderer::explained`]).
+    fn note(&mut self, note: impl FnOnce() -> Note) {
+        if let Some(notes) = &mut self.notes {
+            notes.push(note());
+        }
     }
 
     /// Evaluates a reference: `None` when it is undefined or a look-up failed.

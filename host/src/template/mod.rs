@@ -314,6 +314,17 @@ impl Template {
         eval::Renderer::new(self, input, context, None).run()
     }
 
+    /// Renders as [`Template::render`] does, and tells what Velocity does
+    /// without a word: a `#foreach` cut at its limit, a reference that
+    /// rendered as nothing (for `template render`; the output is the same).
+    pub fn render_explained(
+        &self,
+        input: &TemplateInput,
+        context: &mut TemplateContext,
+    ) -> Result<(String, Vec<eval::Note>), RenderError> {
+        eval::Renderer::new(self, input, context, None).explained()
+    }
+
     /// Renders as [`Template::render`] does, but gives up once it has run
     /// for `slice` (an error for which [`RenderError::is_out_of_slice`]):
     /// a caller on an async worker renders within a short slice, and runs a
