@@ -315,11 +315,11 @@ pub async fn test_invoke(a: TestInvokeArgs) -> anyhow::Result<ExitCode> {
     println!("\nResponse body:\n{}", r["body"].as_str().unwrap_or(""));
     if let Some(inv) = r["invocation"].as_object() {
         println!(
-            "\nFunction: {} version {} ({} start, {} µs)",
+            "\nFunction: {} version {} ({} start, {:.3} ms)",
             inv["function"].as_str().unwrap_or(""),
             inv["version"].as_str().unwrap_or(""),
             inv["start"].as_str().unwrap_or(""),
-            inv["duration_us"]
+            inv["duration_us"].as_f64().unwrap_or(0.0) / 1000.0
         );
         println!("Event: {}", inv["event"]);
         let logs = inv["logs"].as_str().unwrap_or("");

@@ -1,11 +1,12 @@
-//! The CLI tour of the README against a real server.
+//! The function commands (upload, publish, aliases, a canary, invoke) and
+//! bench against a real server, with their errors.
 
 use serde_json::{Value, json};
 
 use crate::common::{ITEMS, TestServer, guest, write_file};
 
 #[test]
-fn the_readme_tour_works() {
+fn the_function_commands_and_their_errors() {
     let server = TestServer::start(ITEMS);
     let (code, out, err) = server.cli(&["function", "list"]);
     assert_eq!(code, 0, "{err}");

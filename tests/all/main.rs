@@ -17,5 +17,6 @@ mod isolation;
 mod plans_keys;
 mod policies;
 mod pools;
+mod readme;
 mod shared_store;
 mod ui;

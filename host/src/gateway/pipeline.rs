@@ -626,10 +626,10 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     };
     trace.log(|| {
         format!(
-            "Function {qualifier} ran version {} ({} start) in {} µs",
+            "Function {qualifier} ran version {} ({} start) in {:.3} ms",
             outcome.version,
             outcome.start.as_str(),
-            outcome.duration.as_micros()
+            outcome.duration.as_secs_f64() * 1000.0
         )
     });
     trace.set_invocation(|| {
