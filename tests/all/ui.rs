@@ -80,6 +80,8 @@ fn error_messages_say_what_to_do_next() {
         ),
         ("deploy_unknown_api", fails(&server, &["deploy", "ItemAPI", "--stage", "dev"])),
         ("stage_list_unknown_api", fails(&server, &["stage", "list", "ItemAPI"])),
+        ("unknown_plan", fails(&server, &["plan", "get", "CloudAcademyPln"])),
+        ("unknown_plan_of_a_key", fails(&server, &["key", "create", "k", "--plan", "CloudAcademy"])),
         ("admin_is_the_gateway", {
             let token = std::fs::read_to_string(server.data_dir().join("admin.token")).unwrap();
             let out = std::process::Command::new(crate::common::BIN)

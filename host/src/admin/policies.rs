@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{AdminApi, ApiError, ApiResult, ok, parse_json, query_param};
 use crate::http;
-use crate::policy::catalog::{ApiKey, ApiStage, CatalogError, Quota, UsagePlan};
+use crate::policy::catalog::{self, ApiKey, ApiStage, CatalogError, Quota, UsagePlan};
 use crate::policy::clock::{self, Period};
 use crate::policy::store::Throttle;
 use crate::policy::{Policies, UsageError};
@@ -296,10 +296,8 @@ impl AdminApi {
 
     fn get_plan(&self, name: &str) -> ApiResult {
         let snapshot = self.policies().catalog().snapshot();
-        let plan = snapshot
-            .plans
-            .get(name)
-            .ok_or_else(|| ApiError::missing(format!("Invalid Usage Plan ID specified: no usage plan {name:?}")))?;
+        let plan =
+            snapshot.plans.get(name).ok_or_else(|| ApiError::missing(catalog::no_plan(name, snapshot.plans.keys())))?;
         ok(&plan_view(plan, &snapshot.keys))
     }
 
@@ -417,10 +415,8 @@ impl AdminApi {
 
     fn get_key(&self, name: &str) -> ApiResult {
         let snapshot = self.policies().catalog().snapshot();
-        let key = snapshot
-            .keys
-            .get(name)
-            .ok_or_else(|| ApiError::missing(format!("Invalid API Key identifier specified: no API key {name:?}")))?;
+        let key =
+            snapshot.keys.get(name).ok_or_else(|| ApiError::missing(catalog::no_key(name, snapshot.keys.keys())))?;
         ok(&key_view(key))
     }
 

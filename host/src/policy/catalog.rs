@@ -585,24 +585,42 @@ impl Catalog {
     }
 }
 
+/// API Gateway's message for a usage plan not found, and the one most like it.
+pub fn no_plan<'a>(name: &str, known: impl IntoIterator<Item = &'a String>) -> String {
+    let hint = crate::suggest::did_you_mean(name, known.into_iter().map(String::as_str));
+    format!("Invalid Usage Plan ID specified: no usage plan {name:?}{hint}")
+}
+
+/// API Gateway's message for an API key not found, and the one most like it.
+pub fn no_key<'a>(name: &str, known: impl IntoIterator<Item = &'a String>) -> String {
+    let hint = crate::suggest::did_you_mean(name, known.into_iter().map(String::as_str));
+    format!("Invalid API Key identifier specified: no API key {name:?}{hint}")
+}
+
 fn editable_plan<'a>(plans: &'a mut BTreeMap<String, UsagePlan>, name: &str) -> CatalogResult<&'a mut UsagePlan> {
-    match plans.get_mut(name) {
-        None => Err(CatalogError::NotFound(format!("Invalid Usage Plan ID specified: no usage plan {name:?}"))),
-        Some(p) if p.source == Source::File => Err(CatalogError::Conflict(format!(
-            "usage plan {name:?} is declared in the configuration file: change it there"
-        ))),
-        Some(p) => Ok(p),
+    if !plans.contains_key(name) {
+        return Err(CatalogError::NotFound(no_plan(name, plans.keys())));
     }
+    let plan = plans.get_mut(name).expect("checked above");
+    if plan.source == Source::File {
+        return Err(CatalogError::Conflict(format!(
+            "usage plan {name:?} is declared in the configuration file: change it there"
+        )));
+    }
+    Ok(plan)
 }
 
 fn editable_key<'a>(keys: &'a mut BTreeMap<String, ApiKey>, name: &str) -> CatalogResult<&'a mut ApiKey> {
-    match keys.get_mut(name) {
-        None => Err(CatalogError::NotFound(format!("Invalid API Key identifier specified: no API key {name:?}"))),
-        Some(k) if k.source == Source::File => Err(CatalogError::Conflict(format!(
-            "API key {name:?} is declared in the configuration file: change it there"
-        ))),
-        Some(k) => Ok(k),
+    if !keys.contains_key(name) {
+        return Err(CatalogError::NotFound(no_key(name, keys.keys())));
     }
+    let key = keys.get_mut(name).expect("checked above");
+    if key.source == Source::File {
+        return Err(CatalogError::Conflict(format!(
+            "API key {name:?} is declared in the configuration file: change it there"
+        )));
+    }
+    Ok(key)
 }
 
 /// A plan's own rules.
@@ -659,7 +677,8 @@ pub fn check_rules(plans: &BTreeMap<String, UsagePlan>, keys: &BTreeMap<String, 
         let mut stages: HashMap<String, &str> = HashMap::new();
         for plan_name in &key.plans {
             let plan = plans.get(plan_name).ok_or_else(|| {
-                CatalogError::NotFound(format!("API key {:?}: no usage plan {plan_name:?}", key.name))
+                let hint = crate::suggest::did_you_mean(plan_name, plans.keys().map(String::as_str));
+                CatalogError::NotFound(format!("API key {:?}: no usage plan {plan_name:?}{hint}", key.name))
             })?;
             for stage in &plan.stages {
                 if let Some(other) = stages.insert(stage.label(), plan_name) {

@@ -216,7 +216,7 @@ impl Policies {
         let plan = snapshot
             .plans
             .get(plan)
-            .ok_or_else(|| UsageError::NotFound(format!("Invalid Usage Plan ID specified: no usage plan {plan:?}")))?;
+            .ok_or_else(|| UsageError::NotFound(catalog::no_plan(plan, snapshot.plans.keys())))?;
         let keys: Vec<_> = snapshot
             .keys
             .values()
