@@ -155,7 +155,44 @@ pub async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 count(state.functions.len(), "function")
             );
         }
-        Err(why) => eprintln!("checked the file alone (no server to check against: {why})"),
+        Err(why) => {
+            // The calls to the file's own functions, against what their
+            // first start creates: `$LATEST`, version 1 if published, the
+            // declared aliases.
+            let mut problems = Vec::new();
+            for api in &config.apis {
+                for stage in api.stages.keys() {
+                    for call in api.function_calls(stage) {
+                        let Some(seed) = config.functions.iter().find(|f| f.name == call.function()) else { continue };
+                        let qualifier = call.qualified.split_once(':').map(|(_, q)| q);
+                        let known = match qualifier {
+                            None | Some("$LATEST") => true,
+                            Some("1") => seed.publish.is_some(),
+                            Some(alias) => seed.aliases.iter().any(|(a, _)| a == alias),
+                        };
+                        if !known {
+                            let aliases: Vec<&str> = seed.aliases.iter().map(|(a, _)| a.as_str()).collect();
+                            let versions = if seed.publish.is_some() { "1" } else { "none" };
+                            let error = format!(
+                                "{} declares no such alias or version (aliases: {}; versions: {versions}; or $LATEST)",
+                                seed.name,
+                                wasmgate_host::suggest::list(aliases.iter().copied())
+                            );
+                            problems.push(format!("{}/{stage}: {}", api.name, call.explain(&error)));
+                        }
+                    }
+                }
+            }
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "{} (checked the file alone: no server to check against, {why}):\n  {}\n\
+                     (as the file declares them: a running server's registry may have more, and validate checks against it)",
+                    args.config.display(),
+                    problems.join("\n  ")
+                );
+            }
+            eprintln!("checked the file alone (no server to check against: {why})");
+        }
     }
     // What was checked: `gateway.toml: ok: 1 function; API ItemsAPI: 2 methods, CORS on 2 resources, stages dev, prod`.
     let mut summary = format!("{}: ok: {}", args.config.display(), count(config.functions.len(), "function"));

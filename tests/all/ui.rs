@@ -101,6 +101,12 @@ fn error_messages_say_what_to_do_next() {
         "validate_unresolved_alias",
         fails(&server, &["validate", "--config", server.config.to_str().unwrap()]),
     ));
+    let alone = std::process::Command::new(crate::common::BIN)
+        .args(["validate", "--config", server.config.to_str().unwrap(), "--admin", "127.0.0.1:1", "--token", "x"])
+        .output()
+        .unwrap();
+    assert!(!alone.status.success());
+    cases.push(("validate_file_alone_unresolved_alias", normalize(&server, &String::from_utf8_lossy(&alone.stderr))));
     let pattern = bundled_config().replace("selection_pattern = \"NotFoundError\"", "selection_pattern = \"4\\\\d{2\"");
     server.rewrite_config(&pattern);
     cases.push(("selection_pattern", fails(&server, &["validate", "--config", server.config.to_str().unwrap()])));
