@@ -145,7 +145,7 @@ pub async fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
     for function in d["created_functions"].as_array().into_iter().flatten() {
         println!("created function {} (declared in the configuration, new to the registry)", text(function));
     }
-    if d["created"] == json!(false) {
+    if d["deployed"] == json!(false) {
         println!(
             "no changes: stage {} of {} already serves this definition (deployment #{}); nothing deployed (--force deploys it again)",
             a.stage, a.api, d["seq"]

@@ -27,7 +27,7 @@
 //! | `POST /v1/functions/{qualifier}/invocations` | invoke with the body as event (see below) |
 //! | `GET /v1/apis` | deployed APIs, their stages and deployments |
 //! | `GET /v1/apis/{api}/deployments` | an API's deployments, oldest first |
-//! | `POST /v1/apis/{api}/deployments` | deploy `{stage, description?, force?}` from the server's configuration file (re-read now): functions it declares that the registry never had are created first; refused (409) when a function the stage calls does not resolve; 200 with the deployment the stage serves, and `created: false`, when that is the same definition (unless `force`), else 201 |
+//! | `POST /v1/apis/{api}/deployments` | deploy `{stage, description?, force?}` from the server's configuration file (re-read now): functions it declares that the registry never had are created first; refused (409) when a function the stage calls does not resolve; the answer is the deployment with `deployed` (false, and 200, when the stage already serves that very definition and `force` is not set; else true, 201) and `created_functions` |
 //! | `POST /v1/apis/{api}/stages/{stage}/rollback` | point the stage at `{deployment_id?}` (an id, or a number as `3` or `#3`), or one step back along its way back (never forward again) |
 //! | `POST /v1/apis/{api}/test-invoke` | run one method as the console's TEST button: `{stage, method, resource_path, path?, query?, headers?, body?}` (query and header values a string or a list); answers `{status, headers, multi_value_headers, body, latency_ms, log, invocation}` |
 //! | `DELETE /v1/apis/{api}/stages/{stage}/cache` | flush a served stage's response cache (404 if the API or stage is not served) |
@@ -345,7 +345,7 @@ impl AdminApi {
             "ResourceConflictException",
             format!(
                 "{what} is in use: {}. Deploy those stages without it first, or delete it anyway with --force \
-                 (their calls then answer 500)",
+                 (?force=true; their calls then answer 500)",
                 callers.join(", ")
             ),
         ))
@@ -518,7 +518,7 @@ impl AdminApi {
                 let deployed = self.gateway.deploy(&spec, &d.stage, description, d.force).await?;
                 let status = if deployed.created { StatusCode::CREATED } else { StatusCode::OK };
                 let mut answer = serde_json::to_value(&deployed.record).unwrap_or_default();
-                answer["created"] = json!(deployed.created);
+                answer["deployed"] = json!(deployed.created);
                 answer["created_functions"] = json!(created_functions);
                 Ok(http::json(status, &answer))
             }
