@@ -56,6 +56,8 @@ fn error_messages_say_what_to_do_next() {
         ("unknown_function", fails(&server, &["function", "invoke", "ItemsFuncton:prod"])),
         ("empty_qualifier", fails(&server, &["function", "invoke", "ItemsFunction:"])),
         ("unknown_qualifier", fails(&server, &["function", "invoke", "ItemsFunction:production"])),
+        ("misspelt_alias", fails(&server, &["function", "invoke", "ItemsFunction:prd"])),
+        ("alias_delete_unknown", fails(&server, &["function", "alias", "delete", "ItemsFunction", "prd"])),
         ("payload_not_json", fails(&server, &["function", "invoke", "ItemsFunction:dev", "--payload", not_json])),
         ("memory_too_small", fails(&server, &["function", "update-config", "ItemsFunction", "--memory-mb", "1"])),
         (

@@ -478,10 +478,7 @@ impl AdminApi {
             (&Method::GET, ["v1", "functions", name, "aliases", alias]) => {
                 let state = f.registry().snapshot();
                 let func = state.function(name).map_err(FunctionsError::from)?;
-                let a = func
-                    .aliases
-                    .get(*alias)
-                    .ok_or_else(|| ApiError::not_found(format!("Cannot find alias: {name}:{alias}")))?;
+                let a = func.aliases.get(*alias).ok_or_else(|| ApiError::not_found(func.no_alias(alias)))?;
                 ok(a)
             }
             (&Method::PUT | &Method::POST | &Method::PATCH, ["v1", "functions", name, "aliases", alias]) => {

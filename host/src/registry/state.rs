@@ -119,6 +119,18 @@ impl FunctionRecord {
         )
     }
 
+    /// "Alias not found", with the alias most like `alias` and the list.
+    pub fn no_alias(&self, alias: &str) -> String {
+        let names = self.aliases.keys().map(String::as_str);
+        let hint = crate::suggest::did_you_mean(alias, names.clone());
+        format!(
+            "Alias not found: {}:{alias}{hint}; {} has aliases: {}",
+            self.name,
+            self.name,
+            crate::suggest::list(names)
+        )
+    }
+
     /// The versions that aliases point at.
     pub fn aliased_versions(&self) -> impl Iterator<Item = VersionRef> + '_ {
         self.aliases
@@ -261,7 +273,14 @@ impl RegistryState {
         }
         let f = self.function(q.function)?;
         let target = |primary, additional| Target { function: f, primary, additional };
-        let not_found = || RegistryError::NotFound(format!("Function not found: {qualified} ({})", f.qualifiers()));
+        let not_found = || {
+            let hint = q.qualifier.map(|a| crate::suggest::did_you_mean(a, f.aliases.keys().map(String::as_str)));
+            RegistryError::NotFound(format!(
+                "Function not found: {qualified}{} ({})",
+                hint.unwrap_or_default(),
+                f.qualifiers()
+            ))
+        };
         match q.qualifier {
             None | Some("$LATEST") => Ok(target(VersionRef::Latest, None)),
             Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => match VersionRef::parse(s) {

@@ -297,9 +297,7 @@ impl Registry {
         check_alias_target(f, update)?;
         let existing = f.aliases.get(alias);
         match (must_exist, existing) {
-            (Some(true), None) => {
-                return Err(RegistryError::NotFound(format!("Alias not found: {function}:{alias}")));
-            }
+            (Some(true), None) => return Err(RegistryError::NotFound(f.no_alias(alias))),
             (Some(false), Some(_)) => {
                 return Err(RegistryError::Conflict(format!("Alias already exists: {function}:{alias}")));
             }
@@ -348,7 +346,12 @@ impl Registry {
         self.write(|tx| {
             let n = tx.execute("DELETE FROM aliases WHERE function = ?1 AND name = ?2", [function, alias])?;
             if n == 0 {
-                return Err(RegistryError::NotFound(format!("Alias not found: {function}:{alias}")));
+                let state = self.snapshot();
+                let message = match state.functions.get(function) {
+                    Some(f) => f.no_alias(alias),
+                    None => format!("Alias not found: {function}:{alias}"),
+                };
+                return Err(RegistryError::NotFound(message));
             }
             Ok(())
         })
