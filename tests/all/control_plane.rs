@@ -258,3 +258,50 @@ fn shell_completions_are_printed_for_each_shell() {
         assert!(script.contains("rollback"), "{shell}: the subcommands are in it");
     }
 }
+
+/// The CLI's peak resident memory (VmHWM, in kB), read from /proc while it
+/// runs, the last reading before it exits. Linux only.
+#[cfg(target_os = "linux")]
+fn peak_rss_kb(child: &mut std::process::Child) -> u64 {
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0);
+            peak = peak.max(hwm);
+        }
+        if child.try_wait().expect("wait for the CLI").is_some() {
+            return peak;
+        }
+        std::thread::yield_now();
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_upload_is_streamed_from_its_file_not_read_whole() {
+    // The server takes uploads this large (and reads each whole: it
+    // compiles it); the CLI must not hold the file.
+    let server = TestServer::start_with("max_code_mb = 512", ITEMS);
+    let path = server.dir.path().join("big.wasm");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(256 << 20).unwrap();
+    drop(file);
+    let mut child = std::process::Command::new(crate::common::BIN)
+        .args(["function", "update-code", "Big", "--wasm", path.to_str().unwrap()])
+        .args(["--admin", &server.admin_url, "--data-dir", server.data_dir().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let peak = peak_rss_kb(&mut child);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Not a component: refused, once the server has it all.
+    assert!(err.contains("not a WebAssembly binary"), "{err}");
+    assert!(peak > 0, "no reading of the CLI's memory");
+    assert!(peak < 96 * 1024, "the CLI peaked at {peak} kB sending a 256 MB file");
+}
