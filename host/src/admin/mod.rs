@@ -503,7 +503,9 @@ impl AdminApi {
             (&Method::GET, ["v1", "apis", api, "deployments"]) => {
                 let list = self.apis(Some(api));
                 if list.as_array().is_none_or(Vec::is_empty) {
-                    return Err(ApiError::not_found(format!("Invalid API identifier specified: {api}")));
+                    let served = self.gateway.served();
+                    let why = served.api(api).err().unwrap_or_default();
+                    return Err(ApiError::not_found(format!("Invalid API identifier specified: {why}")));
                 }
                 ok(&list[0])
             }

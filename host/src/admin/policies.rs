@@ -493,14 +493,9 @@ impl AdminApi {
     /// FlushStageCache: every cached response of a served stage.
     async fn flush_cache(&self, api: &str, stage: &str) -> ApiResult {
         let served = self.gateway.served();
-        let Some(served_api) = served.apis.iter().find(|a| a.name == api) else {
-            return Err(ApiError::missing(format!("Invalid API identifier specified: API {api:?} is not served")));
-        };
-        if !served_api.stages.contains_key(stage) {
-            return Err(ApiError::missing(format!(
-                "Invalid stage identifier specified: API {api:?} has no stage {stage:?}"
-            )));
-        }
+        let served_api =
+            served.api(api).map_err(|e| ApiError::missing(format!("Invalid API identifier specified: {e}")))?;
+        served_api.stage(stage).map_err(|e| ApiError::missing(format!("Invalid stage identifier specified: {e}")))?;
         self.policies()
             .flush(&format!("{api}/{stage}"))
             .await

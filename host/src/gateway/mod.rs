@@ -68,6 +68,35 @@ pub struct Served {
     pub apis: Vec<ServedApi>,
 }
 
+impl Served {
+    /// A served API by name; not found, with the name most like it and
+    /// the list.
+    pub fn api(&self, name: &str) -> Result<&ServedApi, String> {
+        self.apis.iter().find(|a| a.name == name).ok_or_else(|| {
+            let names = self.apis.iter().map(|a| a.name.as_str());
+            let hint = crate::suggest::did_you_mean(name, names.clone());
+            format!("API {name:?} is not deployed{hint}; the deployed APIs: {}", crate::suggest::list(names))
+        })
+    }
+}
+
+impl ServedApi {
+    /// A served stage by name; not found, with the name most like it and
+    /// the list.
+    pub fn stage(&self, name: &str) -> Result<&Arc<CompiledStage>, String> {
+        self.stages.get(name).ok_or_else(|| {
+            let mut names: Vec<&str> = self.stages.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            let hint = crate::suggest::did_you_mean(name, names.iter().copied());
+            format!(
+                "API {:?} has no deployed stage {name:?}{hint}; its stages: {}",
+                self.name,
+                crate::suggest::list(names.iter().copied())
+            )
+        })
+    }
+}
+
 /// The gateway's request handler.
 pub struct Gateway {
     functions: Functions,

@@ -84,11 +84,8 @@ fn concrete_path(resource: &str, params: &IndexMap<String, String>) -> Result<St
 /// Runs the test invocation.
 pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, String> {
     let served = gateway.served();
-    let served_api =
-        served.apis.iter().find(|a| a.name == api).ok_or_else(|| format!("API {api:?} is not deployed"))?;
-    if !served_api.stages.contains_key(&t.stage) {
-        return Err(format!("API {api:?} has no deployed stage {:?}", t.stage));
-    }
+    let served_api = served.api(api)?;
+    served_api.stage(&t.stage)?;
     let path = concrete_path(&t.resource_path, &t.path)?;
     let prefix = served_api.base_path.as_ref().map(|b| format!("/{b}")).unwrap_or_default();
     let query = (!t.query.0.is_empty())

@@ -434,6 +434,14 @@ impl Registry {
     /// current one on the stage's way back ([`StageRecord::rollback_path`]).
     pub fn rollback(&self, api: &str, stage: &str, to: Option<&str>) -> Result<StageRecord, RegistryError> {
         let state = self.snapshot();
+        if !state.deployments.contains_key(api) {
+            let apis = state.deployments.keys().map(String::as_str);
+            let hint = crate::suggest::did_you_mean(api, apis.clone());
+            return Err(RegistryError::NotFound(format!(
+                "Invalid API identifier specified: API {api:?} is not deployed{hint}; the deployed APIs: {}",
+                crate::suggest::list(apis)
+            )));
+        }
         let record = state.stages.get(&(api.to_string(), stage.to_string())).ok_or_else(|| {
             let stages: Vec<&str> = state.stages.keys().filter(|(a, _)| a == api).map(|(_, s)| s.as_str()).collect();
             let hint = crate::suggest::did_you_mean(stage, stages.iter().copied());
