@@ -242,6 +242,11 @@ fn what_the_cli_reads_prints_as_a_table_or_as_json() {
     // The status of a fresh server: its pools, its policy store.
     let status = ok(server.cli(&["status"]));
     assert!(status.contains("ItemsFunction") && status.contains("policy store: embedded"), "{status}");
+    // A setting can be cleared.
+    let set = ok(server.cli(&["function", "update-config", "ItemsFunction", "--max-concurrency", "3"]));
+    assert!(set.contains("\"max_concurrency\": 3"), "{set}");
+    let cleared = ok(server.cli(&["function", "update-config", "ItemsFunction", "--max-concurrency", "none"]));
+    assert!(cleared.contains("\"max_concurrency\": null"), "{cleared}");
     // Durations in milliseconds, everywhere.
     let (code, _, err) = server.cli(&["function", "invoke", "ItemsFunction:dev", "--payload", "{}"]);
     assert_eq!(code, 0, "{err}");

@@ -116,5 +116,11 @@ fn error_messages_say_what_to_do_next() {
     let pattern = bundled_config().replace("selection_pattern = \"NotFoundError\"", "selection_pattern = \"4\\\\d{2\"");
     server.rewrite_config(&pattern);
     cases.push(("selection_pattern", fails(&server, &["validate", "--config", server.config.to_str().unwrap()])));
+    // A function the file declares, created once and deleted since: the
+    // deploy that needs it says how to create it again.
+    server.rewrite_config(&bundled_config());
+    let (code, _, err) = server.cli(&["function", "delete", "ItemsFunction", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    cases.push(("deploy_deleted_function", fails(&server, &["deploy", "ItemsAPI", "--stage", "dev"])));
     check(&cases);
 }
