@@ -6,6 +6,7 @@ mod api;
 mod bench;
 mod cache;
 mod client;
+mod completions;
 mod examples;
 mod function;
 mod key;
@@ -74,7 +75,7 @@ enum Command {
     /// What the running server reports: counters, pools, caches.
     Status(status::StatusArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
-    Completions(status::CompletionsArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 /// `NAME=VALUE` arguments of a repeatable flag, in order, every one kept.
@@ -156,7 +157,7 @@ fn main() -> ExitCode {
             Command::Cache(cmd) => cache::run(cmd).await,
             Command::Status(args) => status::status(args).await,
             Command::Completions(args) => {
-                status::completions(args, &mut examples::with_examples(<Cli as clap::CommandFactory>::command()))
+                completions::completions(args, &mut examples::with_examples(<Cli as clap::CommandFactory>::command()))
             }
         }
     });

@@ -1,6 +1,6 @@
 //! `wasmgate status`: what the running server reports of itself — its
 //! runtime counters, each loaded version's pool, the policy store and each
-//! stage's cache — and `wasmgate completions`: shell completions.
+//! stage's cache.
 
 use std::process::ExitCode;
 
@@ -50,23 +50,4 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         table.print();
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[derive(Args)]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    shell: clap_complete::Shell,
-}
-
-/// Prints the completion script for `shell` (e.g. `wasmgate completions
-/// bash > ~/.local/share/bash-completion/completions/wasmgate`).
-pub fn completions(a: CompletionsArgs, command: &mut clap::Command) -> anyhow::Result<ExitCode> {
-    // Written whole, once: a reader that stops early (`| head`) ends the
-    // command quietly rather than in a panic of the generator's.
-    let mut script = Vec::new();
-    clap_complete::generate(a.shell, command, "wasmgate", &mut script);
-    match std::io::Write::write_all(&mut std::io::stdout().lock(), &script) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(ExitCode::SUCCESS),
-    }
 }
