@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use time::{Date, Duration as TimeDuration, Month, OffsetDateTime};
+use time::{Date, Duration as TimeDuration, Month};
 
 /// A usage plan's quota period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -131,9 +131,10 @@ impl Clock {
         self.offset_secs.fetch_add(secs, Ordering::Relaxed);
     }
 
-    /// The current time as RFC 3339 (for records).
+    /// The current time as RFC 3339 to the millisecond, UTC (for records:
+    /// as the registry writes its own).
     pub fn rfc3339(&self) -> String {
-        OffsetDateTime::from(self.now()).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+        humantime::format_rfc3339_millis(self.now()).to_string()
     }
 }
 
