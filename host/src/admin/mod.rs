@@ -514,10 +514,10 @@ impl AdminApi {
                 let d: DeployBody = parse_json(&body)?;
                 let (spec, created_functions) = self.configured_api(api).await?;
                 let description = d.description.as_deref().unwrap_or("");
-                let deployed = self.gateway.deploy(&spec, &d.stage, description, d.force).await?;
-                let status = if deployed.created { StatusCode::CREATED } else { StatusCode::OK };
-                let mut answer = serde_json::to_value(&deployed.record).unwrap_or_default();
-                answer["deployed"] = json!(deployed.created);
+                let outcome = self.gateway.deploy(&spec, &d.stage, description, d.force).await?;
+                let status = if outcome.deployed { StatusCode::CREATED } else { StatusCode::OK };
+                let mut answer = serde_json::to_value(&outcome.record).unwrap_or_default();
+                answer["deployed"] = json!(outcome.deployed);
                 answer["created_functions"] = json!(created_functions);
                 Ok(http::json(status, &answer))
             }

@@ -41,7 +41,7 @@ pub struct Deployed {
     pub record: DeploymentRecord,
     /// False when the stage already served this very definition: nothing
     /// was deployed.
-    pub created: bool,
+    pub deployed: bool,
 }
 
 /// The registry's answer for a call that does not resolve, and what to do:
@@ -77,7 +77,7 @@ impl Gateway {
         self.check_function_calls(api, stage)?;
         let text = config::api_snapshot(&api.raw);
         if !force && let Some(current) = self.serving(&api.name, stage).filter(|d| d.definition == text) {
-            return Ok(Deployed { record: current, created: false });
+            return Ok(Deployed { record: current, deployed: false });
         }
         // Check the snapshot resolves before storing it.
         config::resolve_api_snapshot(&api.name, &text)?;
@@ -86,7 +86,7 @@ impl Gateway {
         let record = blocking(move || registry.deploy(&name, &stage_name, &text, &description)).await?;
         self.reload()?;
         tracing::info!(api = %api.name, stage, deployment = %record.id, "deployed");
-        Ok(Deployed { record, created: true })
+        Ok(Deployed { record, deployed: true })
     }
 
     /// The deployment `stage` of `api` serves, if any.
