@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use wasmgate_host::gateway::deploy::unresolved_hint;
+use wasmgate_host::gateway::deploy::unresolved_calls;
 use wasmgate_host::registry::{FunctionRecord, RegistryState};
 
 use crate::client::ClientArgs;
@@ -121,26 +121,15 @@ pub async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let config = wasmgate_host::config::load_with_functions(&args.config, &known)?;
     match &server {
         Ok((url, state)) => {
-            // Each stage's function calls, as a deploy would check them; a
+            // Each stage's function calls, as a deploy checks them; a
             // function the file declares and the registry lacks is created
             // by the deploy.
             let declared = |name: &str| config.functions.iter().any(|f| f.name == name);
             let mut problems = Vec::new();
             for api in &config.apis {
                 for stage in api.stages.keys() {
-                    for call in api.function_calls(stage) {
-                        if !state.functions.contains_key(call.function()) && declared(call.function()) {
-                            continue;
-                        }
-                        if let Err(e) = state.resolve(&call.qualified) {
-                            let exists = state.functions.contains_key(call.function());
-                            problems.push(format!(
-                                "{}/{stage}: {}",
-                                api.name,
-                                call.explain(&unresolved_hint(&call, &e.to_string(), exists))
-                            ));
-                        }
-                    }
+                    let unresolved = unresolved_calls(api, stage, state, &declared);
+                    problems.extend(unresolved.into_iter().map(|p| format!("{}/{stage}: {p}", api.name)));
                 }
             }
             if !problems.is_empty() {
@@ -164,8 +153,7 @@ pub async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 for stage in api.stages.keys() {
                     for call in api.function_calls(stage) {
                         let Some(seed) = config.functions.iter().find(|f| f.name == call.function()) else { continue };
-                        let qualifier = call.qualified.split_once(':').map(|(_, q)| q);
-                        let known = match qualifier {
+                        let known = match call.target().qualifier {
                             None | Some("$LATEST") => true,
                             Some("1") => seed.publish.is_some(),
                             Some(alias) => seed.aliases.iter().any(|(a, _)| a == alias),

@@ -139,9 +139,14 @@ pub struct FunctionCall {
 }
 
 impl FunctionCall {
+    /// The function's name and qualifier, as the registry reads them.
+    pub fn target(&self) -> crate::registry::Qualifier<'_> {
+        crate::registry::Qualifier::parse(&self.qualified)
+    }
+
     /// The function's name (without its qualifier).
     pub fn function(&self) -> &str {
-        self.qualified.split_once(':').map_or(self.qualified.as_str(), |(f, _)| f)
+        self.target().function
     }
 
     /// Why the call does not resolve, in one line: which methods call what,

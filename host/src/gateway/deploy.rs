@@ -11,9 +11,8 @@ use std::sync::Arc;
 
 use super::stage::CompiledStage;
 use super::{Gateway, Served, ServedApi};
-use crate::config::api::FunctionCall;
 use crate::config::{self, ApiSpec, ConfigError};
-use crate::registry::{DeploymentRecord, RegistryError, StageRecord};
+use crate::registry::{DeploymentRecord, RegistryError, RegistryState, StageRecord};
 
 /// Errors of deploying.
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +43,31 @@ pub struct Deployed {
     pub deployed: bool,
 }
 
-/// The registry's answer for a call that does not resolve, and what to do:
-/// a function that does not exist is created by uploading its code.
-pub fn unresolved_hint(call: &FunctionCall, error: &str, function_exists: bool) -> String {
-    if function_exists {
-        error.to_string()
-    } else {
-        format!("{error}; create it with `wasmgate function update-code {} --wasm FILE`", call.function())
-    }
+/// The function calls of `stage` of `api` that do not resolve in `state`,
+/// each explained: the methods, the stage variables, the registry's answer
+/// and, for a function that does not exist, the command that creates it.
+/// Calls to a function for which `created_first` holds are left out (a
+/// deploy creates it before the stage is served). `deploy` refuses on
+/// these; `validate` reports them.
+pub fn unresolved_calls(
+    api: &ApiSpec,
+    stage: &str,
+    state: &RegistryState,
+    created_first: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
+    api.function_calls(stage)
+        .iter()
+        .filter(|call| state.functions.contains_key(call.function()) || !created_first(call.function()))
+        .filter_map(|call| {
+            let error = state.resolve(&call.qualified).err()?.to_string();
+            let error = if state.functions.contains_key(call.function()) {
+                error
+            } else {
+                format!("{error}; create it with `wasmgate function update-code {} --wasm FILE`", call.function())
+            };
+            Some(call.explain(&error))
+        })
+        .collect()
 }
 
 async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
@@ -99,19 +115,8 @@ impl Gateway {
     /// Every function `stage` of `api` would call must resolve in the
     /// registry now: a stage deployed otherwise answers 500 to every call.
     fn check_function_calls(&self, api: &ApiSpec, stage: &str) -> Result<(), DeployError> {
-        let state = self.functions.registry().snapshot();
-        let problems: Vec<String> = api
-            .function_calls(stage)
-            .iter()
-            .filter_map(|call| {
-                let error = state.resolve(&call.qualified).err()?;
-                Some(call.explain(&unresolved_hint(
-                    call,
-                    &error.to_string(),
-                    state.functions.contains_key(call.function()),
-                )))
-            })
-            .collect();
+        // The file's new functions were created before this is asked.
+        let problems = unresolved_calls(api, stage, &self.functions.registry().snapshot(), &|_| false);
         if problems.is_empty() {
             Ok(())
         } else {
