@@ -266,11 +266,9 @@ pub async fn stage(cmd: StageCommand) -> anyhow::Result<ExitCode> {
                 && !apis.as_array().into_iter().flatten().any(|x| x["name"] == api.as_str())
             {
                 let names: Vec<String> = apis.as_array().into_iter().flatten().map(|x| text(&x["name"])).collect();
-                let hint = wasmgate_host::suggest::did_you_mean(api, names.iter().map(String::as_str));
-                anyhow::bail!(
-                    "API {api:?} is not deployed{hint}; the deployed APIs: {}",
-                    wasmgate_host::suggest::list(names.iter().map(String::as_str))
-                );
+                let names = names.iter().map(String::as_str);
+                let known = wasmgate_host::suggest::hint_and_list(api, "the deployed APIs", names);
+                anyhow::bail!("API {api:?} is not deployed{known}");
             }
             let rows = stage_rows(&apis, a.api.as_deref());
             if a.output.json(&Value::Array(rows.clone())) {

@@ -20,6 +20,13 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     closest(name, candidates).map(|c| format!(" (did you mean {c}?)")).unwrap_or_default()
 }
 
+/// What to append to a "not found" message: the candidate most like
+/// `name`, then `; {label}: a, b, c` — ` (did you mean prod?); its stages:
+/// dev, prod`.
+pub fn hint_and_list<'a>(name: &str, label: &str, candidates: impl IntoIterator<Item = &'a str> + Clone) -> String {
+    format!("{}; {label}: {}", did_you_mean(name, candidates.clone()), list(candidates))
+}
+
 /// `a, b, c`, or `none`.
 pub fn list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     let items: Vec<&str> = items.into_iter().collect();
@@ -40,5 +47,6 @@ mod tests {
         assert_eq!(did_you_mean("Echo", ["EchoFunction"]), " (did you mean EchoFunction?)");
         assert_eq!(did_you_mean("zzz", ["EchoFunction"]), "");
         assert_eq!(list([]), "none");
+        assert_eq!(hint_and_list("prd", "its stages", ["dev", "prod"]), " (did you mean prod?); its stages: dev, prod");
     }
 }

@@ -74,8 +74,7 @@ impl Served {
     pub fn api(&self, name: &str) -> Result<&ServedApi, String> {
         self.apis.iter().find(|a| a.name == name).ok_or_else(|| {
             let names = self.apis.iter().map(|a| a.name.as_str());
-            let hint = crate::suggest::did_you_mean(name, names.clone());
-            format!("API {name:?} is not deployed{hint}; the deployed APIs: {}", crate::suggest::list(names))
+            format!("API {name:?} is not deployed{}", crate::suggest::hint_and_list(name, "the deployed APIs", names))
         })
     }
 }
@@ -87,12 +86,8 @@ impl ServedApi {
         self.stages.get(name).ok_or_else(|| {
             let mut names: Vec<&str> = self.stages.keys().map(String::as_str).collect();
             names.sort_unstable();
-            let hint = crate::suggest::did_you_mean(name, names.iter().copied());
-            format!(
-                "API {:?} has no deployed stage {name:?}{hint}; its stages: {}",
-                self.name,
-                crate::suggest::list(names.iter().copied())
-            )
+            let known = crate::suggest::hint_and_list(name, "its stages", names.iter().copied());
+            format!("API {:?} has no deployed stage {name:?}{known}", self.name)
         })
     }
 }

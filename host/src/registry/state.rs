@@ -122,13 +122,8 @@ impl FunctionRecord {
     /// "Alias not found", with the alias most like `alias` and the list.
     pub fn no_alias(&self, alias: &str) -> String {
         let names = self.aliases.keys().map(String::as_str);
-        let hint = crate::suggest::did_you_mean(alias, names.clone());
-        format!(
-            "Alias not found: {}:{alias}{hint}; {} has aliases: {}",
-            self.name,
-            self.name,
-            crate::suggest::list(names)
-        )
+        let known = crate::suggest::hint_and_list(alias, &format!("{} has aliases", self.name), names);
+        format!("Alias not found: {}:{alias}{known}", self.name)
     }
 
     /// The versions that aliases point at.

@@ -436,19 +436,15 @@ impl Registry {
         let state = self.snapshot();
         if !state.deployments.contains_key(api) {
             let apis = state.deployments.keys().map(String::as_str);
-            let hint = crate::suggest::did_you_mean(api, apis.clone());
             return Err(RegistryError::NotFound(format!(
-                "Invalid API identifier specified: API {api:?} is not deployed{hint}; the deployed APIs: {}",
-                crate::suggest::list(apis)
+                "Invalid API identifier specified: API {api:?} is not deployed{}",
+                crate::suggest::hint_and_list(api, "the deployed APIs", apis)
             )));
         }
         let record = state.stages.get(&(api.to_string(), stage.to_string())).ok_or_else(|| {
-            let stages: Vec<&str> = state.stages.keys().filter(|(a, _)| a == api).map(|(_, s)| s.as_str()).collect();
-            let hint = crate::suggest::did_you_mean(stage, stages.iter().copied());
-            let known = crate::suggest::list(stages.iter().copied());
-            RegistryError::NotFound(format!(
-                "Invalid stage identifier specified: {api}/{stage}{hint}; the deployed stages of {api}: {known}"
-            ))
+            let stages = state.stages.keys().filter(|(a, _)| a == api).map(|(_, s)| s.as_str());
+            let known = crate::suggest::hint_and_list(stage, &format!("the deployed stages of {api}"), stages);
+            RegistryError::NotFound(format!("Invalid stage identifier specified: {api}/{stage}{known}"))
         })?;
         let target = match to {
             Some(to) => state.deployment(api, to)?.id.clone(),
