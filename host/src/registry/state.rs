@@ -199,10 +199,6 @@ pub struct StageRecord {
     /// Every change of the deployment it serves, oldest first: a deploy, or
     /// a rollback to a deployment it served before.
     pub history: Vec<StageChange>,
-    /// The way back, the current deployment last: a deploy adds one, a
-    /// rollback to the one before takes the current one off. So rollbacks
-    /// go on back, #4 → #3 → #1, and never forward again.
-    pub rollback_path: Vec<String>,
 }
 
 /// One change of a stage's deployment.
@@ -219,19 +215,26 @@ impl StageRecord {
     /// Adds a change (replaying the stored ones, in order).
     pub(super) fn record(&mut self, deployment_id: String, at: String) {
         let rollback = self.history.iter().any(|c| c.deployment_id == deployment_id);
-        match self.rollback_path.iter().rposition(|d| *d == deployment_id) {
-            Some(i) if rollback => self.rollback_path.truncate(i + 1),
-            _ => self.rollback_path.push(deployment_id.clone()),
-        }
         self.deployment_id = deployment_id.clone();
         self.last_updated = at.clone();
         self.history.push(StageChange { deployment_id, at, rollback });
     }
 
-    /// The deployment a rollback without a target goes back to.
+    /// The deployment a rollback without a target goes back to: the one
+    /// before the current one on the stage's way back. A deploy adds a step
+    /// to the way back; a rollback to a deployment on it takes the steps
+    /// after that one off. So rollbacks go on back, #4 → #3 → #1, and never
+    /// forward again.
     pub fn previous(&self) -> Option<&str> {
-        let n = self.rollback_path.len();
-        (n >= 2).then(|| self.rollback_path[n - 2].as_str())
+        let mut way_back: Vec<&str> = Vec::new();
+        for change in &self.history {
+            match way_back.iter().rposition(|d| *d == change.deployment_id) {
+                Some(i) if change.rollback => way_back.truncate(i + 1),
+                _ => way_back.push(&change.deployment_id),
+            }
+        }
+        let n = way_back.len();
+        (n >= 2).then(|| way_back[n - 2])
     }
 }
 

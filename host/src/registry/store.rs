@@ -431,7 +431,7 @@ impl Registry {
 
     /// Points `stage` back at an earlier deployment: `to` (its id, or its
     /// number as the list shows it: `3` or `#3`), or the one before the
-    /// current one on the stage's way back ([`StageRecord::rollback_path`]).
+    /// current one on the stage's way back ([`StageRecord::previous`]).
     pub fn rollback(&self, api: &str, stage: &str, to: Option<&str>) -> Result<StageRecord, RegistryError> {
         let state = self.snapshot();
         if !state.deployments.contains_key(api) {
@@ -609,7 +609,6 @@ fn load_state(conn: &Connection) -> Result<RegistryState, RegistryError> {
             deployment_id: String::new(),
             last_updated: String::new(),
             history: Vec::new(),
-            rollback_path: Vec::new(),
         });
         entry.record(id, at);
     }
