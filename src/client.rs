@@ -35,25 +35,18 @@ impl ClientArgs {
     /// `[server]` table is, and a broken rest of the file is a warning.
     pub fn client(&self) -> anyhow::Result<AdminClient> {
         let settings = if self.admin.is_some() && (self.token.is_some() || self.data_dir.is_some()) {
-            None
+            ClientSettings::default()
         } else {
-            self.settings()?
+            self.settings()?.unwrap_or_default()
         };
         let admin = match &self.admin {
             Some(url) => admin_url(url),
-            None => format!(
-                "http://{}",
-                settings.as_ref().map_or_else(|| "127.0.0.1:9090".to_string(), |s| s.admin_listen.to_string())
-            ),
+            None => format!("http://{}", settings.admin_listen),
         };
         if let Some(token) = &self.token {
             return Ok(AdminClient::new(&admin, token));
         }
-        let data_dir = self
-            .data_dir
-            .clone()
-            .or_else(|| settings.map(|s| s.data_dir))
-            .unwrap_or_else(|| PathBuf::from(".wasmgate"));
+        let data_dir = self.data_dir.clone().unwrap_or(settings.data_dir);
         Ok(AdminClient::from_data_dir(&admin, &data_dir)?)
     }
 

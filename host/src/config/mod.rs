@@ -28,12 +28,27 @@ pub enum ConfigError {
     Invalid { path: PathBuf, line: usize, key: String, message: String },
 }
 
+/// `[server] admin_listen` when the file does not set it.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+/// `[server] data_dir` when the file does not set it (beside the file).
+pub const DEFAULT_DATA_DIR: &str = ".wasmgate";
+
 /// What a client command needs of a configuration: where the admin API
 /// listens and where its token is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSettings {
     pub admin_listen: std::net::SocketAddr,
     pub data_dir: PathBuf,
+}
+
+impl Default for ClientSettings {
+    /// A server's defaults, for a client without a configuration file.
+    fn default() -> Self {
+        ClientSettings {
+            admin_listen: DEFAULT_ADMIN_LISTEN.parse().expect("a socket address"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+        }
+    }
 }
 
 /// Reads only the `[server]` table of a configuration file (its
@@ -65,14 +80,14 @@ pub fn load_client_settings(path: &Path) -> Result<(ClientSettings, Option<Strin
         message: format!("server.{key}: {message}"),
     };
     let admin_listen = match server.get("admin_listen") {
-        None => "127.0.0.1:9090".parse().expect("a socket address"),
+        None => ClientSettings::default().admin_listen,
         Some(toml::Value::String(s)) => {
             s.parse().map_err(|_| invalid("admin_listen", format!("{s:?} is not an address like 127.0.0.1:9090")))?
         }
         Some(other) => return Err(invalid("admin_listen", format!("expected an address string, found {other}"))),
     };
     let data_dir = match server.get("data_dir") {
-        None => base.join(".wasmgate"),
+        None => base.join(DEFAULT_DATA_DIR),
         Some(toml::Value::String(s)) => base.join(s),
         Some(other) => return Err(invalid("data_dir", format!("expected a path string, found {other}"))),
     };
@@ -86,7 +101,7 @@ fn server_table_text(text: &str) -> String {
     for line in text.lines() {
         let heading = line.trim_start();
         if heading.starts_with('[') {
-            inside = heading.trim_end() == "[server]" || heading.starts_with("[server]");
+            inside = heading.starts_with("[server]");
         }
         if inside {
             out.push_str(line);

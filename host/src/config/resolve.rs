@@ -180,9 +180,9 @@ pub(super) fn resolve(
     };
     let server = ServerConfig {
         listen: cx.addr(&s.listen, "server.listen", "127.0.0.1:8080")?,
-        admin_listen: cx.addr(&s.admin_listen, "server.admin_listen", "127.0.0.1:9090")?,
+        admin_listen: cx.addr(&s.admin_listen, "server.admin_listen", super::DEFAULT_ADMIN_LISTEN)?,
         admin_allow_remote: s.admin_allow_remote.unwrap_or(false),
-        data_dir: base.join(s.data_dir.as_deref().unwrap_or(".wasmgate")),
+        data_dir: base.join(s.data_dir.as_deref().unwrap_or(super::DEFAULT_DATA_DIR)),
         max_code_bytes,
         engine,
         shutdown_grace_ms: s.shutdown_grace_ms.unwrap_or(30_000),
