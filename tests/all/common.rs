@@ -249,6 +249,30 @@ impl TestServer {
             .expect("admin request")
     }
 
+    /// The server's admin token, as its data directory keeps it.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin.token")).expect("the admin token").trim().to_string()
+    }
+
+    /// Runs the CLI in the server's directory as a user would there, with
+    /// `args` alone: no `--admin` or `--data-dir` added, and none from the
+    /// environment (so the CLI reads `./gateway.toml` unless told otherwise).
+    pub fn cli_as_typed(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("WASMGATE_ADMIN")
+            .env_remove("WASMGATE_DATA_DIR")
+            .env_remove("WASMGATE_TOKEN")
+            .output()
+            .expect("run the CLI");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Runs the CLI against this server; returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(BIN)

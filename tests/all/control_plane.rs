@@ -47,11 +47,11 @@ async fn a_deploy_naming_an_alias_that_does_not_exist_is_refused_and_the_stage_k
     assert!(err.contains("ItemsFunction:production") && err.contains("aliases: dev, prod"), "{err}");
     // Without a server (this file's admin_listen is port 0), it checks the
     // calls against what the file declares, and says it checked the file alone.
-    let (code, _, err) = cli_in(&server, &["validate"]);
+    let (code, _, err) = server.cli_as_typed(&["validate"]);
     assert_ne!(code, 0);
     assert!(err.contains("checked the file alone") && err.contains("declares no such alias"), "{err}");
     server.rewrite_config(&bundled_config());
-    let (code, out, err) = cli_in(&server, &["validate"]);
+    let (code, out, err) = server.cli_as_typed(&["validate"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("checked the file alone"), "{err}");
     assert!(out.contains("ok:"), "{out}");
@@ -127,24 +127,6 @@ fn a_deploy_or_publish_that_changes_nothing_says_so() {
     assert!(err.contains("nothing published: version 1 already has"), "{err}");
 }
 
-/// Runs the CLI in the server's directory as a user would there: without
-/// `--admin` or `--data-dir` (the CLI reads `./gateway.toml`).
-fn cli_in(server: &TestServer, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(crate::common::BIN)
-        .args(args)
-        .current_dir(server.dir.path())
-        .env_remove("WASMGATE_ADMIN")
-        .env_remove("WASMGATE_DATA_DIR")
-        .env_remove("WASMGATE_TOKEN")
-        .output()
-        .expect("run the CLI");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn with_admin_and_a_token_the_cli_never_reads_a_broken_configuration() {
     let server = TestServer::start(ITEMS);
@@ -159,19 +141,19 @@ fn with_admin_and_a_token_the_cli_never_reads_a_broken_configuration() {
         format!("{}\n[apis.A\nbroken = \n", std::fs::read_to_string(&server.config).unwrap()),
     )
     .unwrap();
-    let token = std::fs::read_to_string(server.data_dir().join("admin.token")).unwrap();
+    let token = server.token();
     let admin = server.admin_url.trim_start_matches("http://").to_string();
     for args in [
-        vec!["function", "list", "--admin", admin.as_str(), "--token", token.trim()],
+        vec!["function", "list", "--admin", admin.as_str(), "--token", &token],
         vec!["function", "list", "--admin", server.admin_url.as_str(), "--data-dir", "data"],
     ] {
-        let (code, out, err) = cli_in(&server, &args);
+        let (code, out, err) = server.cli_as_typed(&args);
         assert_eq!(code, 0, "{args:?}: {err}");
         assert!(out.contains("ItemsFunction"), "{out}");
         assert!(err.is_empty(), "the file is not read at all: {err}");
     }
     // Without --admin, only the [server] table is read: the broken rest is a warning.
-    let (code, _, err) = cli_in(&server, &["function", "list", "--data-dir", "data"]);
+    let (code, _, err) = server.cli_as_typed(&["function", "list", "--data-dir", "data"]);
     assert!(err.contains("warning: gateway.toml") && err.contains("only its [server] table was read"), "{err}");
     // (its admin_listen is port 0 here: nothing answers there)
     assert_ne!(code, 0);
@@ -181,8 +163,8 @@ fn with_admin_and_a_token_the_cli_never_reads_a_broken_configuration() {
 #[test]
 fn the_gateway_s_address_given_as_the_admin_api_is_named_as_such() {
     let server = TestServer::start(ITEMS);
-    let token = std::fs::read_to_string(server.data_dir().join("admin.token")).unwrap();
-    let (code, _, err) = cli_in(&server, &["function", "list", "--admin", &server.gateway, "--token", token.trim()]);
+    let token = server.token();
+    let (code, _, err) = server.cli_as_typed(&["function", "list", "--admin", &server.gateway, "--token", &token]);
     assert_ne!(code, 0);
     assert!(err.contains("is wasmgate's gateway, not its admin API"), "{err}");
 }

@@ -716,11 +716,11 @@ async fn a_client_that_stops_sending_its_body_is_answered_408_and_disconnected()
 
     // The admin API's bodies have the same limit.
     let admin = server.admin_url.trim_start_matches("http://").to_string();
-    let token = std::fs::read_to_string(server.data_dir().join("admin.token")).unwrap();
+    let token = server.token();
     let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
     let head = format!(
         "PUT /v1/functions/F/code HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\n\r\n0123",
-        token.trim()
+        token
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     let (response, _) =

@@ -8,11 +8,11 @@ use crate::common::{TestServer, bundled_config_with_policies};
 #[test]
 fn the_readme_s_tour_runs_as_written() {
     let server = TestServer::start(&bundled_config_with_policies());
-    let token = std::fs::read_to_string(server.data_dir().join("admin.token")).expect("the admin token");
+    let token = server.token();
     trycmd::TestCases::new()
         .register_bin("wasmgate", std::path::Path::new(crate::common::BIN))
         .env("WASMGATE_ADMIN", &server.admin_url)
-        .env("WASMGATE_TOKEN", token.trim())
+        .env("WASMGATE_TOKEN", token)
         .env("NO_COLOR", "1")
         .env("WASMGATE_LOG", "warn")
         .insert_var("[ADMIN]", server.admin_url.clone())

@@ -47,6 +47,13 @@ fn fails(server: &TestServer, args: &[&str]) -> String {
     normalize(server, &err)
 }
 
+/// [`fails`], with `args` alone (no `--admin` or `--data-dir` added).
+fn fails_as_typed(server: &TestServer, args: &[&str]) -> String {
+    let (code, out, err) = server.cli_as_typed(args);
+    assert_ne!(code, 0, "{args:?} succeeded: {out}");
+    normalize(server, &err)
+}
+
 #[test]
 fn error_messages_say_what_to_do_next() {
     let server = TestServer::start_with("max_code_mb = 1", &bundled_config());
@@ -88,15 +95,10 @@ fn error_messages_say_what_to_do_next() {
         ("stage_list_unknown_api", fails(&server, &["stage", "list", "ItemAPI"])),
         ("unknown_plan", fails(&server, &["plan", "get", "CloudAcademyPln"])),
         ("unknown_plan_of_a_key", fails(&server, &["key", "create", "k", "--plan", "CloudAcademy"])),
-        ("admin_is_the_gateway", {
-            let token = std::fs::read_to_string(server.data_dir().join("admin.token")).unwrap();
-            let out = std::process::Command::new(crate::common::BIN)
-                .args(["function", "list", "--admin", &server.gateway, "--token", token.trim()])
-                .output()
-                .unwrap();
-            assert!(!out.status.success());
-            normalize(&server, &String::from_utf8_lossy(&out.stderr))
-        }),
+        (
+            "admin_is_the_gateway",
+            fails_as_typed(&server, &["function", "list", "--admin", &server.gateway, "--token", &server.token()]),
+        ),
     ];
     server.rewrite_config(
         &bundled_config()
@@ -107,12 +109,9 @@ fn error_messages_say_what_to_do_next() {
         "validate_unresolved_alias",
         fails(&server, &["validate", "--config", server.config.to_str().unwrap()]),
     ));
-    let alone = std::process::Command::new(crate::common::BIN)
-        .args(["validate", "--config", server.config.to_str().unwrap(), "--admin", "127.0.0.1:1", "--token", "x"])
-        .output()
-        .unwrap();
-    assert!(!alone.status.success());
-    cases.push(("validate_file_alone_unresolved_alias", normalize(&server, &String::from_utf8_lossy(&alone.stderr))));
+    let config = server.config.to_str().unwrap();
+    let alone = fails_as_typed(&server, &["validate", "--config", config, "--admin", "127.0.0.1:1", "--token", "x"]);
+    cases.push(("validate_file_alone_unresolved_alias", alone));
     let pattern = bundled_config().replace("selection_pattern = \"NotFoundError\"", "selection_pattern = \"4\\\\d{2\"");
     server.rewrite_config(&pattern);
     cases.push(("selection_pattern", fails(&server, &["validate", "--config", server.config.to_str().unwrap()])));
