@@ -77,7 +77,7 @@ pub fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// Prints an admin API answer as indented JSON (a command's `--json`).
+/// Prints an admin API answer as indented JSON (`--output json`, and the answers of commands that change state).
 pub fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }

@@ -26,7 +26,7 @@ impl OutputArgs {
     /// prints text otherwise.
     pub fn json(&self, json: &Value) -> bool {
         if self.output == Format::Json {
-            println!("{}", serde_json::to_string_pretty(json).unwrap_or_default());
+            crate::client::print_json(json);
         }
         self.output == Format::Json
     }
