@@ -22,6 +22,7 @@ const GUESTS: &[&str] = &[
     "proxy-echo",
     "hello-proxy",
     "sleepy",
+    "fetch",
 ];
 const TARGET: &str = "wasm32-wasip2";
 

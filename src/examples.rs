@@ -14,11 +14,15 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("function get", "wasmgate function get ItemsFunction"),
     (
         "function update-code",
-        "wasmgate function update-code ItemsFunction --wasm target/wasm32-wasip2/release/items.wasm",
+        "wasmgate function update-code ItemsFunction --wasm target/wasm32-wasip2/release/items.wasm\nwasmgate function update-code ItemsFunction --source examples/python-items   # built with componentize-py",
+    ),
+    (
+        "build",
+        "wasmgate build examples/python-items -o items.wasm          # lambda_function.lambda_handler\nwasmgate build src/app.mjs --handler app.main -o app.wasm --toolchains target/toolchains",
     ),
     (
         "function update-config",
-        "wasmgate function update-config ItemsFunction --memory-mb 64 --timeout-ms 1000 --min-warm 2\nwasmgate function update-config ItemsFunction --max-concurrency none",
+        "wasmgate function update-config ItemsFunction --memory-mb 64 --timeout-ms 1000 --min-warm 2\nwasmgate function update-config ItemsFunction --max-concurrency none\nwasmgate function update-config ItemsFunction --allowed-outbound-host https://api.example.com --allowed-outbound-host 'http://127.0.0.1:*'",
     ),
     (
         "function publish",

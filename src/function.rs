@@ -80,11 +80,17 @@ pub struct UpdateCodeArgs {
     /// Function name.
     name: String,
     /// The component (.wasm) to upload.
-    #[arg(long, required_unless_present = "guest", conflicts_with = "guest")]
+    #[arg(long, required_unless_present_any = ["guest", "source"], conflicts_with_all = ["guest", "source"])]
     wasm: Option<PathBuf>,
     /// A guest built into wasmgate (e.g. items, echo) instead of a file.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "source")]
     guest: Option<String>,
+    /// A Python or JavaScript source to build first (as `wasmgate build`
+    /// does) and upload: a file, or a directory with the handler's module.
+    #[arg(long)]
+    source: Option<PathBuf>,
+    #[command(flatten)]
+    source_args: crate::build::SourceArgs,
     /// Description of the function.
     #[arg(long)]
     description: Option<String>,
@@ -118,6 +124,11 @@ pub struct UpdateConfigArgs {
     /// Reuse instances between calls (false: a fresh instance per call).
     #[arg(long)]
     reuse: Option<bool>,
+    /// Where outbound HTTP may go: SCHEME://HOST[:PORT], e.g.
+    /// https://api.example.com or 'http://127.0.0.1:*' (repeatable;
+    /// replaces the whole list; `none` empties it).
+    #[arg(long = "allowed-outbound-host", value_name = "URL|none")]
+    allowed_outbound_hosts: Vec<String>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -240,15 +251,32 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
             }
             let client = a.client.client()?;
             let wasm = [("content-type", "application/wasm")];
-            let resp = match (&a.wasm, &a.guest) {
+            let built = match &a.source {
+                Some(source) => Some(crate::build::build_with_progress(source, &a.source_args).await?),
+                None => None,
+            };
+            let size = match (&a.wasm, &a.guest, &built) {
+                (Some(file), _, _) => std::fs::metadata(file).map(|m| m.len() as usize).unwrap_or(0),
+                (_, Some(g), _) => wasmgate_host::guests::get(g).map_or(0, <[u8]>::len),
+                (_, _, Some(code)) => code.len(),
+                _ => 0,
+            };
+            // The server compiles the code before it answers: say so, and
+            // how long it took (a Python component takes seconds).
+            eprintln!("uploading {} to {} and compiling it…", crate::build::megabytes(size), a.name);
+            let resp = match (&a.wasm, &a.guest, built) {
                 // Streamed from the file: never read whole here.
-                (Some(file), _) => client.call_with_file(Method::PUT, &path, &wasm, file).await?,
-                (None, Some(g)) => {
+                (Some(file), _, _) => client.call_with_file(Method::PUT, &path, &wasm, file).await?,
+                (None, Some(g), _) => {
                     let code = wasmgate_host::guests::get(g).with_context(|| format!("no built-in guest {g:?}"))?;
                     client.call(Method::PUT, &path, &wasm, Bytes::from_static(code)).await?
                 }
-                (None, None) => bail!("give --wasm FILE or --guest NAME"),
+                (None, None, Some(code)) => client.call(Method::PUT, &path, &wasm, Bytes::from(code)).await?,
+                (None, None, None) => bail!("give --wasm FILE, --source PATH or --guest NAME"),
             };
+            if let Some(ms) = resp.header("x-wasmgate-compile-ms") {
+                eprintln!("compiled in {ms} ms");
+            }
             let f = resp.json();
             println!(
                 "{} $LATEST code_sha256 {}",
@@ -281,6 +309,11 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
             }
             if let Some(v) = a.reuse {
                 put("reuse", json!(v));
+            }
+            match a.allowed_outbound_hosts.as_slice() {
+                [] => {}
+                [none] if none == "none" => put("allowed_outbound_hosts", json!([])),
+                hosts => put("allowed_outbound_hosts", json!(hosts)),
             }
             let path = format!("/v1/functions/{}/configuration", enc(&a.name));
             print_json(&a.client.client()?.send_json(Method::PATCH, &path, &Value::Object(patch)).await?);
@@ -422,6 +455,15 @@ fn print_function(f: &Value) {
         ("idle ttl", format!("{} ms", c["idle_ttl"].as_u64().unwrap_or(0) * 1000)),
         ("reuse", c["reuse"].to_string()),
         ("env", c["env"].as_object().map(|e| e.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default()),
+        (
+            "outbound",
+            match c["allowed_outbound_hosts"].as_array() {
+                Some(hosts) if !hosts.is_empty() => {
+                    hosts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+                }
+                _ => "none allowed".to_string(),
+            },
+        ),
         ("created", text(&f["created"])),
         ("last modified", text(&f["last_modified"])),
     ] {

@@ -4,6 +4,7 @@
 
 mod api;
 mod bench;
+mod build;
 mod cache;
 mod client;
 mod completions;
@@ -45,6 +46,8 @@ enum Command {
     /// Manage and invoke functions (upload code, publish versions, aliases).
     #[command(subcommand)]
     Function(function::FunctionCommand),
+    /// Build a Python or JavaScript function, written as for AWS Lambda, into a component.
+    Build(build::BuildArgs),
     /// Measure cold, warm and hot starts of a function.
     Bench(bench::BenchArgs),
     /// Deploy an API's current definition to one stage.
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(args).await,
             Command::Validate(args) => serve::validate(args).await,
             Command::Function(cmd) => function::run(cmd).await,
+            Command::Build(args) => build::build(args).await.map(|()| ExitCode::SUCCESS),
             Command::Bench(args) => bench::run(args).await,
             Command::Deploy(args) => api::deploy(args).await,
             Command::Deployment(cmd) => api::deployment(cmd).await,

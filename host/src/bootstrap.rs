@@ -33,9 +33,12 @@ pub async fn apply(functions: &Functions, seeds: &[FunctionSeed]) -> Result<Vec<
         }
         let existing = registry.snapshot().functions.get(&seed.name).cloned();
         if existing.is_none() {
-            let code = seed
-                .code
-                .read()
+            // Off the async threads: a source's build takes seconds.
+            let source = seed.code.clone();
+            let code = tokio::task::spawn_blocking(move || source.read())
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|read| read)
                 .map_err(|e| BootstrapError::Code { function: seed.name.clone(), message: e.to_string() })?;
             functions
                 .put_code(&seed.name, code, Some(seed.config.clone()), seed.description.clone())

@@ -7,6 +7,7 @@
 //! - [`runtime`]: the wasmtime engine, compile and artifact cache, instance pools, invocation under limits, logs.
 //! - [`functions`]: registry and runtime together — upload, publish, alias, invoke — with warm-before-switch.
 //! - [`bootstrap`]: creating `gateway.toml`'s functions once.
+//! - [`build`]: Python and JavaScript functions built into components with the languages' toolchains and the adapters in `guest-functions/`.
 //! - [`gateway`]: the gateway listener: routes, stage pipeline, integrations.
 //! - [`admin`]: the admin HTTP API and its client (the CLI's backend).
 //! - [`policy`]: stage policies — API keys, usage plans (throttle, quota), stage throttling, the response cache, CORS — and the store they keep counters and cached responses in (embedded or Redis).
@@ -20,6 +21,7 @@
 pub mod admin;
 pub mod bootstrap;
 pub(crate) mod boxed;
+pub mod build;
 pub mod config;
 pub mod fsutil;
 pub mod functions;

@@ -220,8 +220,11 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         let dir = data_dir.clone();
         Arc::new(tokio::task::spawn_blocking(move || Registry::open(&dir)).await.expect("registry open task")?)
     };
-    let runtime =
-        Runtime::new(RuntimeOptions { artifacts_dir: &data_dir.join("artifacts"), engine: server.engine.clone() })?;
+    let runtime = Runtime::new(RuntimeOptions {
+        artifacts_dir: &data_dir.join("artifacts"),
+        engine: server.engine.clone(),
+        outbound: server.outbound,
+    })?;
     let functions = Functions::new(registry, runtime.clone());
     let loaded = functions.load_all().await.map_err(|e| match e {
         crate::functions::FunctionsError::Registry(r) => ServerError::Registry(r),

@@ -64,6 +64,11 @@ impl TestServer {
         TestServer::build("", extra, false, filter)
     }
 
+    /// Starts a server with more environment (e.g. `WASMGATE_TOOLCHAINS`).
+    pub fn start_with_env(extra: &str, env: &[(&str, &str)]) -> TestServer {
+        TestServer::build_with_env("", extra, false, "info", env)
+    }
+
     /// Starts a server whose stderr (its log) goes into a pipe, in
     /// [`TestServer::log_pipe`], that nobody reads until the test does.
     pub fn start_with_piped_log(extra: &str) -> TestServer {
@@ -71,6 +76,16 @@ impl TestServer {
     }
 
     fn build(server_keys: &str, extra: &str, piped_log: bool, log_filter: &'static str) -> TestServer {
+        TestServer::build_with_env(server_keys, extra, piped_log, log_filter, &[])
+    }
+
+    fn build_with_env(
+        server_keys: &str,
+        extra: &str,
+        piped_log: bool,
+        log_filter: &'static str,
+        env: &[(&str, &str)],
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("gateway.toml");
         std::fs::write(&config, config_text(server_keys, extra)).expect("write config");
@@ -84,7 +99,7 @@ impl TestServer {
             piped_log,
             log_pipe: None,
             log_filter,
-            env: Vec::new(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         server.spawn();
         server

@@ -413,8 +413,13 @@ impl AdminApi {
                     ),
                     other => other.into(),
                 })?;
+                let started = std::time::Instant::now();
                 let record = f.put_code(name, body.to_vec(), None, description).await?;
-                ok(&record)
+                // How long storing and compiling took, for the CLI to show.
+                let mut resp = ok(&record)?;
+                let ms = started.elapsed().as_millis().to_string();
+                resp.headers_mut().insert("x-wasmgate-compile-ms", ms.parse().expect("digits are a header value"));
+                Ok(resp)
             }
             (&Method::GET, ["v1", "functions", name, "code"]) => {
                 let state = f.registry().snapshot();

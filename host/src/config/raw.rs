@@ -290,6 +290,10 @@ pub struct RawServer {
     pub header_read_timeout_ms: Option<Spanned<u64>>,
     pub body_read_timeout_ms: Option<Spanned<u64>>,
     pub max_requests_in_flight: Option<Spanned<u64>>,
+    /// Largest outbound response body a function may receive, in MB.
+    pub max_outbound_response_mb: Option<Spanned<u64>>,
+    /// Most outbound requests of one function in flight at once.
+    pub max_outbound_requests: Option<Spanned<u64>>,
     /// `redis://…`: throttles, quotas and the cache shared through Redis.
     pub shared_store: Option<Spanned<String>>,
 }
@@ -301,6 +305,12 @@ pub struct RawFunction {
     pub guest: Option<Spanned<String>>,
     /// A `.wasm` component file, relative to the configuration file.
     pub wasm: Option<Spanned<String>>,
+    /// A Python or JavaScript source (a file, or a directory with the
+    /// handler's module), built with the language's toolchain at bootstrap.
+    pub source: Option<Spanned<String>>,
+    /// The source's handler, `MODULE.FUNCTION` (Lambda's `Handler`).
+    pub handler: Option<Spanned<String>>,
+    pub allowed_outbound_hosts: Option<Vec<String>>,
     pub description: Option<String>,
     pub memory_mb: Option<u32>,
     pub timeout_ms: Option<u64>,

@@ -11,7 +11,7 @@ use super::{ConfigError, line_of};
 use crate::policy::catalog::{self, ApiKey, ApiStage, Quota, Source, UsagePlan};
 use crate::policy::clock::{Clock, Period};
 use crate::registry::{AliasUpdate, VersionRef};
-use crate::runtime::{EngineOptions, FunctionConfig};
+use crate::runtime::{EngineOptions, FunctionConfig, OutboundOptions};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub max_code_bytes: usize,
     pub engine: EngineOptions,
+    /// Limits on functions' outbound HTTP.
+    pub outbound: OutboundOptions,
     pub shutdown_grace_ms: u64,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout_ms: u64,
@@ -57,15 +59,33 @@ pub enum CodeSource {
     Guest(String),
     /// A component file.
     File(PathBuf),
+    /// A Python or JavaScript source, built when the code is read
+    /// ([`crate::build`]), with its handler (`MODULE.FUNCTION`) if named.
+    Source { path: PathBuf, handler: Option<String> },
 }
 
 impl CodeSource {
+    /// The component's bytes (built, for a source: a build takes seconds,
+    /// so this blocks; call it off the async runtime's threads).
     pub fn read(&self) -> std::io::Result<Vec<u8>> {
         match self {
             CodeSource::Guest(name) => crate::guests::get(name)
                 .map(<[u8]>::to_vec)
                 .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no guest {name:?}"))),
             CodeSource::File(path) => std::fs::read(path),
+            CodeSource::Source { path, handler } => {
+                let opts = crate::build::BuildOptions { handler: handler.clone(), toolchains: None };
+                let built = crate::build::build_source(path, &opts).map_err(std::io::Error::other)?;
+                tracing::info!(
+                    source = %path.display(),
+                    handler = %built.handler,
+                    toolchain = %built.toolchain,
+                    size_mb = format_args!("{:.1}", built.wasm.len() as f64 / 1e6),
+                    ms = built.elapsed.as_millis() as u64,
+                    "built a function from its source"
+                );
+                Ok(built.wasm)
+            }
         }
     }
 }
@@ -178,6 +198,19 @@ pub(super) fn resolve(
         }
         Some(n) => (*n.get_ref() as usize) << 20,
     };
+    let mut outbound = OutboundOptions::default();
+    if let Some(n) = &s.max_outbound_response_mb {
+        if *n.get_ref() == 0 || *n.get_ref() > 1024 {
+            return cx.err(n.span(), "server.max_outbound_response_mb", "must be between 1 and 1024");
+        }
+        outbound.max_response_bytes = *n.get_ref() << 20;
+    }
+    if let Some(n) = &s.max_outbound_requests {
+        if *n.get_ref() == 0 || *n.get_ref() > 10_000 {
+            return cx.err(n.span(), "server.max_outbound_requests", "must be between 1 and 10000");
+        }
+        outbound.max_concurrency = *n.get_ref() as u32;
+    }
     let server = ServerConfig {
         listen: cx.addr(&s.listen, "server.listen", "127.0.0.1:8080")?,
         admin_listen: cx.addr(&s.admin_listen, "server.admin_listen", super::DEFAULT_ADMIN_LISTEN)?,
@@ -185,6 +218,7 @@ pub(super) fn resolve(
         data_dir: base.join(s.data_dir.as_deref().unwrap_or(super::DEFAULT_DATA_DIR)),
         max_code_bytes,
         engine,
+        outbound,
         shutdown_grace_ms: s.shutdown_grace_ms.unwrap_or(30_000),
         header_read_timeout_ms: cx.positive_ms(&s.header_read_timeout_ms, "server.header_read_timeout_ms", 30_000)?,
         body_read_timeout_ms: cx.positive_ms(&s.body_read_timeout_ms, "server.body_read_timeout_ms", 30_000)?,
@@ -431,7 +465,35 @@ fn resolve_function(
     key: &str,
     server: &ServerConfig,
 ) -> Result<FunctionSeed, ConfigError> {
+    let given = [f.guest.is_some(), f.wasm.is_some(), f.source.is_some()].iter().filter(|g| **g).count();
+    if given > 1 {
+        return cx.err(span, key, "give one of `guest`, `wasm` and `source`, not several");
+    }
+    if let (Some(h), None) = (&f.handler, &f.source) {
+        return cx.err(h.span(), format!("{key}.handler"), "`handler` names the handler of a `source`; there is none");
+    }
     let code = match (&f.guest, &f.wasm) {
+        (None, None) if f.source.is_some() => {
+            let source = f.source.as_ref().expect("checked");
+            let path = base.join(source.get_ref());
+            if !path.exists() {
+                return cx.err(
+                    source.span(),
+                    format!("{key}.source"),
+                    format!("no such file or directory: {}", path.display()),
+                );
+            }
+            let handler = f.handler.as_ref().map(|h| h.get_ref().clone());
+            let opts = crate::build::BuildOptions { handler: handler.clone(), toolchains: None };
+            // The language and the handler's module are checked now; the
+            // toolchain only when the build runs (a server whose registry
+            // already has the function never builds it).
+            if let Err(e) = crate::build::check_source(&path, &opts) {
+                let at = f.handler.as_ref().map_or(source.span(), |h| h.span());
+                return cx.err(at, format!("{key}.source"), e.to_string());
+            }
+            CodeSource::Source { path, handler }
+        }
         (Some(g), None) => {
             if crate::guests::get(g.get_ref()).is_none() {
                 let known: Vec<&str> = crate::guests::names().collect();
@@ -450,8 +512,14 @@ fn resolve_function(
             }
             CodeSource::File(file)
         }
-        (Some(g), Some(_)) => return cx.err(g.span(), key, "give either `guest` or `wasm`, not both"),
-        (None, None) => return cx.err(span, key, "missing `guest` (a built-in guest) or `wasm` (a component file)"),
+        (Some(_), Some(_)) => unreachable!("checked above"),
+        (None, None) => {
+            return cx.err(
+                span,
+                key,
+                "missing `guest` (a built-in guest), `wasm` (a component file) or `source` (Python or JavaScript)",
+            );
+        }
     };
     let d = FunctionConfig::default();
     let config = FunctionConfig {
@@ -462,6 +530,7 @@ fn resolve_function(
         max_concurrency: f.max_concurrency,
         idle_ttl: f.idle_ttl.unwrap_or(d.idle_ttl),
         reuse: f.reuse.unwrap_or(d.reuse),
+        allowed_outbound_hosts: f.allowed_outbound_hosts.clone().unwrap_or_default(),
     };
     if let Err(problem) = config.validate(server.engine.max_memory_mb) {
         return cx.err(cx.key_span(span, problem.field), format!("{key}.{}", problem.field), problem.message);

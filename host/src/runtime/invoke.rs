@@ -26,6 +26,7 @@ use serde::Serialize;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::RuntimeError;
 use super::bindings::wasmgate::function::types;
@@ -36,11 +37,17 @@ use crate::registry::VersionRef;
 pub struct HostState {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
+    pub(crate) http: WasiHttpCtx,
+    /// Outbound HTTP's rules for this instance (its function's allow-list and slots).
+    pub(crate) outbound: super::outbound::OutboundHooks,
     pub(crate) limits: Limits,
     /// When the current call (or instantiation) must stop.
     pub(crate) deadline: Instant,
     /// Set by the epoch callback when it interrupted the guest.
     pub(crate) timed_out: bool,
+    /// The stack trace the guest reported for the error it is returning
+    /// (`wasmgate:function/report`).
+    pub(crate) stack_trace: Vec<String>,
 }
 
 impl WasiView for HostState {
@@ -48,6 +55,29 @@ impl WasiView for HostState {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}
+
+impl super::bindings::wasmgate::function::report::Host for HostState {
+    fn stack_trace(&mut self, frames: Vec<String>) {
+        // Bounded like the log: a guest cannot grow the host's memory through it.
+        let mut size = 0;
+        self.stack_trace = frames
+            .into_iter()
+            .take_while(|f| {
+                size += f.len();
+                size <= MAX_STACK_TRACE_BYTES
+            })
+            .collect();
+    }
+}
+
+/// Most bytes of stack trace kept for one error.
+const MAX_STACK_TRACE_BYTES: usize = 64 * 1024;
 
 /// The memory limit of one instance, remembering whether the guest hit it.
 pub(crate) struct Limits {
@@ -161,6 +191,10 @@ pub struct FunctionError {
     pub error_type: String,
     #[serde(rename = "errorMessage")]
     pub error_message: String,
+    /// Lambda's `stackTrace`: what the guest reported
+    /// (`wasmgate:function/report`), else empty.
+    #[serde(rename = "stackTrace")]
+    pub stack_trace: Vec<String>,
 }
 
 impl FunctionError {
@@ -173,6 +207,7 @@ impl FunctionError {
                 "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
                 timeout_ms as f64 / 1000.0
             ),
+            stack_trace: Vec::new(),
         }
     }
 
@@ -184,15 +219,16 @@ impl FunctionError {
             error_message: format!(
                 "Response payload size exceeded maximum allowed payload size ({MAX_RESULT_BYTES} bytes)."
             ),
+            stack_trace: Vec::new(),
         }
     }
 
-    /// Lambda's error payload: `{"errorMessage", "errorType", "stackTrace": []}`.
+    /// Lambda's error payload: `{"errorMessage", "errorType", "stackTrace"}`.
     pub fn to_json(&self) -> String {
         serde_json::json!({
             "errorMessage": self.error_message,
             "errorType": self.error_type,
-            "stackTrace": [],
+            "stackTrace": self.stack_trace,
         })
         .to_string()
     }
@@ -255,6 +291,9 @@ impl LoadedVersion {
             // A grow refused in an earlier call that the guest survived says
             // nothing about this call's failure.
             state.limits.memory_exceeded = false;
+            if !state.stack_trace.is_empty() {
+                state.stack_trace.clear();
+            }
         }
         instance.store.set_epoch_deadline(1);
         // The function's name, version and memory size are in the instance's
@@ -280,6 +319,7 @@ impl LoadedVersion {
                 kind: FailureKind::Handled,
                 error_type: e.error_type,
                 error_message: e.error_message,
+                stack_trace: std::mem::take(&mut instance.store.data_mut().stack_trace),
             }),
             Some(Err(trap)) => Err(self.classify_failure(&instance, &trap, &logs, req.request_id)),
             // Cut off while it waited in a host call.
@@ -325,6 +365,7 @@ impl LoadedVersion {
                     "RequestId: {request_id} Error: Runtime exited: memory limit of {} MB exceeded",
                     spec.config.memory_mb
                 ),
+                stack_trace: Vec::new(),
             };
         }
         if let Some(panic) = panic_message(logs) {
@@ -332,6 +373,7 @@ impl LoadedVersion {
                 kind: FailureKind::Panic,
                 error_type: "Runtime.Panic".into(),
                 error_message: format!("RequestId: {request_id} Error: {panic}"),
+                stack_trace: Vec::new(),
             };
         }
         let trap = match error.downcast_ref::<wasmtime::Trap>() {
@@ -342,6 +384,7 @@ impl LoadedVersion {
             kind: FailureKind::Trap,
             error_type: "Runtime.Trap".into(),
             error_message: format!("RequestId: {request_id} Error: wasm trap: {trap}"),
+            stack_trace: Vec::new(),
         }
     }
 }

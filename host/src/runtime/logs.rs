@@ -43,6 +43,15 @@ impl LogPipe {
         buf.bytes.extend_from_slice(&data[..take]);
     }
 
+    /// Writes a line of the host's own into the log (e.g. why an outbound
+    /// request was refused), as if the guest had written it to stderr.
+    pub fn line(&self, text: &str) {
+        let mut line = String::with_capacity(text.len() + 1);
+        line.push_str(text);
+        line.push('\n');
+        self.append(line.as_bytes());
+    }
+
     /// Takes what was written since the last drain, as text.
     pub fn drain(&self) -> String {
         let mut buf = self.inner.lock();

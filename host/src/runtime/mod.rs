@@ -14,13 +14,15 @@
 //! Compilation happens when code is uploaded, never on the request path.
 //! Module layout: [`engine`] (engine, compile, artifact cache), [`pool`]
 //! (loaded versions and their idle instances), [`invoke`] (one call under
-//! timeout, memory limit and log capture), [`logs`] (log capture), [`bench`]
+//! timeout, memory limit and log capture), [`logs`] (log capture), [`outbound`]
+//! (outbound HTTP, `wasi:http`, under each function's allow-list), [`bench`]
 //! (the cold/warm/hot measurements behind `wasmgate bench`).
 
 pub mod bench;
 pub mod engine;
 pub mod invoke;
 pub mod logs;
+pub mod outbound;
 pub mod pool;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -37,6 +39,7 @@ use wasmtime::component::{Component, Linker};
 
 pub use engine::EngineOptions;
 pub use invoke::{FailureKind, FunctionError, InvokeOutcome, InvokeRequest, StartKind};
+pub use outbound::{AllowedHosts, OutboundOptions};
 pub use pool::LoadedVersion;
 
 /// Host bindings of `wit/handler.wit`.
@@ -121,9 +124,15 @@ fn check_memory(spec: &VersionSpec, pre: &HandlerPre<invoke::HostState>) -> Resu
 pub const FUNCTION_NAME_ENV: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const FUNCTION_VERSION_ENV: &str = "AWS_LAMBDA_FUNCTION_VERSION";
 pub const FUNCTION_MEMORY_ENV: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+/// Lambda's log group (`/aws/lambda/NAME`) and the instance's log stream
+/// (`YYYY/MM/DD/[VERSION]` and 32 hex digits, one per instance, as one per
+/// execution environment on Lambda).
+pub const LOG_GROUP_ENV: &str = "AWS_LAMBDA_LOG_GROUP_NAME";
+pub const LOG_STREAM_ENV: &str = "AWS_LAMBDA_LOG_STREAM_NAME";
 
 /// Those variables: a function's `env` may not name them.
-pub const RESERVED_ENV: [&str; 3] = [FUNCTION_NAME_ENV, FUNCTION_VERSION_ENV, FUNCTION_MEMORY_ENV];
+pub const RESERVED_ENV: [&str; 5] =
+    [FUNCTION_NAME_ENV, FUNCTION_VERSION_ENV, FUNCTION_MEMORY_ENV, LOG_GROUP_ENV, LOG_STREAM_ENV];
 
 /// The per-function settings the runtime enforces (part of `$LATEST`, copied
 /// into each published version).
@@ -146,6 +155,10 @@ pub struct FunctionConfig {
     /// Reuse instances between calls (hot starts). `false`: a fresh instance
     /// for every call, for strict isolation.
     pub reuse: bool,
+    /// Where the function may send outbound HTTP requests, in Spin's
+    /// spelling (`https://api.example.com`, `http://127.0.0.1:*`); empty:
+    /// nowhere ([`outbound::AllowedHosts`]).
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 impl Default for FunctionConfig {
@@ -158,6 +171,7 @@ impl Default for FunctionConfig {
             max_concurrency: None,
             idle_ttl: 300,
             reuse: true,
+            allowed_outbound_hosts: Vec::new(),
         }
     }
 }
@@ -188,6 +202,9 @@ impl FunctionConfig {
         if self.min_warm > 1000 {
             return problem("min_warm", format!("min_warm must be at most 1000, not {}", self.min_warm));
         }
+        if let Err(message) = AllowedHosts::parse(&self.allowed_outbound_hosts) {
+            return problem("allowed_outbound_hosts", message);
+        }
         Ok(())
     }
 }
@@ -214,6 +231,7 @@ pub struct VersionSpec {
 pub struct RuntimeOptions<'a> {
     pub artifacts_dir: &'a Path,
     pub engine: EngineOptions,
+    pub outbound: OutboundOptions,
 }
 
 /// The runtime: engine, linker, artifact cache and loaded versions.
@@ -230,6 +248,8 @@ pub struct Runtime {
     loaded: Arc<Loaded>,
     /// Guests running, for the ticker (which sleeps while none is).
     activity: Arc<engine::GuestActivity>,
+    /// Outbound HTTP: the pooled client and each function's slots.
+    outbound: Arc<outbound::Outbound>,
     _ticker: engine::EpochTicker,
 }
 
@@ -294,7 +314,11 @@ impl Runtime {
     pub fn new(opts: RuntimeOptions<'_>) -> Result<Arc<Runtime>, RuntimeError> {
         let engine = engine::build_engine(&opts.engine)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let engine_error = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(engine_error)?;
+        bindings::wasmgate::function::report::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(engine_error)?;
         let artifacts = engine::ArtifactCache::new(opts.artifacts_dir, &engine)?;
         let activity = Arc::new(engine::GuestActivity::default());
         let ticker = engine::EpochTicker::start(&engine, activity.clone());
@@ -307,6 +331,7 @@ impl Runtime {
             components: RwLock::new(HashMap::new()),
             loaded: Arc::new(Loaded::default()),
             activity,
+            outbound: Arc::new(outbound::Outbound::new(opts.outbound)),
             _ticker: ticker,
         }))
     }
@@ -467,7 +492,15 @@ impl Runtime {
     /// A loaded version of `spec`, not (yet) in the map of loaded versions.
     pub(crate) fn new_loaded(&self, spec: VersionSpec, pre: HandlerPre<invoke::HostState>) -> LoadedVersion {
         let slots = self.loaded.slots(&spec.function);
-        LoadedVersion::new(spec, pre, self.engine.clone(), self.activity.clone(), slots, Arc::downgrade(&self.loaded))
+        LoadedVersion::new(
+            spec,
+            pre,
+            self.engine.clone(),
+            self.activity.clone(),
+            slots,
+            Arc::downgrade(&self.loaded),
+            self.outbound.clone(),
+        )
     }
 
     /// Sets each loaded version's warm target: `min_warm` for those in
@@ -542,8 +575,12 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let ended = Arc::new(AtomicUsize::new(0));
         let (load_at, light_at) = runtime.block_on(async {
-            let rt = Runtime::new(RuntimeOptions { artifacts_dir: dir.path(), engine: EngineOptions::default() })
-                .expect("runtime");
+            let rt = Runtime::new(RuntimeOptions {
+                artifacts_dir: dir.path(),
+                engine: EngineOptions::default(),
+                outbound: OutboundOptions::default(),
+            })
+            .expect("runtime");
             let wasm = crate::guests::get("items").expect("the items guest").to_vec();
             let spec = VersionSpec {
                 function: "f".into(),

@@ -36,6 +36,7 @@ use super::bindings::{Handler, HandlerPre};
 use super::engine::GuestActivity;
 use super::invoke::{HostState, Limits};
 use super::logs::LogPipe;
+use super::outbound::{AllowedHosts, Outbound};
 use super::{Loaded, RuntimeError, ThrottleReason, VersionSpec};
 
 /// Most idle instances kept per version beyond `min_warm`.
@@ -78,6 +79,9 @@ pub struct LoadedVersion {
     /// Every loaded version, to take an idle instance from when the
     /// engine's pool is full.
     loaded: Weak<Loaded>,
+    /// Outbound HTTP, and where this version may send it.
+    outbound: Arc<Outbound>,
+    allowed: Arc<AllowedHosts>,
 }
 
 impl LoadedVersion {
@@ -88,7 +92,11 @@ impl LoadedVersion {
         activity: Arc<GuestActivity>,
         slots: Arc<AtomicU32>,
         loaded: Weak<Loaded>,
+        outbound: Arc<Outbound>,
     ) -> Self {
+        // Checked when the configuration was set; a list that no longer
+        // parses allows nothing.
+        let allowed = Arc::new(AllowedHosts::parse(&spec.config.allowed_outbound_hosts).unwrap_or_default());
         LoadedVersion {
             warm: AtomicU32::new(0),
             spec,
@@ -101,6 +109,8 @@ impl LoadedVersion {
             retired: AtomicBool::new(false),
             refilling: AtomicBool::new(false),
             loaded,
+            outbound,
+            allowed,
         }
     }
 
@@ -194,6 +204,8 @@ impl LoadedVersion {
             .env(super::FUNCTION_NAME_ENV, &self.spec.function)
             .env(super::FUNCTION_VERSION_ENV, self.spec.version.to_string())
             .env(super::FUNCTION_MEMORY_ENV, config.memory_mb.to_string())
+            .env(super::LOG_GROUP_ENV, format!("/aws/lambda/{}", self.spec.function))
+            .env(super::LOG_STREAM_ENV, log_stream_name(&self.spec.version.to_string()))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -203,9 +215,12 @@ impl LoadedVersion {
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            outbound: self.outbound.hooks(&self.spec.function, self.allowed.clone(), logs.clone()),
             limits: Limits::new(config.memory_mb),
             deadline: Instant::now() + Duration::from_millis(config.timeout_ms),
             timed_out: false,
+            stack_trace: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -325,4 +340,17 @@ impl Drop for BusyGuard<'_> {
         self.version.fetch_sub(1, Ordering::AcqRel);
         self.function.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// A new instance's log stream name, as Lambda names an execution
+/// environment's: `2026/12/07/[$LATEST]` and 32 hex digits.
+fn log_stream_name(version: &str) -> String {
+    let today = time::OffsetDateTime::now_utc().date();
+    format!(
+        "{:04}/{:02}/{:02}/[{version}]{}",
+        today.year(),
+        u8::from(today.month()),
+        today.day(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
