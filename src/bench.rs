@@ -35,6 +35,12 @@ pub struct BenchArgs {
     /// The event to send.
     #[arg(long, default_value = r#"{"ID": 1}"#)]
     payload: String,
+    /// Compilations to time (an 18 MB Python component takes seconds each).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    compile_samples: u16,
+    /// Instances kept at once to measure the resident memory of one.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    instances: u16,
     /// Samples of warm starts (hot gets ten times as many).
     #[arg(long, default_value_t = 2000)]
     samples: usize,
@@ -83,11 +89,29 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         (code, config, qualified)
     };
     let harness = Harness::new(wasm, config, &args.payload, None).await?;
-    let samples = Samples { warm: args.samples, hot: args.samples * 10, ..Samples::default() };
+    let samples = Samples {
+        compile: usize::from(args.compile_samples),
+        warm: args.samples,
+        hot: args.samples * 10,
+        ..Samples::default()
+    };
     let rows = harness.run(samples).await?;
-    if !args.output.json(&serde_json::to_value(&rows)?) {
+    let resident = harness.resident_per_instance(usize::from(args.instances)).await?;
+    let json = serde_json::json!({
+        "rows": rows,
+        "resident_bytes_per_instance": resident,
+        "instances": args.instances,
+    });
+    if !args.output.json(&json) {
         println!("{name}: event {}", args.payload);
         print!("{}", table(&rows));
+        if let Some(bytes) = resident {
+            println!(
+                "resident memory per warm instance: {:.2} MB ({} instances, each after one call)",
+                bytes as f64 / 1e6,
+                args.instances
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -42,7 +42,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("function alias create", "wasmgate function alias create ItemsFunction staging --version '$LATEST'"),
     ("function alias update", "wasmgate function alias update ItemsFunction prod --version 3"),
     ("function alias delete", "wasmgate function alias delete ItemsFunction staging"),
-    ("bench", "wasmgate bench ItemsFunction --payload '{\"ID\": 1}'\nwasmgate bench --guest counter --output json"),
+    (
+        "bench",
+        "wasmgate bench ItemsFunction --payload '{\"ID\": 1}'\nwasmgate bench --guest counter --output json\nwasmgate bench --wasm items.wasm --compile-samples 1 --instances 50",
+    ),
     ("deploy", "wasmgate deploy ItemsAPI --stage dev --description \"new 404 body\""),
     ("deployment list", "wasmgate deployment list ItemsAPI"),
     (

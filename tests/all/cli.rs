@@ -78,9 +78,11 @@ fn bench_prints_cold_warm_and_hot_latencies() {
     }
     let (code, out, err) = server.cli(&["bench", "--guest", "counter", "--samples", "20", "--output", "json"]);
     assert_eq!(code, 0, "{err}");
-    let rows: Value = serde_json::from_str(&out).unwrap();
+    let got: Value = serde_json::from_str(&out).unwrap();
+    let rows = &got["rows"];
     assert_eq!(rows.as_array().unwrap().len(), 4);
     assert!(rows[3]["p50_us"].as_f64().unwrap() > 0.0);
+    assert!(got["resident_bytes_per_instance"].as_u64().unwrap() > 0, "{got}");
 }
 
 #[test]
@@ -115,6 +117,30 @@ fn a_bad_configuration_is_rejected_naming_the_key_and_line() {
             ":4:",
         ),
         ("[server]\nbody_read_timeout_ms = 0\n", "server.body_read_timeout_ms: must be at least 1", ":2:"),
+        ("[server]\nmax_outbound_requests = 0\n", "server.max_outbound_requests: must be between 1 and 10000", ":2:"),
+        // Outbound hosts, and sources to build.
+        (
+            "[functions.F]\nguest = \"items\"\nallowed_outbound_hosts = [\"https://api.example.com/v1\"]\n",
+            "functions.F.allowed_outbound_hosts: allowed_outbound_hosts: \"https://api.example.com/v1\" has a path",
+            ":3:",
+        ),
+        ("[functions.F]\nsource = \"nowhere/\"\n", "functions.F.source: no such file or directory", ":2:"),
+        ("[functions.F]\nsource = \".\"\n", "functions.F.source: ", ":2:"),
+        (
+            "[functions.F]\nsource = \".\"\nhandler = \"app\"\n",
+            "functions.F.source: handler \"app\": expected MODULE.FUNCTION",
+            ":3:",
+        ),
+        (
+            "[functions.F]\nguest = \"items\"\nhandler = \"app.main\"\n",
+            "functions.F.handler: `handler` names the handler of a `source`; there is none",
+            ":3:",
+        ),
+        (
+            "[functions.F]\nguest = \"items\"\nsource = \".\"\n",
+            "functions.F: give one of `guest`, `wasm` and `source`, not several",
+            ":1:",
+        ),
     ];
     for (text, needle, line) in cases {
         let path = write_file(dir.path(), "gateway.toml", text.as_bytes());

@@ -154,6 +154,28 @@ async fn python_and_javascript_handlers_see_lambdas_context() {
         let first = error["stackTrace"][0].as_str().unwrap_or_default();
         assert!(first.starts_with(trace_start), "{name}: {error}");
     }
+    // `wasmgate bench` measures them as it does Rust functions.
+    for (name, wasm) in [("py", &python), ("js", &js)] {
+        let event = r#"{"op": "context"}"#;
+        let (code, out, err) = server.cli(&[
+            "bench",
+            "--wasm",
+            wasm.to_str().unwrap(),
+            "--payload",
+            event,
+            "--samples",
+            "5",
+            "--instances",
+            "2",
+            "--compile-samples",
+            "1",
+        ]);
+        assert_eq!(code, 0, "{name}: {out}{err}");
+        for row in ["cold (compile)", "cold (cached artifact)", "warm (fresh instance)", "hot (reused instance)"] {
+            assert!(out.contains(row), "{name}: {row} missing in\n{out}");
+        }
+        assert!(out.contains("resident memory per warm instance: "), "{name}: {out}");
+    }
     // A result Python's json cannot encode fails as Lambda's Runtime.MarshalError.
     let error = super::common::body_json(&server.invoke("py", r#"{"op": "unserialisable"}"#).await);
     assert_eq!(error["errorType"], json!("Runtime.MarshalError"));
@@ -181,6 +203,18 @@ async fn a_source_in_the_file_is_built_at_the_first_start() {
     assert_eq!((list.status, list.text()), (200, PYTHON_ITEMS.to_string()));
     let missing = get(&server.url("/prod/items/9")).await;
     assert_eq!((missing.status, missing.json()["errorType"].as_str()), (404, Some("Exception")));
+
+    // Both examples are valid as they stand (their sources found, their
+    // handlers' modules there; the toolchains are needed only to build).
+    for example in ["examples/python-items.toml", "examples/js-items.toml"] {
+        let out = std::process::Command::new(super::common::BIN)
+            .args(["validate", "--config", example])
+            .current_dir(toolchains::root())
+            .env("WASMGATE_ADMIN", "http://127.0.0.1:1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 /// What a user sees when something is missing or wrong.

@@ -140,6 +140,39 @@ impl Harness {
         loaded.invoke(self.request()).await
     }
 
+    /// The resident memory one instance adds once it has served a call:
+    /// `n` fresh instances made and called once each, all kept alive, and
+    /// the process's resident set (`VmRSS`, Linux) compared before and
+    /// after. `None` where the resident set cannot be read.
+    pub async fn resident_per_instance(&self, n: usize) -> Result<Option<u64>, RuntimeError> {
+        let Some(before) = resident_bytes() else { return Ok(None) };
+        let mut held = Vec::with_capacity(n);
+        let _running = self.fresh.activity.enter();
+        for _ in 0..n {
+            let mut instance = self.fresh.instantiate().await?;
+            let timeout = Duration::from_millis(self.fresh.spec().config.timeout_ms);
+            instance.store.data_mut().deadline = Instant::now() + timeout;
+            instance.store.set_epoch_deadline(1);
+            let ctx = super::bindings::wasmgate::function::types::Context {
+                request_id: "bench",
+                invoked_qualifier: "bench",
+                remaining_time_ms: timeout.as_millis() as u64,
+                deadline_ms: 0,
+            };
+            instance
+                .handler
+                .call_handle(&mut instance.store, &self.event, ctx)
+                .await
+                .map_err(|e| RuntimeError::Engine(format!("the function failed: {e:#}")))?
+                .ok();
+            instance.logs.clear();
+            held.push(instance);
+        }
+        let after = resident_bytes().unwrap_or(before);
+        drop(held);
+        Ok(Some(after.saturating_sub(before) / n.max(1) as u64))
+    }
+
     /// Measures every kind of start; returns one row each.
     pub async fn run(&self, samples: Samples) -> Result<Vec<Row>, RuntimeError> {
         let mut rows = Vec::new();
@@ -174,6 +207,14 @@ impl Drop for Harness {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// This process's resident set, from `/proc/self/status`.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn check(outcome: super::InvokeOutcome) -> Result<(), RuntimeError> {
