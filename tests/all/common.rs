@@ -288,6 +288,15 @@ impl TestServer {
         )
     }
 
+    /// `wasmgate function invoke QUALIFIER --payload EVENT --log`, as a user
+    /// runs it: (exit code, the result or error as JSON, what it printed on
+    /// stderr: the version line and the invocation's log).
+    pub fn invoke_logged(&self, qualifier: &str, event: &str) -> (i32, Value, String) {
+        let (code, out, err) = self.cli(&["function", "invoke", qualifier, "--payload", event, "--log"]);
+        let value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}{err}"));
+        (code, value, err)
+    }
+
     /// Runs the CLI against this server; returns (exit code, stdout, stderr).
     pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(BIN)

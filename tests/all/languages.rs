@@ -52,9 +52,8 @@ async fn the_seeds_python_function_serves_the_seeds_api() {
     assert_eq!(missing.json(), json!({"message": "Item 9 not found", "errorType": "Exception"}));
 
     // The invocation's log: the handler's print, then Lambda's error lines.
-    let (code, out, err) = server.cli(&["function", "invoke", "ItemsFunction", "--payload", r#"{"ID": 9}"#, "--log"]);
-    assert_eq!(code, 2, "{out}{err}");
-    let error: Value = serde_json::from_str(out.trim()).expect("the error payload");
+    let (code, error, err) = server.invoke_logged("ItemsFunction", r#"{"ID": 9}"#);
+    assert_eq!(code, 2, "{error}{err}");
     assert_eq!(
         (error["errorType"].as_str(), error["errorMessage"].as_str()),
         (Some("Exception"), Some("NotFoundError"))
@@ -90,9 +89,8 @@ async fn the_seeds_javascript_twin_serves_the_seeds_api() {
     assert_eq!(missing.status, 404, "{}", missing.text());
     assert_eq!(missing.json(), json!({"message": "Item 9 not found", "errorType": "Error"}));
 
-    let (code, out, err) = server.cli(&["function", "invoke", "ItemsFunction", "--payload", r#"{"ID": 9}"#, "--log"]);
-    assert_eq!(code, 2, "{out}{err}");
-    let error: Value = serde_json::from_str(out.trim()).expect("the error payload");
+    let (code, error, err) = server.invoke_logged("ItemsFunction", r#"{"ID": 9}"#);
+    assert_eq!(code, 2, "{error}{err}");
     assert_eq!((error["errorType"].as_str(), error["errorMessage"].as_str()), (Some("Error"), Some("NotFoundError")));
     assert!(err.contains(r#"Event: {"ID":9}"#), "{err}");
 }

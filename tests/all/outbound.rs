@@ -137,10 +137,8 @@ async fn a_function_reaches_only_the_hosts_it_lists() {
 
     // Not listed: the guest's request fails, and the log says which setting to change.
     let before = up.requests.load(Ordering::SeqCst);
-    let (code, out, err) =
-        server.cli(&["function", "invoke", "closed", "--payload", &fetch_event(&up.url("/hello")), "--log"]);
-    assert_eq!(code, 2, "{out}{err}");
-    let error: Value = serde_json::from_str(out.trim()).unwrap();
+    let (code, error, err) = server.invoke_logged("closed", &fetch_event(&up.url("/hello")));
+    assert_eq!(code, 2, "{error}{err}");
     assert_eq!(error["errorType"], json!("HttpError"));
     assert!(error["errorMessage"].as_str().unwrap().contains("HttpRequestDenied"), "{error}");
     let origin = format!("http://127.0.0.1:{}", up.port);
@@ -211,10 +209,8 @@ async fn outbound_responses_and_requests_in_flight_are_bounded() {
     // streamed without one (cut off once over): an error in the guest, and
     // the log says which limit.
     for (path, size) in [("/large", "2097152 bytes"), ("/large-chunked", "more")] {
-        let (code, out, err) =
-            server.cli(&["function", "invoke", "fetch", "--payload", &fetch_event(&up.url(path)), "--log"]);
-        assert_eq!(code, 2, "{path}: {out}{err}");
-        let error: Value = serde_json::from_str(out.trim()).unwrap();
+        let (code, error, err) = server.invoke_logged("fetch", &fetch_event(&up.url(path)));
+        assert_eq!(code, 2, "{path}: {error}{err}");
         assert_eq!(error["errorType"], json!("HttpError"), "{path}: {error}");
         let line = format!(
             "wasmgate: outbound response from http://127.0.0.1:{} refused: {size} is over the server's max_outbound_response_mb = 1",
@@ -270,9 +266,8 @@ async fn python_and_javascript_functions_send_outbound_requests() {
         // wasi:http code; JavaScript's fetch, as in a browser, only says it
         // failed) and the log line that says why.
         let event = json!({"op": "fetch", "url": "http://localhost:9/"}).to_string();
-        let (code, out, err) = server.cli(&["function", "invoke", name, "--payload", &event, "--log"]);
-        assert_eq!(code, 0, "{out}{err}");
-        let got: Value = serde_json::from_str(out.trim()).unwrap();
+        let (code, got, err) = server.invoke_logged(name, &event);
+        assert_eq!(code, 0, "{got}{err}");
         let expected = if name == "py" { "HttpRequestDenied" } else { "TypeError: NetworkError" };
         assert!(got["error"].as_str().unwrap_or_default().starts_with(expected), "{name}: {got}");
         let line = format!(
