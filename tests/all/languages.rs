@@ -215,9 +215,10 @@ async fn a_source_in_the_file_is_built_at_the_first_start() {
     }
 }
 
-/// What a user sees when something is missing or wrong.
+/// What a user sees when something is missing or wrong, and a handler
+/// named by `--handler`.
 #[test]
-fn build_errors_say_what_to_do() {
+fn builds_say_what_is_wrong_and_take_lambdas_handler_setting() {
     let dir = tempfile::tempdir().unwrap();
     // No toolchain: the error names the version and the command that installs it.
     let source = dir.path().join("lambda_function.py");
@@ -243,6 +244,27 @@ fn build_errors_say_what_to_do() {
         "{err}"
     );
     assert!(!dir.path().join("f.wasm").exists());
+
+    // Another handler, named as Lambda's Handler setting names it, in a
+    // directory whose modules import each other.
+    let app = dir.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("prices.py"), "def total(items):\n    return sum(i['price'] for i in items)\n").unwrap();
+    std::fs::write(
+        app.join("main.py"),
+        "import prices\n\ndef run(event, context):\n    return prices.total(event['items'])\n",
+    )
+    .unwrap();
+    let wasm = dir.path().join("app.wasm");
+    let (code, out, err) =
+        toolchains::wasmgate_build(&[app.to_str().unwrap(), "--handler", "main.run", "-o", wasm.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("(Python, handler main.run) with componentize-py 0.25.1"), "{err}");
+    let server = TestServer::start("[functions.app]\nguest = \"echo\"\n");
+    let (code, out, err) = server.cli(&["function", "update-code", "app", "--wasm", wasm.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, total, err) = server.invoke_logged("app", r#"{"items": [{"price": 2.5}, {"price": 1.5}]}"#);
+    assert_eq!((code, total), (0, json!(4.0)), "{err}");
 
     // Not a source the builder knows.
     let other = dir.path().join("main.rb");
