@@ -293,7 +293,8 @@ impl Functions {
         if let Some(resolved) = cached.as_ref().filter(|r| r.generation == generation) {
             // Called through the guard, not a clone of the version's `Arc`:
             // every request would write that one count, from every worker.
-            return Ok(resolved.pick(rand::random::<f64>).invoke(request).await?);
+            let loaded = resolved.pick(rand::random::<f64>);
+            return self.counted(loaded, loaded.invoke(request).await, false);
         }
         drop(cached);
 
@@ -311,7 +312,7 @@ impl Functions {
             let resolved = Arc::new(Resolved { generation, primary, additional });
             target.resolved.store(Some(resolved.clone()));
             let loaded = resolved.pick(rand::random::<f64>).clone();
-            return Ok(loaded.invoke(request).await?);
+            return self.counted(&loaded, loaded.invoke(request).await, false);
         }
 
         let version = resolved.pick(rand::random::<f64>);
@@ -328,11 +329,33 @@ impl Functions {
                 Box::pin(self.runtime.prepare(&spec, move || registry.code().get(&sha), false)).await?
             }
         };
-        let mut outcome = loaded.invoke(request).await?;
-        if cold {
-            outcome.start = StartKind::Cold;
+        self.counted(&loaded, loaded.invoke(request).await, cold)
+    }
+
+    /// Counts an invocation in its version's metrics, or a throttle in its
+    /// function's; `cold`: the version was loaded for this call.
+    fn counted(
+        &self,
+        loaded: &LoadedVersion,
+        result: Result<InvokeOutcome, RuntimeError>,
+        cold: bool,
+    ) -> Result<InvokeOutcome, FunctionsError> {
+        match result {
+            Ok(mut outcome) => {
+                if cold {
+                    outcome.start = StartKind::Cold;
+                }
+                let error = outcome.result.as_ref().err().map(|e| e.error_type.as_str());
+                loaded.metrics().invoked(outcome.start.as_str(), outcome.duration.as_secs_f64(), error);
+                Ok(outcome)
+            }
+            Err(e) => {
+                if let RuntimeError::Throttled { function, .. } = &e {
+                    self.runtime.metrics().throttled(function);
+                }
+                Err(e.into())
+            }
         }
-        Ok(outcome)
     }
 
     /// The loaded code of one version of `f`, if it is loaded with the

@@ -11,6 +11,7 @@
 //! - [`gateway`]: the gateway listener: routes, stage pipeline, integrations.
 //! - [`admin`]: the admin HTTP API and its client (the CLI's backend).
 //! - [`policy`]: stage policies — API keys, usage plans (throttle, quota), stage throttling, the response cache, CORS — and the store they keep counters and cached responses in (embedded or Redis).
+//! - [`metrics`]: Prometheus metrics (families, per-version handles, the text exposition).
 //! - [`http`]: accept loop, HTTP/1.1 + h2c, graceful shutdown, body limits.
 //! - [`server`]: starts all of the above for `wasmgate serve`.
 //! - [`template`]: mapping templates (API Gateway's VTL): parsed once, rendered per request.
@@ -28,6 +29,7 @@ pub mod functions;
 pub mod gateway;
 pub mod guests;
 pub mod http;
+pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod runtime;

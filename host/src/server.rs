@@ -22,11 +22,12 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::admin::{AdminApi, AdminOptions, token};
+use crate::admin::{AdminApi, AdminListener, AdminOptions, token};
 use crate::config::Config;
 use crate::fsutil::LockFile;
 use crate::functions::Functions;
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
 use crate::runtime::{Runtime, RuntimeError, RuntimeOptions};
 
@@ -200,6 +201,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 /// Starts everything `config` describes.
 pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     let started = Instant::now();
+    process_start_seconds();
     let server = &config.server;
     check_admin_listen(server.admin_listen, server.admin_allow_remote)?;
     let data_dir = server.data_dir.clone();
@@ -216,6 +218,31 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         Err(e) => return Err(undo_start(lock, &data_dir, new_data_dir, e)),
     };
     let token = token::load_or_create(&data_dir)?;
+    // The admin listener answers /healthz, /readyz and /metrics from now
+    // on; the admin API itself once the server is ready.
+    let metrics = Arc::new(Metrics::new());
+    let admin_listener_handler = Arc::new(AdminListener::new(token.clone(), server.metrics_token, metrics.clone()));
+    let (tx, rx) = watch::channel(false);
+    let options = crate::http::ServeOptions {
+        header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
+        body_read_timeout: Duration::from_millis(server.body_read_timeout_ms),
+        grace: Duration::from_millis(server.shutdown_grace_ms),
+        preserve_header_case: true,
+        max_in_flight: server.max_requests_in_flight,
+    };
+    let stop = |mut rx: watch::Receiver<bool>| async move {
+        // Also when the sender is dropped: a start that fails stops it.
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| ServerError::Bind { addr: server.admin_listen, message: e.to_string() })?;
+    let admin_task = tokio::spawn(crate::http::serve(
+        admin_listener,
+        admin_listener_handler.clone(),
+        stop(rx.clone()),
+        crate::http::ServeOptions { preserve_header_case: false, ..options },
+    ));
     let registry = {
         let dir = data_dir.clone();
         Arc::new(tokio::task::spawn_blocking(move || Registry::open(&dir)).await.expect("registry open task")?)
@@ -224,6 +251,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         artifacts_dir: &data_dir.join("artifacts"),
         engine: server.engine.clone(),
         outbound: server.outbound,
+        metrics: metrics.clone(),
     })?;
     let functions = Functions::new(registry, runtime.clone());
     let loaded = functions.load_all().await.map_err(|e| match e {
@@ -238,6 +266,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "registry loaded"
     );
+    admin_listener_handler.readiness.registry_loaded();
     crate::bootstrap::apply(&functions, &config.functions).await?;
     let policies = Arc::new(open_policies(config, &data_dir).await?);
     let gateway = Arc::new(Gateway::new(functions.clone(), policies));
@@ -245,11 +274,10 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     for (api, stage) in gateway.deploy_undeployed(&config.apis).await? {
         tracing::info!(api, stage, "deployed a stage that had no deployment");
     }
+    admin_listener_handler.readiness.stages_deployed();
+    metrics.set_state(Box::new(StateCollector { functions: functions.clone(), gateway: gateway.clone() }));
     let gateway_addr =
         gateway_listener.local_addr().map_err(|e| ServerError::Bind { addr: server.listen, message: e.to_string() })?;
-    let admin_addr = admin_listener
-        .local_addr()
-        .map_err(|e| ServerError::Bind { addr: server.admin_listen, message: e.to_string() })?;
 
     // For whoever finds the directory locked (or reads the file).
     let note = format!("pid {}, gateway {gateway_addr}, admin API {admin_addr}", std::process::id());
@@ -257,30 +285,15 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         tracing::warn!(path = %lock.path().display(), "could not note this server in its lock file: {e}");
     }
 
-    let (tx, rx) = watch::channel(false);
-    let options = crate::http::ServeOptions {
-        header_read_timeout: Duration::from_millis(server.header_read_timeout_ms),
-        body_read_timeout: Duration::from_millis(server.body_read_timeout_ms),
-        grace: Duration::from_millis(server.shutdown_grace_ms),
-        preserve_header_case: true,
-        max_in_flight: server.max_requests_in_flight,
-    };
-    let stop = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
     let admin = Arc::new(AdminApi::new(
         functions.clone(),
         gateway.clone(),
         AdminOptions { token, max_code_bytes: server.max_code_bytes, config_path: config.path.clone() },
     ));
+    admin_listener_handler.ready(admin);
     let tasks = vec![
         tokio::spawn(crate::http::serve(gateway_listener, gateway.clone(), stop(rx.clone()), options)),
-        tokio::spawn(crate::http::serve(
-            admin_listener,
-            admin,
-            stop(rx.clone()),
-            crate::http::ServeOptions { preserve_header_case: false, ..options },
-        )),
+        admin_task,
     ];
     let evictor = runtime.spawn_evictor(Duration::from_secs(1));
     let mut rx_evict = rx;
@@ -332,4 +345,89 @@ mod tests {
         drop(lock);
         drop(lock_data_dir(&data).unwrap());
     }
+}
+
+/// What `/metrics` reads from the server's state at each scrape: each
+/// function's calls in flight, each loaded version's idle instances, the
+/// instance pool, the registry and the stages served.
+struct StateCollector {
+    functions: Functions,
+    gateway: Arc<Gateway>,
+}
+
+impl std::fmt::Debug for StateCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateCollector")
+    }
+}
+
+impl prometheus_client::collector::Collector for StateCollector {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use crate::metrics::{Labels, encode_gauges};
+        let runtime = self.functions.runtime();
+        let concurrency: Vec<(Labels, i64)> = runtime
+            .concurrency()
+            .into_iter()
+            .map(|(function, n)| (vec![("function", function)], i64::from(n)))
+            .collect();
+        encode_gauges(
+            &mut encoder,
+            "wasmgate_function_concurrent_executions",
+            "Invocations of a function running now, over its versions (Lambda's ConcurrentExecutions)",
+            &concurrency,
+        )?;
+        let state = self.functions.registry().snapshot();
+        let mut idle = Vec::new();
+        for record in state.functions.values() {
+            let numbers = record.versions.keys().map(|n| crate::registry::VersionRef::Number(*n));
+            for version in std::iter::once(crate::registry::VersionRef::Latest).chain(numbers) {
+                if let Some(loaded) = record.spec(version).and_then(|spec| runtime.loaded(&spec)) {
+                    let labels = vec![("function", record.name.clone()), ("version", version.to_string())];
+                    idle.push((labels, loaded.idle_count() as i64));
+                }
+            }
+        }
+        encode_gauges(&mut encoder, "wasmgate_pool_idle_instances", "Idle instances of a loaded version", &idle)?;
+        let stats = runtime.stats();
+        let alive = stats.instances_alive as i64;
+        encode_gauges(
+            &mut encoder,
+            "wasmgate_pool_instances_alive",
+            "Instances alive, busy and idle, all functions together",
+            &[(vec![], alive)],
+        )?;
+        encode_gauges(
+            &mut encoder,
+            "wasmgate_pool_slots_free",
+            "Instances that can still be made before the pool ([server] max_instances) is full",
+            &[(vec![], i64::from(stats.max_instances) - alive)],
+        )?;
+        encode_gauges(
+            &mut encoder,
+            "wasmgate_registry_generation",
+            "The registry's generation: it grows with every change",
+            &[(vec![], self.functions.registry().generation() as i64)],
+        )?;
+        let stages: i64 = self.gateway.served().apis.iter().map(|a| a.stages.len() as i64).sum();
+        encode_gauges(
+            &mut encoder,
+            "wasmgate_deployments_served",
+            "Stages served, each from one deployment",
+            &[(vec![], stages)],
+        )?;
+        encode_gauges(
+            &mut encoder,
+            "wasmgate_process_start_time_seconds",
+            "When this process started, in Unix seconds",
+            &[(vec![], process_start_seconds())],
+        )
+    }
+}
+
+/// When this process started (the first call's time: `start` calls it early).
+fn process_start_seconds() -> i64 {
+    static STARTED: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    })
 }

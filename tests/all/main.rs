@@ -15,6 +15,7 @@ mod gateway;
 mod hardening;
 mod isolation;
 mod languages;
+mod observability;
 mod outbound;
 mod plans_keys;
 mod policies;

@@ -12,6 +12,9 @@
 //!
 //! | method and path | what |
 //! |---|---|
+//! | `GET /healthz` | 200 while the process answers (no token) |
+//! | `GET /readyz` | 200 once the registry is loaded and the stages deployed, else 503, with each check (no token) |
+//! | `GET /metrics` | Prometheus' text format (no token unless `[server] metrics_token = true`) |
 //! | `GET /v1/status` | runtime counters (compiles, artifact loads, loaded versions), `pools`: each loaded version's calls in flight and idle instances, and `policies`: `{store, cache}` (the policy store's kind, each stage's cache hits and misses) |
 //! | `GET /v1/functions` | list functions |
 //! | `GET /v1/functions/{name}` | one function with its versions and aliases |
@@ -55,6 +58,7 @@ mod policies;
 pub mod token;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -602,6 +606,109 @@ impl AdminApi {
 impl http::Handler for AdminApi {
     async fn handle(api: Arc<Self>, req: Request<http::RequestBody>, _conn: http::RequestConn) -> Response<Body> {
         api.answer(req).await
+    }
+}
+
+/// How far a starting server has come, for `/readyz`.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    registry: AtomicBool,
+    stages: AtomicBool,
+}
+
+impl Readiness {
+    /// The registry is open and its versions loaded.
+    pub fn registry_loaded(&self) {
+        self.registry.store(true, Ordering::Release);
+    }
+
+    /// Every configured stage has a deployment, served.
+    pub fn stages_deployed(&self) {
+        self.stages.store(true, Ordering::Release);
+    }
+}
+
+/// The admin listener from the moment it is bound: `/healthz`, `/readyz`
+/// and `/metrics` answer at once, for load balancers, orchestrators and
+/// Prometheus; the admin API itself once the server is ready (503 until
+/// then).
+pub struct AdminListener {
+    token: String,
+    /// `/metrics` asks for the token too (`[server] metrics_token = true`).
+    metrics_token: bool,
+    metrics: Arc<crate::metrics::Metrics>,
+    pub readiness: Readiness,
+    api: std::sync::OnceLock<Arc<AdminApi>>,
+}
+
+impl AdminListener {
+    pub fn new(token: String, metrics_token: bool, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        AdminListener {
+            token,
+            metrics_token,
+            metrics,
+            readiness: Readiness::default(),
+            api: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The server is ready: the admin API answers from now on.
+    pub fn ready(&self, api: Arc<AdminApi>) {
+        let _ = self.api.set(api);
+    }
+
+    fn authorized(&self, req: &Request<http::RequestBody>) -> bool {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        given.is_some_and(|t| token::matches(&self.token, t.trim()))
+    }
+
+    fn readyz(&self) -> Response<Body> {
+        let checks = json!({
+            "listeners": true,
+            "registry": self.readiness.registry.load(Ordering::Acquire),
+            "stages": self.readiness.stages.load(Ordering::Acquire),
+        });
+        let ready = self.api.get().is_some();
+        let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        http::json(status, &json!({ "ready": ready, "checks": checks }))
+    }
+}
+
+impl http::Handler for AdminListener {
+    async fn handle(this: Arc<Self>, req: Request<http::RequestBody>, _conn: http::RequestConn) -> Response<Body> {
+        let get = req.method() == Method::GET || req.method() == Method::HEAD;
+        match req.uri().path() {
+            "/healthz" if get => http::json(StatusCode::OK, &json!({ "status": "ok" })),
+            "/readyz" if get => this.readyz(),
+            "/metrics" if get => {
+                if this.metrics_token && !this.authorized(&req) {
+                    return ApiError(
+                        StatusCode::UNAUTHORIZED,
+                        "UnauthorizedException",
+                        "metrics_token is set: send the admin token as a bearer token".into(),
+                    )
+                    .into_response();
+                }
+                http::response(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    Bytes::from(this.metrics.encode()),
+                )
+            }
+            _ => match this.api.get() {
+                Some(api) => api.answer(req).await,
+                None => ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailableException",
+                    "the server is starting (GET /readyz says when it is ready)".into(),
+                )
+                .into_response(),
+            },
+        }
     }
 }
 

@@ -282,6 +282,8 @@ pub struct RawServer {
     pub admin_listen: Option<Spanned<String>>,
     /// Let `admin_listen` be a non-loopback address (its token travels in clear text).
     pub admin_allow_remote: Option<bool>,
+    /// `/metrics` asks for the admin token too.
+    pub metrics_token: Option<bool>,
     pub data_dir: Option<String>,
     pub max_code_mb: Option<Spanned<u64>>,
     pub max_instances: Option<Spanned<u32>>,

@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub admin_listen: SocketAddr,
     /// `admin_listen` may be a non-loopback address (`server::start` refuses one otherwise).
     pub admin_allow_remote: bool,
+    /// `/metrics` asks for the admin token (scrapers are let in without it by default).
+    pub metrics_token: bool,
     pub data_dir: PathBuf,
     pub max_code_bytes: usize,
     pub engine: EngineOptions,
@@ -215,6 +217,7 @@ pub(super) fn resolve(
         listen: cx.addr(&s.listen, "server.listen", "127.0.0.1:8080")?,
         admin_listen: cx.addr(&s.admin_listen, "server.admin_listen", super::DEFAULT_ADMIN_LISTEN)?,
         admin_allow_remote: s.admin_allow_remote.unwrap_or(false),
+        metrics_token: s.metrics_token.unwrap_or(false),
         data_dir: base.join(s.data_dir.as_deref().unwrap_or(super::DEFAULT_DATA_DIR)),
         max_code_bytes,
         engine,

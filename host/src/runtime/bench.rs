@@ -86,7 +86,12 @@ impl Harness {
             Some(d) => (d.to_path_buf(), false),
             None => (std::env::temp_dir().join(format!("wasmgate-bench-{}", uuid::Uuid::new_v4().simple())), true),
         };
-        let runtime = Runtime::new(RuntimeOptions { artifacts_dir: &dir, engine, outbound: Default::default() })?;
+        let runtime = Runtime::new(RuntimeOptions {
+            artifacts_dir: &dir,
+            engine,
+            outbound: Default::default(),
+            metrics: Default::default(),
+        })?;
         let sha256 = crate::registry::code::sha256_hex(&wasm);
         runtime.compile(&sha256, &wasm)?;
         let spec = |version: u32, reuse: bool| VersionSpec {

@@ -232,6 +232,8 @@ pub struct RuntimeOptions<'a> {
     pub artifacts_dir: &'a Path,
     pub engine: EngineOptions,
     pub outbound: OutboundOptions,
+    /// Where invocations are counted (each loaded version holds its handles).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The runtime: engine, linker, artifact cache and loaded versions.
@@ -250,6 +252,7 @@ pub struct Runtime {
     activity: Arc<engine::GuestActivity>,
     /// Outbound HTTP: the pooled client and each function's slots.
     outbound: Arc<outbound::Outbound>,
+    metrics: Arc<crate::metrics::Metrics>,
     _ticker: engine::EpochTicker,
 }
 
@@ -332,12 +335,23 @@ impl Runtime {
             loaded: Arc::new(Loaded::default()),
             activity,
             outbound: Arc::new(outbound::Outbound::new(opts.outbound)),
+            metrics: opts.metrics,
             _ticker: ticker,
         }))
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Each function's calls in flight (over its versions), for the metrics.
+    pub fn concurrency(&self) -> Vec<(String, u32)> {
+        let slots = self.loaded.slots.lock();
+        slots.iter().map(|(f, n)| (f.clone(), n.load(std::sync::atomic::Ordering::Relaxed))).collect()
     }
 
     pub fn max_memory_mb(&self) -> u32 {
@@ -491,16 +505,7 @@ impl Runtime {
 
     /// A loaded version of `spec`, not (yet) in the map of loaded versions.
     pub(crate) fn new_loaded(&self, spec: VersionSpec, pre: HandlerPre<invoke::HostState>) -> LoadedVersion {
-        let slots = self.loaded.slots(&spec.function);
-        LoadedVersion::new(
-            spec,
-            pre,
-            self.engine.clone(),
-            self.activity.clone(),
-            slots,
-            Arc::downgrade(&self.loaded),
-            self.outbound.clone(),
-        )
+        LoadedVersion::new(spec, pre, self)
     }
 
     /// Sets each loaded version's warm target: `min_warm` for those in
@@ -579,6 +584,7 @@ mod tests {
                 artifacts_dir: dir.path(),
                 engine: EngineOptions::default(),
                 outbound: OutboundOptions::default(),
+                metrics: Default::default(),
             })
             .expect("runtime");
             let wasm = crate::guests::get("items").expect("the items guest").to_vec();

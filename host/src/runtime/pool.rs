@@ -82,21 +82,25 @@ pub struct LoadedVersion {
     /// Outbound HTTP, and where this version may send it.
     outbound: Arc<Outbound>,
     allowed: Arc<AllowedHosts>,
+    /// This version's metric handles.
+    metrics: crate::metrics::VersionMetrics,
 }
 
 impl LoadedVersion {
-    pub(crate) fn new(
-        spec: VersionSpec,
-        pre: HandlerPre<HostState>,
-        engine: Engine,
-        activity: Arc<GuestActivity>,
-        slots: Arc<AtomicU32>,
-        loaded: Weak<Loaded>,
-        outbound: Arc<Outbound>,
-    ) -> Self {
+    /// A version of `runtime`'s, with its shares of the runtime: the
+    /// engine, the function's concurrency count, outbound HTTP, metrics.
+    pub(crate) fn new(spec: VersionSpec, pre: HandlerPre<HostState>, runtime: &super::Runtime) -> Self {
+        let slots = runtime.loaded.slots(&spec.function);
+        let metrics = runtime.metrics.version(&spec.function, &spec.version.to_string());
         // Checked when the configuration was set; a list that no longer
         // parses allows nothing.
         let allowed = Arc::new(AllowedHosts::parse(&spec.config.allowed_outbound_hosts).unwrap_or_default());
+        let (engine, activity, loaded, outbound) = (
+            runtime.engine.clone(),
+            runtime.activity.clone(),
+            Arc::downgrade(&runtime.loaded),
+            runtime.outbound.clone(),
+        );
         LoadedVersion {
             warm: AtomicU32::new(0),
             spec,
@@ -111,7 +115,13 @@ impl LoadedVersion {
             loaded,
             outbound,
             allowed,
+            metrics,
         }
+    }
+
+    /// Where this version's invocations are counted.
+    pub fn metrics(&self) -> &crate::metrics::VersionMetrics {
+        &self.metrics
     }
 
     /// The number of idle instances kept ahead of traffic.
