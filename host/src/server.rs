@@ -237,6 +237,10 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     let admin_addr = admin_listener
         .local_addr()
         .map_err(|e| ServerError::Bind { addr: server.admin_listen, message: e.to_string() })?;
+    tracing::info!(
+        admin = %admin_addr,
+        "admin listener bound: /healthz, /readyz and /metrics answer now, the admin API once the server is ready"
+    );
     let admin_task = tokio::spawn(crate::http::serve(
         admin_listener,
         admin_listener_handler.clone(),

@@ -68,3 +68,55 @@ async fn metrics_count_invocations_by_start_error_and_throttle() {
     let bearer = format!("Bearer {}", guarded.token());
     assert_eq!(http("GET", &url, &[("authorization", &bearer)], bytes::Bytes::new()).await.status, 200);
 }
+
+/// While the server starts (here: building a Python function from its
+/// source, seconds), /healthz answers, /readyz says 503 and which checks
+/// pass, and the admin API asks to wait; once ready, /readyz is 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_waits_for_the_registry_and_the_stages() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let source = super::toolchains::root().join("examples/python-items");
+    let config = super::common::write_file(
+        dir.path(),
+        "gateway.toml",
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
+             [functions.py]\nsource = {:?}\n",
+            source.to_str().unwrap()
+        )
+        .as_bytes(),
+    );
+    let mut child = std::process::Command::new(super::common::BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("WASMGATE_TOOLCHAINS", super::toolchains::dir())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The admin listener's address, from the log line written when it is bound.
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let admin = loop {
+        let line = log.next().expect("the server's log ended").unwrap();
+        if let Some(at) = line.find("admin=") {
+            let addr = line[at + 6..].split_whitespace().next().unwrap().to_string();
+            break format!("http://{addr}");
+        }
+    };
+    let ready = get(&format!("{admin}/readyz")).await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(ready.json()["ready"], json!(false));
+    assert_eq!(ready.json()["checks"]["stages"], json!(false));
+    assert_eq!(get(&format!("{admin}/healthz")).await.status, 200);
+    let status = get(&format!("{admin}/v1/status")).await;
+    assert_eq!(status.status, 503, "{}", status.text());
+    assert!(status.text().contains("GET /readyz says when it is ready"), "{}", status.text());
+    // Ready: the CLI's line on stdout.
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    while !out.next().expect("the server stopped").unwrap().starts_with("wasmgate: admin API listening on ") {}
+    let ready = get(&format!("{admin}/readyz")).await;
+    assert_eq!((ready.status, ready.json()["ready"].clone()), (200, json!(true)));
+    let _ = child.kill();
+    let _ = child.wait();
+}
