@@ -65,7 +65,12 @@ fn gateway(c: &mut Criterion) {
         ("GET /prod/nothing (403)", "/prod/nothing"),
     ] {
         let template = request(path);
-        let resp = rt.block_on(gw.dispatch(&mut template.clone(), &mut Trace::default(), true));
+        let resp = rt.block_on(gw.dispatch(
+            &mut template.clone(),
+            &mut Trace::default(),
+            true,
+            Some(std::time::Instant::now()),
+        ));
         let expected = if path == "/prod/nothing" {
             403
         } else if path.ends_with('9') {
@@ -77,7 +82,7 @@ fn gateway(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut req = template.clone();
-                rt.block_on(gw.dispatch(&mut req, &mut Trace::default(), true)).status
+                rt.block_on(gw.dispatch(&mut req, &mut Trace::default(), true, Some(std::time::Instant::now()))).status
             })
         });
     }

@@ -120,3 +120,40 @@ async fn readiness_waits_for_the_registry_and_the_stages() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The gateway's requests by method and status, their latency and their
+/// integration's; a request that matches nothing under one label set.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_gateway_requests_by_method_and_status() {
+    let server = TestServer::start(&super::common::bundled_config());
+    for _ in 0..3 {
+        assert_eq!(get(&server.url("/dev/items")).await.status, 200);
+    }
+    assert_eq!(get(&server.url("/dev/items/9")).await.status, 404);
+    assert_eq!(get(&server.url("/dev/items/2")).await.status, 200);
+    assert_eq!(get(&server.url("/dev/nothing/here")).await.status, 403);
+    assert_eq!(get(&server.url("/nostage")).await.status, 403);
+
+    let text = get(&format!("{}/metrics", server.admin_url)).await.text();
+    let count = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    let requests = |resource: &str, status: u16| {
+        count(&format!(
+            r#"wasmgate_api_requests_total{{api="ItemsAPI",stage="dev",resource="{resource}",method="GET",status="{status}"}}"#
+        ))
+    };
+    assert_eq!(requests("/items", 200), 3.0);
+    assert_eq!(requests("/items/{ID}", 200), 1.0);
+    assert_eq!(requests("/items/{ID}", 404), 1.0);
+    // Never the raw path: what matched no method is one series.
+    assert_eq!(
+        count(r#"wasmgate_api_requests_total{api="",stage="",resource="(unmatched)",method="",status="403"}"#),
+        2.0
+    );
+    assert!(!text.contains("/items/9") && !text.contains("nothing"), "{text}");
+    let labels = r#"{api="ItemsAPI",stage="dev",resource="/items/{ID}",method="GET"}"#;
+    assert_eq!(count(&format!("wasmgate_api_latency_seconds_count{labels}")), 2.0);
+    assert_eq!(count(&format!("wasmgate_api_integration_latency_seconds_count{labels}")), 2.0);
+    assert!(count(&format!("wasmgate_api_latency_seconds_sum{labels}")) > 0.0);
+    assert!(text.contains("# TYPE wasmgate_api_cache_hits counter"), "{text}");
+    assert_eq!(count("wasmgate_deployments_served{}"), 2.0);
+}
