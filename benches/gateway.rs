@@ -65,12 +65,7 @@ fn gateway(c: &mut Criterion) {
         ("GET /prod/nothing (403)", "/prod/nothing"),
     ] {
         let template = request(path);
-        let resp = rt.block_on(gw.dispatch(
-            &mut template.clone(),
-            &mut Trace::default(),
-            true,
-            Some(std::time::Instant::now()),
-        ));
+        let resp = rt.block_on(gw.dispatch(&mut template.clone(), &mut Trace::default(), true));
         let expected = if path == "/prod/nothing" {
             403
         } else if path.ends_with('9') {
@@ -82,7 +77,7 @@ fn gateway(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut req = template.clone();
-                rt.block_on(gw.dispatch(&mut req, &mut Trace::default(), true, Some(std::time::Instant::now()))).status
+                rt.block_on(gw.dispatch(&mut req, &mut Trace::default(), true)).status
             })
         });
     }

@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -38,9 +38,6 @@ fn new_histogram() -> Histogram {
 /// The server's metric families.
 pub struct Metrics {
     registry: parking_lot::Mutex<Registry>,
-    api_requests: Family<Labels, Counter>,
-    api_latency: Family<Labels, Histogram, fn() -> Histogram>,
-    api_integration_latency: Family<Labels, Histogram, fn() -> Histogram>,
     invocations: Family<Labels, Counter>,
     function_errors: Family<Labels, Counter>,
     throttles: Family<Labels, Counter>,
@@ -67,26 +64,6 @@ impl Metrics {
         let function_errors = Family::<Labels, Counter>::default();
         let throttles = Family::<Labels, Counter>::default();
         let duration = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(new_histogram);
-        let api_requests = Family::<Labels, Counter>::default();
-        let api_latency = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(new_histogram);
-        let api_integration_latency =
-            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(new_histogram);
-        registry.register(
-            "wasmgate_api_requests",
-            "Requests to a method of a stage, by status (API Gateway's Count, 4XXError and 5XXError)",
-            api_requests.clone(),
-        );
-        registry.register(
-            "wasmgate_api_latency_seconds",
-            "From a request's head to its response (API Gateway's Latency)",
-            api_latency.clone(),
-        );
-        registry.register(
-            "wasmgate_api_integration_latency_seconds",
-            "A method's integration: request template, the function or mock, integration response \
-             (API Gateway's IntegrationLatency)",
-            api_integration_latency.clone(),
-        );
         registry.register(
             "wasmgate_function_invocations",
             "Invocations of a function's version, by start: cold, warm or hot (Lambda's Invocations)",
@@ -111,9 +88,6 @@ impl Metrics {
         registry.register("wasmgate_build", "The wasmgate that serves", build);
         Metrics {
             registry: parking_lot::Mutex::new(registry),
-            api_requests,
-            api_latency,
-            api_integration_latency,
             invocations,
             function_errors,
             throttles,
@@ -139,30 +113,6 @@ impl Metrics {
             function: function.into(),
             version: version.into(),
         }
-    }
-
-    /// The handles of one method of one stage (`resource` is its template,
-    /// `/items/{ID}`, never a raw path), resolved when the stage is compiled.
-    pub fn api_method(&self, api: &str, stage: &str, resource: &str, method: &str) -> ApiMethodMetrics {
-        let labels: Labels = vec![
-            ("api", api.to_string()),
-            ("stage", stage.to_string()),
-            ("resource", resource.to_string()),
-            ("method", method.to_string()),
-        ];
-        ApiMethodMetrics {
-            latency: self.api_latency.get_or_create(&labels).clone(),
-            integration: self.api_integration_latency.get_or_create(&labels).clone(),
-            requests: self.api_requests.clone(),
-            labels,
-            statuses: parking_lot::RwLock::new(Vec::new()),
-        }
-    }
-
-    /// The handles every request that matches no method counts under: one
-    /// label set, whatever its path.
-    pub fn api_unmatched(&self) -> ApiMethodMetrics {
-        self.api_method("", "", UNMATCHED, "")
     }
 
     /// Counts a call of `function` refused by a throttle.
@@ -202,46 +152,6 @@ impl std::fmt::Debug for VersionMetrics {
     }
 }
 
-/// The `resource` label of requests that match no method.
-pub const UNMATCHED: &str = "(unmatched)";
-
-/// One method's handles: its latency histograms, its counters by status
-/// (each made the first time its status is answered, then found by a
-/// short scan).
-pub struct ApiMethodMetrics {
-    latency: Histogram,
-    integration: Histogram,
-    requests: Family<Labels, Counter>,
-    labels: Labels,
-    statuses: parking_lot::RwLock<Vec<(u16, Counter)>>,
-}
-
-impl std::fmt::Debug for ApiMethodMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ApiMethodMetrics({:?})", self.labels)
-    }
-}
-
-impl ApiMethodMetrics {
-    /// Counts one request: its status, its latency and, if it reached the
-    /// integration, the integration's.
-    pub fn record(&self, status: u16, seconds: f64, integration_seconds: Option<f64>) {
-        self.latency.observe(seconds);
-        if let Some(s) = integration_seconds {
-            self.integration.observe(s);
-        }
-        if let Some((_, counter)) = self.statuses.read().iter().find(|(s, _)| *s == status) {
-            counter.inc();
-            return;
-        }
-        let mut labels = self.labels.clone();
-        labels.push(("status", status.to_string()));
-        let counter = self.requests.get_or_create(&labels).clone();
-        counter.inc();
-        self.statuses.write().push((status, counter));
-    }
-}
-
 /// The starts an invocation can have, as the runtime names them.
 const STARTS: [&str; 3] = ["cold", "warm", "hot"];
 
@@ -275,21 +185,6 @@ pub fn encode_gauges(
     let mut family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
     for (labels, value) in values {
         ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
-    }
-    Ok(())
-}
-
-/// A counter family read at scrape time (counts kept elsewhere): `name`
-/// (the text format adds `_total`), `help`, then (labels, value).
-pub fn encode_counters(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    values: &[(Labels, u64)],
-) -> Result<(), std::fmt::Error> {
-    let mut family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
-    for (labels, value) in values {
-        ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
     }
     Ok(())
 }

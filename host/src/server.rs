@@ -367,7 +367,7 @@ impl std::fmt::Debug for StateCollector {
 
 impl prometheus_client::collector::Collector for StateCollector {
     fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        use crate::metrics::{Labels, encode_counters, encode_gauges};
+        use crate::metrics::{Labels, encode_gauges};
         let runtime = self.functions.runtime();
         let concurrency: Vec<(Labels, i64)> = runtime
             .concurrency()
@@ -411,25 +411,6 @@ impl prometheus_client::collector::Collector for StateCollector {
             "wasmgate_registry_generation",
             "The registry's generation: it grows with every change",
             &[(vec![], self.functions.registry().generation() as i64)],
-        )?;
-        let (mut hits, mut misses) = (Vec::new(), Vec::new());
-        for (label, h, m) in self.gateway.policies().cache_counts() {
-            let (api, stage) = label.split_once('/').unwrap_or((label.as_str(), ""));
-            let labels: Labels = vec![("api", api.to_string()), ("stage", stage.to_string())];
-            hits.push((labels.clone(), h));
-            misses.push((labels, m));
-        }
-        encode_counters(
-            &mut encoder,
-            "wasmgate_api_cache_hits",
-            "Requests answered from a stage's cache (API Gateway's CacheHitCount)",
-            &hits,
-        )?;
-        encode_counters(
-            &mut encoder,
-            "wasmgate_api_cache_misses",
-            "Cacheable requests the cache could not answer (API Gateway's CacheMissCount)",
-            &misses,
         )?;
         let stages: i64 = self.gateway.served().apis.iter().map(|a| a.stages.len() as i64).sum();
         encode_gauges(

@@ -32,7 +32,7 @@ pub mod validation;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use hyper::{Request, Response, StatusCode};
@@ -101,14 +101,11 @@ pub struct Gateway {
     compiled: Mutex<HashMap<String, Arc<ApiSpec>>>,
     /// Held while what is served is rebuilt ([`Gateway::reload`]).
     reloading: Mutex<()>,
-    /// Where requests that match no method are counted.
-    unmatched: crate::metrics::ApiMethodMetrics,
 }
 
 impl Gateway {
     pub fn new(functions: Functions, policies: Arc<Policies>) -> Self {
         Gateway {
-            unmatched: functions.runtime().metrics().api_unmatched(),
             functions,
             policies,
             served: ArcSwap::from_pointee(Served::default()),
@@ -169,32 +166,17 @@ impl Gateway {
     /// Runs one request through routing, the stage's policies (unless
     /// `policies` is off: a test invoke, as the console's TEST button, skips
     /// API keys, usage plans, throttles and the cache) and its pipeline.
-    ///
-    /// `started` (when the request's head arrived) counts the request in the
-    /// metrics; a test invoke, without it, is not counted.
-    pub async fn dispatch(
-        &self,
-        req: &mut GatewayRequest,
-        trace: &mut Trace,
-        policies: bool,
-        started: Option<Instant>,
-    ) -> GatewayResponse {
-        let unmatched = |resp: GatewayResponse| {
-            if let Some(started) = started {
-                self.unmatched.record(resp.status, started.elapsed().as_secs_f64(), None);
-            }
-            resp
-        };
+    pub async fn dispatch(&self, req: &mut GatewayRequest, trace: &mut Trace, policies: bool) -> GatewayResponse {
         let served = self.served.load();
         let full_path = std::mem::take(&mut req.full_path);
         let found_api = Self::find_api(&served, &req.host, &full_path);
         let Some((api, rest)) = found_api else {
             req.full_path = full_path;
-            return unmatched(Self::reject(
+            return Self::reject(
                 &GatewayResponses::default(),
                 &Rejection::new(ResponseType::MissingAuthenticationToken, None),
                 &ErrorContext::for_request(req),
-            ));
+            );
         };
         // `//stage/x` is `/stage/x`.
         let trimmed = rest.trim_start_matches('/');
@@ -206,7 +188,7 @@ impl Gateway {
             // No such stage: API Gateway answers as for an unknown route.
             req.full_path = full_path.clone();
             let rejection = Rejection::new(ResponseType::MissingAuthenticationToken, None);
-            return unmatched(Self::reject(&api.responses, &rejection, &ErrorContext::for_request(req)));
+            return Self::reject(&api.responses, &rejection, &ErrorContext::for_request(req));
         };
         // What follows the stage runs to the end of the path.
         req.path_at = full_path.len() - after.len();
@@ -215,74 +197,62 @@ impl Gateway {
         let Some(found) = stage.router.find(req.method.as_str(), req.path()) else {
             trace.log_line(|| format!("No method matches {} {}", req.method, req.path()));
             let ctx = ErrorContext::for_stage(req, stage, None);
-            return unmatched(Self::reject(
+            return Self::reject(
                 &stage.api.gateway_responses,
                 &Rejection::new(ResponseType::MissingAuthenticationToken, None),
                 &ctx,
-            ));
+            );
         };
         let router::RouteMatch { value: method, resource_path, path_params } = found;
-        // The method's own part, counted under its labels when it ends.
-        let mut integration = None;
-        let resp = async {
-            let cors = method.policy.cors.as_deref();
-            if let Some(cors) = cors
-                && method.spec.cors_preflight
-            {
-                trace.log_line(|| "CORS preflight answered".into());
-                return cors_preflight(cors, &method.cors_methods, req);
-            }
-            // A refusal of a routed request: the stage's gateway responses, with
-            // the resource's CORS headers where it says so.
-            let reject_routed = |rejection: &Rejection| {
-                let ctx = ErrorContext::for_stage(req, stage, Some((resource_path, &path_params)));
-                let mut resp = Self::reject(&stage.api.gateway_responses, rejection, &ctx);
-                add_cors(&mut resp, cors.filter(|c| c.on_errors), req);
-                resp
-            };
-            let grant = if policies {
-                match self.policies.admit(&method.policy, req.header("x-api-key")).await {
-                    Ok(grant) => grant,
-                    Err(refusal) => {
-                        let kind = match refusal {
-                            Refusal::InvalidApiKey(why) => {
-                                trace.log_line(|| format!("API key check failed: {why:?}"));
-                                ResponseType::InvalidApiKey
-                            }
-                            Refusal::Throttled => ResponseType::Throttled,
-                            Refusal::QuotaExceeded => ResponseType::QuotaExceeded,
-                        };
-                        return reject_routed(&Rejection::new(kind, None));
-                    }
-                }
-            } else {
-                None
-            };
-            let call = pipeline::Call {
-                functions: &self.functions,
-                policies: policies.then_some(&*self.policies),
-                grant: grant.as_deref(),
-                stage,
-                method,
-                path_params: &path_params,
-                req,
-            };
-            let piped = started.map(|_| Instant::now());
-            let result = pipeline::run(call, trace).await;
-            integration = piped.map(|p| p.elapsed().as_secs_f64());
-            match result {
-                Ok(mut response) => {
-                    add_cors(&mut response, cors, req);
-                    response
-                }
-                Err(rejection) => reject_routed(&rejection),
-            }
+        let cors = method.policy.cors.as_deref();
+        if let Some(cors) = cors
+            && method.spec.cors_preflight
+        {
+            trace.log_line(|| "CORS preflight answered".into());
+            return cors_preflight(cors, &method.cors_methods, req);
         }
-        .await;
-        if let Some(started) = started {
-            method.metrics.record(resp.status, started.elapsed().as_secs_f64(), integration);
+        // A refusal of a routed request: the stage's gateway responses, with
+        // the resource's CORS headers where it says so.
+        let reject_routed = |rejection: &Rejection| {
+            let ctx = ErrorContext::for_stage(req, stage, Some((resource_path, &path_params)));
+            let mut resp = Self::reject(&stage.api.gateway_responses, rejection, &ctx);
+            add_cors(&mut resp, cors.filter(|c| c.on_errors), req);
+            resp
+        };
+        let grant = if policies {
+            match self.policies.admit(&method.policy, req.header("x-api-key")).await {
+                Ok(grant) => grant,
+                Err(refusal) => {
+                    let kind = match refusal {
+                        Refusal::InvalidApiKey(why) => {
+                            trace.log_line(|| format!("API key check failed: {why:?}"));
+                            ResponseType::InvalidApiKey
+                        }
+                        Refusal::Throttled => ResponseType::Throttled,
+                        Refusal::QuotaExceeded => ResponseType::QuotaExceeded,
+                    };
+                    return reject_routed(&Rejection::new(kind, None));
+                }
+            }
+        } else {
+            None
+        };
+        let call = pipeline::Call {
+            functions: &self.functions,
+            policies: policies.then_some(&*self.policies),
+            grant: grant.as_deref(),
+            stage,
+            method,
+            path_params: &path_params,
+            req,
+        };
+        match pipeline::run(call, trace).await {
+            Ok(mut response) => {
+                add_cors(&mut response, cors, req);
+                response
+            }
+            Err(rejection) => reject_routed(&rejection),
         }
-        resp
     }
 }
 
@@ -395,9 +365,9 @@ impl http::Handler for Gateway {
         // the request owns copies of what it needs.
         drop(parts);
         async move {
+            // The clock is read only for an access log that is written.
             let logged = tracing::enabled!(target: "wasmgate::access", tracing::Level::INFO);
-            // The metrics' latency and the access line's.
-            let started = Instant::now();
+            let started = logged.then(std::time::Instant::now);
             let resp = match admit(&mut req, lacks_host, body).await {
                 Ok(()) => {
                     // API Gateway's execution logging: with `wasmgate::execution` at
@@ -408,7 +378,7 @@ impl http::Handler for Gateway {
                     } else {
                         Trace::default()
                     };
-                    let resp = gateway.dispatch(&mut req, &mut trace, true, Some(started)).await;
+                    let resp = gateway.dispatch(&mut req, &mut trace, true).await;
                     if let Some(recording) = trace.into_recording() {
                         log_execution(req.ids.request_id(), &recording);
                     }
@@ -421,7 +391,7 @@ impl http::Handler for Gateway {
                 }
             };
             // Every response has its access line, a refusal's too.
-            if logged {
+            if let Some(started) = started {
                 tracing::info!(
                     target: "wasmgate::access",
                     request_id = req.ids.request_id(),

@@ -342,9 +342,8 @@ variables = { a = "b" }
     fn fixture() -> Fixture {
         let config = crate::config::parse(CONFIG, std::path::Path::new("gateway.toml")).expect("a valid config");
         let api = std::sync::Arc::new(config.apis.into_iter().next().expect("one API"));
-        let stage = CompiledStage::new(api, "dev", "d1", &|_| Default::default(), &Default::default())
-            .expect("the dev stage")
-            .expect("it compiles");
+        let stage =
+            CompiledStage::new(api, "dev", "d1", &|_| Default::default()).expect("the dev stage").expect("it compiles");
         let req = GatewayRequest {
             ids: RequestIds::of("req-1", "ext", ""),
             method: hyper::Method::GET,

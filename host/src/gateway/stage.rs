@@ -27,8 +27,6 @@ pub struct MethodEntry {
     pub policy: MethodPolicy,
     /// For a CORS preflight method: the resource's methods it announces.
     pub cors_methods: Vec<String>,
-    /// Where its requests are counted.
-    pub metrics: crate::metrics::ApiMethodMetrics,
 }
 
 /// One stage of one API, serving one deployment.
@@ -53,7 +51,6 @@ impl CompiledStage {
         stage: &str,
         deployment_id: &str,
         cache_stats: &dyn Fn(&str) -> Arc<CacheStats>,
-        metrics: &crate::metrics::Metrics,
     ) -> Option<Result<CompiledStage, String>> {
         let spec = api.stages.get(stage)?;
         let variables = spec.variables.clone();
@@ -87,7 +84,6 @@ impl CompiledStage {
                 resource_id: short_id(&m.resource_path),
                 policy,
                 cors_methods,
-                metrics: metrics.api_method(&api.name, stage, &m.resource_path, &m.http_method),
             };
             (m.resource_path.clone(), m.http_method.clone(), entry)
         });

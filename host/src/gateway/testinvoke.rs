@@ -108,7 +108,7 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
     };
     let started = Instant::now();
     let mut trace = Trace::enabled();
-    let resp = gateway.dispatch(&mut req, &mut trace, false, None).await;
+    let resp = gateway.dispatch(&mut req, &mut trace, false).await;
     let latency = started.elapsed();
     let recording = trace.into_recording().expect("the trace was enabled");
     // As API Gateway's TestInvokeMethod answers: `headers` with a name's

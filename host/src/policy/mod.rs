@@ -90,15 +90,6 @@ impl Policies {
     }
 
     /// Every stage's cache counters.
-    /// Each stage's cache hits and misses: (`api/stage`, hits, misses).
-    pub fn cache_counts(&self) -> Vec<(String, u64, u64)> {
-        let stats = self.cache_stats.lock();
-        stats
-            .iter()
-            .map(|(stage, s)| (stage.clone(), s.hits.load(Ordering::Relaxed), s.misses.load(Ordering::Relaxed)))
-            .collect()
-    }
-
     pub fn cache_report(&self) -> Value {
         let stats = self.cache_stats.lock();
         let mut stages: Vec<_> = stats.iter().collect();
