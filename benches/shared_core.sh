@@ -13,6 +13,10 @@
 #   alone: no throttles, no quota) or "same" (the on server as the off
 #   one: the method's own bias, which should read 1.000))
 #
+# BASE=PATH runs the off server from another wasmgate binary (an earlier
+# build): with ON=same, the ratio is what the change between the two costs
+# per request (`BASE=/tmp/wasmgate-before benches/shared_core.sh 8 4 same`).
+#
 # Both servers are sent the same requests, the API key's header included
 # (the off server ignores it): the ratio is what the policies cost, not
 # what parsing one more request header does.
@@ -45,9 +49,11 @@ case $on in
   same) sed "s|data-off|data-on|" "$work/off.toml" > "$work/on.toml";;
   *) echo "shared_core.sh: ON is all, key or same" >&2; exit 2;;
 esac
-declare -A addr
+declare -A addr bin
+bin[off]=${BASE:-target/release/wasmgate}
+bin[on]=target/release/wasmgate
 for v in off on; do
-  WASMGATE_LOG=warn taskset -c 0 target/release/wasmgate serve --config "$work/$v.toml" \
+  WASMGATE_LOG=warn taskset -c 0 "${bin[$v]}" serve --config "$work/$v.toml" \
     > "$work/$v.out" 2> "$work/$v.err" &
   pids+=($!)
   for _ in $(seq 300); do
