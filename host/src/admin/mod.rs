@@ -360,12 +360,7 @@ impl AdminApi {
     }
 
     fn authorized(&self, req: &Request<http::RequestBody>) -> bool {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        given.is_some_and(|t| token::matches(&self.options.token, t.trim()))
+        bearer_is(&self.options.token, req)
     }
 
     async fn route(&self, req: Request<http::RequestBody>) -> ApiResult {
@@ -609,6 +604,16 @@ impl http::Handler for AdminApi {
     }
 }
 
+/// Whether `req` carries `token` as its bearer token (compared in constant time).
+fn bearer_is(token: &str, req: &Request<http::RequestBody>) -> bool {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    given.is_some_and(|t| token::matches(token, t.trim()))
+}
+
 /// How far a starting server has come, for `/readyz`.
 #[derive(Debug, Default)]
 pub struct Readiness {
@@ -658,12 +663,7 @@ impl AdminListener {
     }
 
     fn authorized(&self, req: &Request<http::RequestBody>) -> bool {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        given.is_some_and(|t| token::matches(&self.token, t.trim()))
+        bearer_is(&self.token, req)
     }
 
     fn readyz(&self) -> Response<Body> {
