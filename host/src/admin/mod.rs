@@ -606,11 +606,8 @@ impl http::Handler for AdminApi {
 
 /// Whether `req` carries `token` as its bearer token (compared in constant time).
 fn bearer_is(token: &str, req: &Request<http::RequestBody>) -> bool {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let given =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     given.is_some_and(|t| token::matches(token, t.trim()))
 }
 
