@@ -127,7 +127,9 @@ const LOOPBACK: &str = r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#;
 async fn a_function_reaches_only_the_hosts_it_lists() {
     let up = upstream().await;
     let server = TestServer::start(&format!(
-        "[functions.fetch]\nguest = \"fetch\"\n{LOOPBACK}\n[functions.closed]\nguest = \"fetch\"\n"
+        // Long timeouts: nothing here is about time, and a loaded machine is slow.
+        "[functions.fetch]\nguest = \"fetch\"\n{LOOPBACK}\ntimeout_ms = 30000\n\
+         [functions.closed]\nguest = \"fetch\"\ntimeout_ms = 30000\n"
     ));
 
     let resp = server.invoke("fetch", &fetch_event(&up.url("/hello"))).await;
@@ -203,8 +205,12 @@ async fn outbound_responses_and_requests_in_flight_are_bounded() {
     let up = upstream().await;
     let server = TestServer::start_with(
         "max_outbound_response_mb = 1\nmax_outbound_requests = 1",
-        &format!("[functions.fetch]\nguest = \"fetch\"\n{LOOPBACK}\ntimeout_ms = 1000\n"),
+        // Version 1 holds the slot for 5 s, $LATEST waits for it 1 s: the
+        // second call's deadline comes well before the first frees the slot.
+        &format!("[functions.fetch]\nguest = \"fetch\"\n{LOOPBACK}\ntimeout_ms = 5000\npublish = \"holds the slot\"\n"),
     );
+    let (code, out, err) = server.cli(&["function", "update-config", "fetch", "--timeout-ms", "1000"]);
+    assert_eq!(code, 0, "{out}{err}");
     // Over the limit with a Content-Length (refused at its head), and
     // streamed without one (cut off once over): an error in the guest, and
     // the log says which limit.
@@ -226,7 +232,7 @@ async fn outbound_responses_and_requests_in_flight_are_bounded() {
         let admin = server.admin.clone();
         let event = fetch_event(&up.slow_url());
         tokio::spawn(async move {
-            admin.send(hyper::Method::POST, "/v1/functions/fetch/invocations", &[], Bytes::from(event)).await.unwrap()
+            admin.send(hyper::Method::POST, "/v1/functions/fetch:1/invocations", &[], Bytes::from(event)).await.unwrap()
         })
     };
     // Wait until the first request is at the upstream.
