@@ -46,7 +46,13 @@ pub async fn build(a: BuildArgs) -> anyhow::Result<()> {
 pub async fn build_with_progress(source: &Path, args: &SourceArgs) -> anyhow::Result<Vec<u8>> {
     let opts = BuildOptions { handler: args.handler.clone(), toolchains: args.toolchains.clone() };
     let plan = wasmgate_host::build::plan(source, &opts)?;
-    eprintln!("building {} ({}, handler {}) with {}…", source.display(), plan.language, plan.handler, plan.toolchain);
+    eprintln!(
+        "building {} ({}, handler {}) with {}…",
+        source.display(),
+        plan.source.language,
+        plan.source.handler,
+        plan.toolchain
+    );
     let built = tokio::task::spawn_blocking(move || wasmgate_host::build::build(&plan))
         .await
         .context("the build stopped")??;

@@ -251,28 +251,31 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
             }
             let client = a.client.client()?;
             let wasm = [("content-type", "application/wasm")];
-            let built = match &a.source {
-                Some(source) => Some(crate::build::build_with_progress(source, &a.source_args).await?),
-                None => None,
+            // The code: streamed from its file (never read whole here), or bytes in hand.
+            enum Code<'a> {
+                File(&'a std::path::Path),
+                Bytes(Bytes),
+            }
+            let code = match (&a.wasm, &a.guest, &a.source) {
+                (Some(file), _, _) => Code::File(file),
+                (None, Some(g), _) => Code::Bytes(Bytes::from_static(
+                    wasmgate_host::guests::get(g).with_context(|| format!("no built-in guest {g:?}"))?,
+                )),
+                (None, None, Some(source)) => {
+                    Code::Bytes(Bytes::from(crate::build::build_with_progress(source, &a.source_args).await?))
+                }
+                (None, None, None) => bail!("give --wasm FILE, --source PATH or --guest NAME"),
             };
-            let size = match (&a.wasm, &a.guest, &built) {
-                (Some(file), _, _) => std::fs::metadata(file).map(|m| m.len() as usize).unwrap_or(0),
-                (_, Some(g), _) => wasmgate_host::guests::get(g).map_or(0, <[u8]>::len),
-                (_, _, Some(code)) => code.len(),
-                _ => 0,
+            let size = match &code {
+                Code::File(file) => std::fs::metadata(file).map_or(0, |m| m.len() as usize),
+                Code::Bytes(b) => b.len(),
             };
             // The server compiles the code before it answers: say so, and
             // how long it took (a Python component takes seconds).
             eprintln!("uploading {} to {} and compiling it…", crate::build::megabytes(size), a.name);
-            let resp = match (&a.wasm, &a.guest, built) {
-                // Streamed from the file: never read whole here.
-                (Some(file), _, _) => client.call_with_file(Method::PUT, &path, &wasm, file).await?,
-                (None, Some(g), _) => {
-                    let code = wasmgate_host::guests::get(g).with_context(|| format!("no built-in guest {g:?}"))?;
-                    client.call(Method::PUT, &path, &wasm, Bytes::from_static(code)).await?
-                }
-                (None, None, Some(code)) => client.call(Method::PUT, &path, &wasm, Bytes::from(code)).await?,
-                (None, None, None) => bail!("give --wasm FILE, --source PATH or --guest NAME"),
+            let resp = match code {
+                Code::File(file) => client.call_with_file(Method::PUT, &path, &wasm, file).await?,
+                Code::Bytes(b) => client.call(Method::PUT, &path, &wasm, b).await?,
             };
             if let Some(ms) = resp.header("x-wasmgate-compile-ms") {
                 eprintln!("compiled in {ms} ms");

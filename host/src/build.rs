@@ -188,14 +188,7 @@ pub struct Built {
 /// What a build will do, known before it runs (for progress messages).
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub language: Language,
-    pub handler: String,
-    /// The directory holding the handler's module (and any modules it imports).
-    root: PathBuf,
-    /// The handler's module file, relative to `root`.
-    module_file: PathBuf,
-    /// `source` was one file (copied alone), not a directory.
-    single_file: bool,
+    pub source: Source,
     tool: PathBuf,
     pub toolchain: String,
 }
@@ -203,26 +196,22 @@ pub struct Plan {
 /// Works out the language, the handler and the toolchain of `source` (a
 /// file, or a directory holding the handler's module), without building.
 pub fn plan(source: &Path, opts: &BuildOptions) -> Result<Plan, BuildError> {
-    let s = check_source(source, opts)?;
-    let (tool, toolchain) = find_toolchain(s.language, opts.toolchains.as_deref())?;
-    Ok(Plan {
-        language: s.language,
-        handler: s.handler,
-        root: s.root,
-        module_file: s.module_file,
-        single_file: s.single_file,
-        tool,
-        toolchain,
-    })
+    let source = check_source(source, opts)?;
+    let (tool, toolchain) = find_toolchain(source.language, opts.toolchains.as_deref())?;
+    Ok(Plan { source, tool, toolchain })
 }
 
 /// What a source is: its language, its handler and where its module is.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub language: Language,
+    /// `MODULE.FUNCTION`.
     pub handler: String,
+    /// The directory holding the handler's module (and any modules it imports).
     root: PathBuf,
+    /// The handler's module file, relative to `root`.
     module_file: PathBuf,
+    /// The source was one file (copied alone), not a directory.
     single_file: bool,
 }
 
@@ -424,21 +413,21 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
 /// Builds the component `plan` describes.
 pub fn build(plan: &Plan) -> Result<Built, BuildError> {
     let started = Instant::now();
+    let src = &plan.source;
     let staging = Staging::new()?;
     let wit = stage_wit(&staging)?;
     // The user's code, under `app/`: a single file alone, a directory whole.
     let app = staging.0.join("app");
-    if plan.single_file {
+    if src.single_file {
         std::fs::create_dir_all(&app).map_err(io("copying the source"))?;
-        std::fs::copy(plan.root.join(&plan.module_file), app.join(&plan.module_file))
-            .map_err(io("copying the source"))?;
+        std::fs::copy(src.root.join(&src.module_file), app.join(&src.module_file)).map_err(io("copying the source"))?;
     } else {
-        copy_tree(&plan.root, &app)?;
+        copy_tree(&src.root, &app)?;
     }
-    let (module, function) = split_handler(&plan.handler)?;
+    let (module, function) = split_handler(&src.handler)?;
     let out = staging.0.join("function.wasm");
     let mut cmd = Command::new(&plan.tool);
-    match plan.language {
+    match src.language {
         Language::Python => {
             for (name, text) in PYTHON_ADAPTER {
                 staging.write(&format!("adapter/{name}"), text)?;
@@ -447,8 +436,8 @@ pub fn build(plan: &Plan) -> Result<Built, BuildError> {
                 "adapter/wasmgate_handler_name.py",
                 &format!(
                     "# Written by `wasmgate build`.\nHANDLER_MODULE = {}\nHANDLER_FUNCTION = {}\n",
-                    py_string(&module.replace('/', ".")),
-                    py_string(function),
+                    quoted(&module.replace('/', ".")),
+                    quoted(function),
                 ),
             )?;
             cmd.arg("-d").arg(&wit).args(["-w", "python", "componentize", "-p"]);
@@ -456,32 +445,32 @@ pub fn build(plan: &Plan) -> Result<Built, BuildError> {
         }
         Language::JavaScript => {
             std::fs::write(app.join(JS_ADAPTER.0), JS_ADAPTER.1).map_err(io("writing the build directory"))?;
-            let module_path = format!("./{}", plan.module_file.display());
+            let module_path = format!("./{}", src.module_file.display());
             let entry = format!(
                 "// Written by `wasmgate build`.\nimport * as module from {};\nimport {{ lambdaHandle }} from './{}';\n\
                  export const handle = lambdaHandle(module[{}], {});\n",
-                js_string(&module_path),
+                quoted(&module_path),
                 JS_ADAPTER.0,
-                js_string(function),
-                js_string(&plan.handler),
+                quoted(function),
+                quoted(&src.handler),
             );
             std::fs::write(app.join(JS_ENTRY), entry).map_err(io("writing the build directory"))?;
             cmd.arg(app.join(JS_ENTRY)).arg("-w").arg(&wit).args(["-n", "javascript", "-o"]).arg(&out);
         }
     }
-    let output = cmd.current_dir(&staging.0).output().map_err(io(plan.language.toolchain().command))?;
+    let output = cmd.current_dir(&staging.0).output().map_err(io(src.language.toolchain().command))?;
     if !output.status.success() || !out.is_file() {
         return Err(BuildError::Failed {
-            command: plan.language.toolchain().command,
-            source_path: plan.root.join(&plan.module_file).display().to_string(),
-            output: failure_text(&output, &staging.0, &plan.root),
+            command: src.language.toolchain().command,
+            source_path: src.root.join(&src.module_file).display().to_string(),
+            output: failure_text(&output, &staging.0, &src.root),
         });
     }
     let wasm = std::fs::read(&out).map_err(io("reading the built component"))?;
     Ok(Built {
         wasm,
-        language: plan.language,
-        handler: plan.handler.clone(),
+        language: src.language,
+        handler: src.handler.clone(),
         toolchain: plan.toolchain.clone(),
         elapsed: started.elapsed(),
     })
@@ -513,11 +502,8 @@ fn failure_text(output: &std::process::Output, staging: &Path, root: &Path) -> S
     lines.join("\n")
 }
 
-fn py_string(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serialises")
-}
-
-fn js_string(s: &str) -> String {
+/// `s` as a string literal that Python and JavaScript both read (JSON's).
+fn quoted(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
 }
 

@@ -67,6 +67,17 @@ impl Functions {
         &self.runtime
     }
 
+    /// The loaded versions of the registry's functions (`$LATEST` and
+    /// published ones, as the registry has them now), in the registry's order.
+    pub fn loaded_versions(&self) -> Vec<Arc<LoadedVersion>> {
+        let state = self.registry.snapshot();
+        let specs = state.functions.values().flat_map(|record| {
+            let numbers = record.versions.keys().map(|n| VersionRef::Number(*n));
+            std::iter::once(VersionRef::Latest).chain(numbers).filter_map(|v| record.spec(v))
+        });
+        specs.filter_map(|spec| self.runtime.loaded(&spec)).collect()
+    }
+
     /// Loads a version (and warms it, when `warm`: something will call it);
     /// its code is read from the store only if no compiled artifact is cached.
     async fn prepare(&self, spec: &VersionSpec, warm: bool) -> Result<(), FunctionsError> {

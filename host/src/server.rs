@@ -380,17 +380,18 @@ impl prometheus_client::collector::Collector for StateCollector {
             "Invocations of a function running now, over its versions (Lambda's ConcurrentExecutions)",
             &concurrency,
         )?;
-        let state = self.functions.registry().snapshot();
-        let mut idle = Vec::new();
-        for record in state.functions.values() {
-            let numbers = record.versions.keys().map(|n| crate::registry::VersionRef::Number(*n));
-            for version in std::iter::once(crate::registry::VersionRef::Latest).chain(numbers) {
-                if let Some(loaded) = record.spec(version).and_then(|spec| runtime.loaded(&spec)) {
-                    let labels = vec![("function", record.name.clone()), ("version", version.to_string())];
-                    idle.push((labels, loaded.idle_count() as i64));
-                }
-            }
-        }
+        let idle: Vec<(Labels, i64)> = self
+            .functions
+            .loaded_versions()
+            .iter()
+            .map(|loaded| {
+                let spec = loaded.spec();
+                (
+                    vec![("function", spec.function.clone()), ("version", spec.version.to_string())],
+                    loaded.idle_count() as i64,
+                )
+            })
+            .collect();
         encode_gauges(&mut encoder, "wasmgate_pool_idle_instances", "Idle instances of a loaded version", &idle)?;
         let stats = runtime.stats();
         let alive = stats.instances_alive as i64;

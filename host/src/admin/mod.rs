@@ -70,7 +70,7 @@ use crate::functions::{Functions, FunctionsError};
 use crate::gateway::Gateway;
 use crate::gateway::deploy::DeployError;
 use crate::http::{self, Body, BodyError};
-use crate::registry::{AliasUpdate, FunctionRecord, RegistryError, RegistryState, VersionRef};
+use crate::registry::{AliasUpdate, FunctionRecord, RegistryError, VersionRef};
 use crate::runtime::{FunctionConfig, RuntimeError};
 
 /// Largest invocation payload (Lambda's synchronous limit).
@@ -202,20 +202,16 @@ fn summary(f: &FunctionRecord) -> Value {
 /// throttled one for an instant) and its idle instances, ready for a hot
 /// start. What a test (or an operator) waits for: a call having started,
 /// an idle instance having expired.
-fn pools(f: &Functions, state: &RegistryState) -> Vec<Value> {
-    let specs = state.functions.values().flat_map(|record| {
-        let numbers = record.versions.keys().map(|n| VersionRef::Number(*n));
-        std::iter::once(VersionRef::Latest).chain(numbers).filter_map(|v| record.spec(v))
-    });
-    specs
-        .filter_map(|spec| {
-            let loaded = f.runtime().loaded(&spec)?;
-            Some(json!({
-                "function": spec.function,
-                "version": spec.version,
+fn pools(f: &Functions) -> Vec<Value> {
+    f.loaded_versions()
+        .iter()
+        .map(|loaded| {
+            json!({
+                "function": loaded.spec().function,
+                "version": loaded.spec().version,
                 "busy": loaded.busy_count(),
                 "idle": loaded.idle_count(),
-            }))
+            })
         })
         .collect()
 }
@@ -380,7 +376,7 @@ impl AdminApi {
                     "version": env!("CARGO_PKG_VERSION"),
                     "runtime": f.runtime().stats(),
                     "functions": state.functions.len(),
-                    "pools": pools(f, &state),
+                    "pools": pools(f),
                     "policies": self.policies_status(),
                 }))
             }

@@ -468,16 +468,11 @@ fn resolve_function(
     key: &str,
     server: &ServerConfig,
 ) -> Result<FunctionSeed, ConfigError> {
-    let given = [f.guest.is_some(), f.wasm.is_some(), f.source.is_some()].iter().filter(|g| **g).count();
-    if given > 1 {
-        return cx.err(span, key, "give one of `guest`, `wasm` and `source`, not several");
-    }
     if let (Some(h), None) = (&f.handler, &f.source) {
         return cx.err(h.span(), format!("{key}.handler"), "`handler` names the handler of a `source`; there is none");
     }
-    let code = match (&f.guest, &f.wasm) {
-        (None, None) if f.source.is_some() => {
-            let source = f.source.as_ref().expect("checked");
+    let code = match (&f.guest, &f.wasm, &f.source) {
+        (None, None, Some(source)) => {
             let path = base.join(source.get_ref());
             if !path.exists() {
                 return cx.err(
@@ -497,7 +492,7 @@ fn resolve_function(
             }
             CodeSource::Source { path, handler }
         }
-        (Some(g), None) => {
+        (Some(g), None, None) => {
             if crate::guests::get(g.get_ref()).is_none() {
                 let known: Vec<&str> = crate::guests::names().collect();
                 return cx.err(
@@ -508,21 +503,21 @@ fn resolve_function(
             }
             CodeSource::Guest(g.get_ref().clone())
         }
-        (None, Some(w)) => {
+        (None, Some(w), None) => {
             let file = base.join(w.get_ref());
             if !file.is_file() {
                 return cx.err(w.span(), format!("{key}.wasm"), format!("no such file: {}", file.display()));
             }
             CodeSource::File(file)
         }
-        (Some(_), Some(_)) => unreachable!("checked above"),
-        (None, None) => {
+        (None, None, None) => {
             return cx.err(
                 span,
                 key,
                 "missing `guest` (a built-in guest), `wasm` (a component file) or `source` (Python or JavaScript)",
             );
         }
+        _ => return cx.err(span, key, "give one of `guest`, `wasm` and `source`, not several"),
     };
     let d = FunctionConfig::default();
     let config = FunctionConfig {
