@@ -29,6 +29,7 @@ fn request(path: &str) -> GatewayRequest {
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         host: "localhost".into(),
         protocol: "HTTP/1.1",
+        received: std::time::Instant::now(),
         time: SystemTime::now(),
     }
 }

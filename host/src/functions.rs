@@ -357,7 +357,7 @@ impl Functions {
                     outcome.start = StartKind::Cold;
                 }
                 let error = outcome.result.as_ref().err().map(|e| e.error_type.as_str());
-                loaded.metrics().invoked(outcome.start.as_str(), outcome.duration.as_secs_f64(), error);
+                loaded.metrics().invoked(outcome.start.as_str(), outcome.duration, error);
                 Ok(outcome)
             }
             Err(e) => {

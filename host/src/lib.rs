@@ -11,7 +11,8 @@
 //! - [`gateway`]: the gateway listener: routes, stage pipeline, integrations.
 //! - [`admin`]: the admin HTTP API and its client (the CLI's backend).
 //! - [`policy`]: stage policies — API keys, usage plans (throttle, quota), stage throttling, the response cache, CORS — and the store they keep counters and cached responses in (embedded or Redis).
-//! - [`metrics`]: Prometheus metrics (families, per-version handles, the text exposition).
+//! - [`metrics`]: Prometheus metrics (families, per-version and per-method handles, the text exposition).
+//! - [`access_log`]: stages' access logs: formats of `$context` variables (API Gateway's presets), files and their writers.
 //! - [`http`]: accept loop, HTTP/1.1 + h2c, graceful shutdown, body limits.
 //! - [`server`]: starts all of the above for `wasmgate serve`.
 //! - [`template`]: mapping templates (API Gateway's VTL): parsed once, rendered per request.
@@ -19,6 +20,7 @@
 //! - [`suggest`]: "did you mean …?" for names not found.
 //! - `boxed`: boxing a large future in place, without a copy.
 
+pub mod access_log;
 pub mod admin;
 pub mod bootstrap;
 pub(crate) mod boxed;

@@ -273,7 +273,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     admin_listener_handler.readiness.registry_loaded();
     crate::bootstrap::apply(&functions, &config.functions).await?;
     let policies = Arc::new(open_policies(config, &data_dir).await?);
-    let gateway = Arc::new(Gateway::new(functions.clone(), policies));
+    let gateway = Arc::new(Gateway::new(functions.clone(), policies, data_dir.join("logs")));
     gateway.reload()?;
     for (api, stage) in gateway.deploy_undeployed(&config.apis).await? {
         tracing::info!(api, stage, "deployed a stage that had no deployment");
@@ -367,7 +367,7 @@ impl std::fmt::Debug for StateCollector {
 
 impl prometheus_client::collector::Collector for StateCollector {
     fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        use crate::metrics::{Labels, encode_gauges};
+        use crate::metrics::{Labels, encode_counters, encode_gauges};
         let runtime = self.functions.runtime();
         let concurrency: Vec<(Labels, i64)> = runtime
             .concurrency()
@@ -412,6 +412,25 @@ impl prometheus_client::collector::Collector for StateCollector {
             "wasmgate_registry_generation",
             "The registry's generation: it grows with every change",
             &[(vec![], self.functions.registry().generation() as i64)],
+        )?;
+        let (mut hits, mut misses) = (Vec::new(), Vec::new());
+        for (stage, h, m) in self.gateway.policies().cache_counts() {
+            let (api, stage) = stage.split_once('/').unwrap_or((stage.as_str(), ""));
+            let labels: Labels = vec![("api", api.to_string()), ("stage", stage.to_string())];
+            hits.push((labels.clone(), h));
+            misses.push((labels, m));
+        }
+        encode_counters(
+            &mut encoder,
+            "wasmgate_api_cache_hits",
+            "Requests a stage's cache answered (API Gateway's CacheHitCount)",
+            &hits,
+        )?;
+        encode_counters(
+            &mut encoder,
+            "wasmgate_api_cache_misses",
+            "Requests a stage's cache could have answered and did not (API Gateway's CacheMissCount)",
+            &misses,
         )?;
         let stages: i64 = self.gateway.served().apis.iter().map(|a| a.stages.len() as i64).sum();
         encode_gauges(

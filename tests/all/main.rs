@@ -20,6 +20,7 @@ mod outbound;
 mod plans_keys;
 mod policies;
 mod pools;
+mod prometheus;
 mod readme;
 mod shared_store;
 mod toolchains;

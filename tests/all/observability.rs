@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use super::common::{TestServer, get, http};
+use super::prometheus::{Prometheus, series};
 
 /// The value of one sample line of `/metrics` (`name{labels}`), if present.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -42,7 +43,7 @@ async fn metrics_count_invocations_by_start_error_and_throttle() {
 
     let metrics = get(&format!("{}/metrics", server.admin_url)).await;
     assert_eq!(metrics.status, 200);
-    assert!(metrics.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(metrics.header("content-type").unwrap().starts_with("application/openmetrics-text; version=1.0.0"));
     let text = metrics.text();
     let count = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
     let inv = |start: &str| {
@@ -119,4 +120,310 @@ async fn readiness_waits_for_the_registry_and_the_stages() {
     assert_eq!((ready.status, ready.json()["ready"].clone()), (200, json!(true)));
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A real Prometheus scrapes a running server through a known mix of
+/// requests to the seed's API; its own query API then shows exactly the
+/// counts and label values sent.
+///
+/// The mix: `GET /prod/items` three times (one call of version 1, two
+/// cache hits), `GET /dev/items/2` (200), `/dev/items/9` (the function's
+/// NotFoundError, 404 through the selection pattern), `/dev/items` without
+/// a key (403), `/prod/nothing` (403, no such resource), then a new
+/// configuration for `$LATEST` and `/dev/items/2` again. wasmgate loads a
+/// new configuration before it switches to it, so the first call after the
+/// update is a fresh instance — Lambda's cold start, counted as `warm`
+/// (wasmgate's `cold` is a call that had to load its version first).
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_scrapes_exactly_the_requests_sent() {
+    let server = TestServer::start(&super::common::bundled_config_with_policies());
+    let (code, key, err) = server.cli(&["key", "create", "demo", "--plan", "CloudAcademyPlan"]);
+    assert_eq!(code, 0, "{err}");
+    let key = key.trim().to_string();
+    let prometheus = Prometheus::start(server.admin_url.trim_start_matches("http://"));
+
+    let call = |path: &'static str, with_key: bool| {
+        let (url, key) = (server.url(path), key.clone());
+        async move {
+            let headers: Vec<(&str, &str)> = if with_key { vec![("x-api-key", key.as_str())] } else { vec![] };
+            http("GET", &url, &headers, bytes::Bytes::new()).await.status
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(call("/prod/items", true).await, 200);
+    }
+    assert_eq!(call("/dev/items/2", true).await, 200);
+    assert_eq!(call("/dev/items/9", true).await, 404);
+    assert_eq!(call("/dev/items", false).await, 403);
+    assert_eq!(call("/prod/nothing", true).await, 403);
+    let (code, out, err) = server.cli(&["function", "update-config", "ItemsFunction", "--memory-mb", "256"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(call("/dev/items/2", true).await, 200);
+    prometheus.scraped_after(std::time::SystemTime::now()).await;
+
+    let labels = |pairs: &[(&str, &str)]| {
+        let mut v: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        v.sort();
+        v
+    };
+    let method = |stage: &str, resource: &str, status: &str| {
+        labels(&[("api", "ItemsAPI"), ("stage", stage), ("resource", resource), ("method", "GET"), ("status", status)])
+    };
+    let unmatched = labels(&[
+        ("api", "ItemsAPI"),
+        ("stage", "prod"),
+        ("resource", "(unmatched)"),
+        ("method", "(unmatched)"),
+        ("status", "403"),
+    ]);
+    let mut expected = vec![
+        (method("dev", "/items", "403"), 1.0),
+        (method("dev", "/items/{ID}", "200"), 2.0),
+        (method("dev", "/items/{ID}", "404"), 1.0),
+        (method("prod", "/items", "200"), 3.0),
+        (unmatched, 1.0),
+    ];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(series(&prometheus.query("wasmgate_api_requests_total").await), expected);
+
+    // Latency: every request of a method; the integration's: those that
+    // reached the function (not the cache hits, not the refusal).
+    let counts = |family: &'static str| {
+        let prometheus = &prometheus;
+        async move {
+            series(&prometheus.query(&format!(r#"{family}_count{{api="ItemsAPI"}} > 0"#)).await)
+                .into_iter()
+                .map(|(l, v)| {
+                    let get = |name: &str| l.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap();
+                    (format!("{} {}", get("stage"), get("resource")), v)
+                })
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        counts("wasmgate_api_latency_seconds").await,
+        vec![
+            ("dev /items".to_string(), 1.0),
+            ("dev /items/{ID}".to_string(), 3.0),
+            ("prod (unmatched)".to_string(), 1.0),
+            ("prod /items".to_string(), 3.0),
+        ]
+    );
+    assert_eq!(
+        counts("wasmgate_api_integration_latency_seconds").await,
+        vec![("dev /items/{ID}".to_string(), 3.0), ("prod /items".to_string(), 1.0)]
+    );
+    let cache = |family: &'static str| {
+        let prometheus = &prometheus;
+        async move { series(&prometheus.query(family).await) }
+    };
+    let prod = labels(&[("api", "ItemsAPI"), ("stage", "prod")]);
+    assert_eq!(cache("wasmgate_api_cache_hits_total").await, vec![(prod.clone(), 2.0)]);
+    assert_eq!(cache("wasmgate_api_cache_misses_total").await, vec![(prod, 1.0)]);
+
+    let invocations = series(&prometheus.query("wasmgate_function_invocations_total > 0").await);
+    let start =
+        |version: &str, start: &str| labels(&[("function", "ItemsFunction"), ("version", version), ("start", start)]);
+    assert_eq!(
+        invocations,
+        vec![(start("$LATEST", "hot"), 1.0), (start("$LATEST", "warm"), 2.0), (start("1", "warm"), 1.0)]
+    );
+    assert_eq!(
+        series(&prometheus.query("wasmgate_function_errors_total").await),
+        vec![(labels(&[("function", "ItemsFunction"), ("version", "$LATEST"), ("type", "NotFoundError")]), 1.0)]
+    );
+}
+
+/// The API the access-log tests call: the items function on
+/// `/items/{ID}` (its NotFoundError a 404), on one stage per format.
+fn logged_api(stages: &str) -> String {
+    format!(
+        r#"{items}
+[apis.Logged.resources."/items/{{ID}}".GET.integration]
+type = "function"
+function = "ItemsFunction"
+request_templates = {{ "application/json" = '{{ "ID": $input.params("ID") }}' }}
+
+[[apis.Logged.resources."/items/{{ID}}".GET.integration.responses]]
+status = 200
+
+[[apis.Logged.resources."/items/{{ID}}".GET.integration.responses]]
+selection_pattern = "NotFoundError"
+status = 404
+{stages}"#,
+        items = super::common::ITEMS
+    )
+}
+
+/// The lines of an access-log file once it holds `n` (its writer is a
+/// thread of the server's: the lines arrive just after the responses).
+fn access_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if lines.len() >= n {
+            assert_eq!(lines.len(), n, "{text}");
+            return lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} has {} lines, not {n}:\n{text}", path.display(), lines.len());
+        std::thread::yield_now();
+    }
+}
+
+/// `requestTime` as API Gateway writes it: `07/Dec/2026:18:49:38 +0000`.
+fn is_clf_time(text: &str) -> bool {
+    let b = text.as_bytes();
+    text.len() == 26
+        && b[2] == b'/'
+        && b[6] == b'/'
+        && b[11] == b':'
+        && text.ends_with(" +0000")
+        && ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].contains(&&text[3..6])
+}
+
+/// Each of the console's presets, and a format of one's own, against the
+/// values of known requests: ids from the response's headers, the status,
+/// the length of the body, the resource's template.
+#[tokio::test(flavor = "multi_thread")]
+async fn access_logs_write_each_preset_and_a_custom_format() {
+    let custom = "$context.requestId $context.httpMethod $context.path $context.resourcePath $context.status \
+                  $context.integrationStatus $context.error.responseType \"$context.error.message\" \
+                  $context.responseLength $context.identity.userAgent $context.identity.apiKeyId";
+    let stages: String = ["CLF", "JSON", "XML", "CSV"]
+        .iter()
+        .map(|f| {
+            format!(
+                "[apis.Logged.stages.{}]\naccess_log = {{ format = \"{f}\", file = \"{f}.log\" }}\n",
+                f.to_lowercase()
+            )
+        })
+        .chain([format!(
+            "[apis.Logged.stages.custom]\naccess_log = {{ format = '{custom}', file = \"custom.log\" }}\n"
+        )])
+        .collect();
+    let server = TestServer::start(&logged_api(&stages));
+    let logs = server.data_dir().join("logs");
+    let send = |path: String| {
+        let url = server.url(&path);
+        async move {
+            let resp = http("GET", &url, &[("user-agent", "probe \"1\"")], bytes::Bytes::new()).await;
+            let ids = (
+                resp.header("x-amzn-requestid").unwrap().to_string(),
+                resp.header("x-amz-apigw-id").unwrap().to_string(),
+            );
+            (resp.status, resp.text().len(), ids)
+        }
+    };
+
+    // CLF: 200 and 404.
+    let ok = send("/clf/items/2".into()).await;
+    let missing = send("/clf/items/9".into()).await;
+    assert_eq!((ok.0, missing.0), (200, 404));
+    let lines = access_lines(&logs.join("CLF.log"), 2);
+    for (line, (status, length, (id, ext))) in lines.iter().zip([ok, missing]) {
+        let (head, rest) = line.split_once(" [").unwrap();
+        let (time, tail) = rest.split_once("] ").unwrap();
+        assert_eq!(head, "127.0.0.1 - -", "{line}");
+        assert!(is_clf_time(time), "{line}");
+        assert_eq!(tail, format!("\"GET /items/{{ID}} HTTP/1.1\" {status} {length} {id} {ext}"));
+    }
+
+    // JSON: a 200, one object a line.
+    let (status, length, (id, ext)) = send("/json/items/1".into()).await;
+    let line = &access_lines(&logs.join("JSON.log"), 1)[0];
+    let mut object: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert!(is_clf_time(object["requestTime"].as_str().unwrap()), "{line}");
+    object["requestTime"] = json!("T");
+    assert_eq!(
+        object,
+        json!({"requestId": id, "extendedRequestId": ext, "ip": "127.0.0.1", "caller": "-", "user": "-",
+               "requestTime": "T", "httpMethod": "GET", "resourcePath": "/items/{ID}", "status": status.to_string(),
+               "protocol": "HTTP/1.1", "responseLength": length.to_string()})
+    );
+
+    // XML: a path that matches no method has no resource path.
+    let (status, length, (id, ext)) = send("/xml/nothing".into()).await;
+    assert_eq!(status, 403);
+    let line = &access_lines(&logs.join("XML.log"), 1)[0];
+    let at = line.find("<requestTime>").unwrap() + "<requestTime>".len();
+    let time = &line[at..at + 26];
+    assert!(is_clf_time(time), "{line}");
+    assert_eq!(
+        line.replace(time, "T"),
+        format!(
+            "<request id=\"{id}\"> <extendedRequestId>{ext}</extendedRequestId> <ip>127.0.0.1</ip> \
+             <caller>-</caller> <user>-</user> <requestTime>T</requestTime> <httpMethod>GET</httpMethod> \
+             <resourcePath>-</resourcePath> <status>{status}</status> <protocol>HTTP/1.1</protocol> \
+             <responseLength>{length}</responseLength> </request>"
+        )
+    );
+
+    // CSV.
+    let (status, length, (id, ext)) = send("/csv/items/3".into()).await;
+    let line = &access_lines(&logs.join("CSV.log"), 1)[0];
+    let fields: Vec<&str> = line.split(',').collect();
+    assert!(is_clf_time(fields[3]), "{line}");
+    assert_eq!(
+        [&fields[..3], &fields[4..]].concat(),
+        ["127.0.0.1", "-", "-", "GET", "/items/{ID}", "HTTP/1.1", &status.to_string(), &length.to_string(), &id, &ext]
+    );
+
+    // A format of one's own, with the access-log-only variables: the
+    // function's answer (200 from the function service, its error a 404),
+    // a gateway error, a value escaped so that the line stays one line.
+    let found = send("/custom/items/4".into()).await;
+    let not_found = send("/custom/items/9".into()).await;
+    let unmatched = send("/custom/items".into()).await;
+    let lines = access_lines(&logs.join("custom.log"), 3);
+    let expect = |(status, length, (id, _)): &(u16, usize, (String, String)),
+                  resource: &str,
+                  path: &str,
+                  integration: &str,
+                  error: &str,
+                  message: &str| {
+        format!("{id} GET {path} {resource} {status} {integration} {error} \"{message}\" {length} probe \\\"1\\\" -")
+    };
+    assert_eq!(lines[0], expect(&found, "/items/{ID}", "/custom/items/4", "200", "-", "-"));
+    assert_eq!(lines[1], expect(&not_found, "/items/{ID}", "/custom/items/9", "200", "-", "-"));
+    assert_eq!(
+        lines[2],
+        expect(&unmatched, "-", "/custom/items", "-", "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
+    );
+}
+
+/// Without a file, a stage's lines go to the server's log; a format that
+/// names a variable API Gateway does not define is refused by `validate`
+/// with its line.
+#[tokio::test(flavor = "multi_thread")]
+async fn access_logs_go_to_the_servers_log_and_bad_formats_are_refused() {
+    let server = TestServer::start(&logged_api("[apis.Logged.stages.s]\naccess_log = { format = \"CLF\" }\n"));
+    let resp = http("GET", &server.url("/s/items/2"), &[], bytes::Bytes::new()).await;
+    let id = resp.header("x-amzn-requestid").unwrap().to_string();
+    let clf = "\"GET /items/{ID} HTTP/1.1\" 200";
+    let log = server.log_with(0, clf);
+    let line = log.lines().find(|l| l.contains(clf)).unwrap();
+    assert!(line.contains(&id), "{line}");
+    assert!(line.contains("wasmgate::access_log") && line.contains("stage=Logged/s"), "{line}");
+
+    let bad = logged_api(
+        "[apis.Logged.stages.s]\naccess_log = { format = \"$context.requestId $context.integrationLatncy\" }\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = super::common::write_file(dir.path(), "gateway.toml", bad.as_bytes());
+    let out = std::process::Command::new(super::common::BIN)
+        .args(["validate", "--config", config.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    let line = bad.lines().position(|l| l.contains("integrationLatncy")).unwrap() + 1;
+    assert!(err.contains(&format!("gateway.toml:{line}")), "{err}");
+    assert!(
+        err.contains("$context.integrationLatncy is not a variable an access log can show (did you mean $context.integrationLatency?)"),
+        "{err}"
+    );
 }

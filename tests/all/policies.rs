@@ -453,6 +453,11 @@ async fn bad_policy_settings_are_errors_with_their_line() {
         ("[apis.A.stages.s]\n[api_keys.k]\nvalue_env = \"WASMGATE_TEST_UNSET_KEY\"\n", "is not set"),
         ("[apis.A.stages.s]\n[api_keys.k]\nvalue_sha256 = \"abc\"\n", "64 hex digits"),
         ("[apis.A.stages.s]\n[apis.A.cors.\"/zzz\"]\n", "no resource"),
+        ("[apis.A.stages.s]\naccess_log = { format = \"$context.status\" }\n", "API Gateway requires one"),
+        (
+            "[apis.A.stages.s]\naccess_log = { format = \"CLF\", file = \"../x.log\" }\n",
+            "apis.A.stages.s.access_log.file",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (rest, expected) in cases {

@@ -686,11 +686,9 @@ impl http::Handler for AdminListener {
                     )
                     .into_response();
                 }
-                http::response(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    Bytes::from(this.metrics.encode()),
-                )
+                // What prometheus-client writes is OpenMetrics (its `info`
+                // type, `# EOF`): said so, a scraper parses it as such.
+                http::response(StatusCode::OK, crate::metrics::CONTENT_TYPE, Bytes::from(this.metrics.encode()))
             }
             _ => match this.api.get() {
                 Some(api) => api.answer(req).await,

@@ -12,6 +12,7 @@ use toml::Spanned;
 use super::ConfigError;
 use super::raw::{RawApi, RawIntegration, RawMethod};
 use super::resolve::Ctx;
+use crate::access_log::{AccessLogSpec, Destination, Format};
 use crate::gateway::responses::{Customisation, GatewayResponses, ResponseType};
 use crate::policy::settings::{Cors, KeyParameter, MethodSettings, StageCache, StageSettings, UnauthorizedStrategy};
 use crate::policy::store::Throttle;
@@ -44,6 +45,8 @@ pub struct StageSpec {
     pub variables: IndexMap<String, String>,
     /// Throttling, the cache and per-method overrides.
     pub settings: StageSettings,
+    /// Its access log, if it keeps one.
+    pub access_log: Option<AccessLogSpec>,
 }
 
 /// One method of one resource.
@@ -337,12 +340,17 @@ pub(super) fn resolve_api(
             }
         }
         let settings = resolve_stage_settings(cx, &skey, s.get_ref(), &methods)?;
+        let access_log = match &s.get_ref().access_log {
+            Some(a) => Some(resolve_access_log(cx, &format!("{skey}.access_log"), a)?),
+            None => None,
+        };
         stages.insert(
             stage.clone(),
             StageSpec {
                 description: s.get_ref().description.clone().unwrap_or_default(),
                 variables: s.get_ref().variables.clone(),
                 settings,
+                access_log,
             },
         );
     }
@@ -676,6 +684,38 @@ pub(super) fn resolve_throttle(
         Ok(()) => Ok(throttle),
         Err(e) => cx.err(t.span(), key, e),
     }
+}
+
+/// A stage's access log: its format (a preset's name or `$context`
+/// variables) and its file, if not the server's log.
+fn resolve_access_log(
+    cx: &Ctx<'_>,
+    key: &str,
+    raw: &Spanned<crate::config::raw::RawAccessLog>,
+) -> Result<AccessLogSpec, ConfigError> {
+    let r = raw.get_ref();
+    let format = match Format::parse(r.format.get_ref()) {
+        Ok(f) => f,
+        Err(e) => return cx.err(r.format.span(), format!("{key}.format"), e.to_string()),
+    };
+    let destination = match &r.file {
+        None => Destination::Server,
+        Some(file) => {
+            let path = std::path::Path::new(file.get_ref());
+            let bad = file.get_ref().is_empty()
+                || path.components().any(|c| matches!(c, std::path::Component::ParentDir))
+                || file.get_ref().ends_with('/');
+            if bad {
+                return cx.err(
+                    file.span(),
+                    format!("{key}.file"),
+                    "name a file: an absolute path, or a path within the data directory's logs/ without '..'",
+                );
+            }
+            Destination::File(path.to_path_buf())
+        }
+    };
+    Ok(AccessLogSpec { format, destination })
 }
 
 /// A stage's throttle, cache and method settings; method keys

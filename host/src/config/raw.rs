@@ -199,9 +199,24 @@ pub struct RawStage {
     pub throttle: Option<Spanned<RawThrottle>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<Spanned<RawStageCache>>,
+    /// The stage's access log (API Gateway's `accessLogSettings`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<Spanned<RawAccessLog>>,
     /// `"/resource/METHOD"` → the method's own settings.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub methods: IndexMap<String, Spanned<RawMethodSettings>>,
+}
+
+/// A stage's access log.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// `CLF`, `JSON`, `XML`, `CSV` or a format of `$context` variables.
+    pub format: Spanned<String>,
+    /// A file (relative: within the data directory's `logs/`); without
+    /// it, the server's log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Spanned<String>>,
 }
 
 /// A stage's response cache.

@@ -175,16 +175,15 @@ impl Gateway {
                     continue;
                 }
             };
-            let compiled =
-                match CompiledStage::new(spec.clone(), stage_name, &deployment.id, &|s| self.policies.cache_stats(s)) {
-                    // The deployment was made for a stage this definition no longer has.
-                    None => continue,
-                    Some(Err(message)) => {
-                        broken(DeployError::Broken { api: api_name.clone(), id: deployment.id.clone(), message });
-                        continue;
-                    }
-                    Some(Ok(c)) => c,
-                };
+            let compiled = match CompiledStage::new(spec.clone(), stage_name, &deployment.id, self) {
+                // The deployment was made for a stage this definition no longer has.
+                None => continue,
+                Some(Err(message)) => {
+                    broken(DeployError::Broken { api: api_name.clone(), id: deployment.id.clone(), message });
+                    continue;
+                }
+                Some(Ok(c)) => c,
+            };
             // The API's routing (base path, hosts) follows its newest deployment.
             let newest = deployments.last().map(|d| d.id.as_str()) == Some(deployment.id.as_str());
             let entry = apis.entry(api_name.clone()).or_insert_with(|| ServedApi {

@@ -23,6 +23,7 @@ pub mod deploy;
 pub mod headers;
 pub mod pipeline;
 pub mod proxy;
+pub mod record;
 pub mod request;
 pub mod responses;
 pub mod router;
@@ -32,7 +33,7 @@ pub mod validation;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use hyper::{Request, Response, StatusCode};
@@ -42,6 +43,7 @@ use serde_json::Value;
 use crate::config::ApiSpec;
 use crate::functions::Functions;
 use crate::http::{self, Body, BodyError};
+use crate::metrics::ApiMethodMetrics;
 use crate::policy::{Policies, Refusal};
 use pipeline::{GatewayResponse, Rejection, Trace};
 use request::{GatewayRequest, RequestHeaders};
@@ -101,11 +103,18 @@ pub struct Gateway {
     compiled: Mutex<HashMap<String, Arc<ApiSpec>>>,
     /// Held while what is served is rebuilt ([`Gateway::reload`]).
     reloading: Mutex<()>,
+    /// Where requests that reach no stage are counted.
+    unrouted: ApiMethodMetrics,
+    access_logs: crate::access_log::AccessLogs,
 }
 
 impl Gateway {
-    pub fn new(functions: Functions, policies: Arc<Policies>) -> Self {
+    /// `logs_dir`: where the stages' access-log files named by a relative
+    /// path are (the data directory's `logs/`).
+    pub fn new(functions: Functions, policies: Arc<Policies>, logs_dir: std::path::PathBuf) -> Self {
         Gateway {
+            access_logs: crate::access_log::AccessLogs::new(logs_dir),
+            unrouted: functions.runtime().metrics().api_unmatched("", ""),
             functions,
             policies,
             served: ArcSwap::from_pointee(Served::default()),
@@ -166,17 +175,22 @@ impl Gateway {
     /// Runs one request through routing, the stage's policies (unless
     /// `policies` is off: a test invoke, as the console's TEST button, skips
     /// API keys, usage plans, throttles and the cache) and its pipeline.
+    ///
+    /// A served request (policies on) is counted in the metrics under its
+    /// method, or its stage's unmatched series, or the server's; a test
+    /// invoke is not (as on AWS, where it reaches no CloudWatch metric).
     pub async fn dispatch(&self, req: &mut GatewayRequest, trace: &mut Trace, policies: bool) -> GatewayResponse {
         let served = self.served.load();
         let full_path = std::mem::take(&mut req.full_path);
         let found_api = Self::find_api(&served, &req.host, &full_path);
         let Some((api, rest)) = found_api else {
             req.full_path = full_path;
-            return Self::reject(
+            let resp = Self::reject(
                 &GatewayResponses::default(),
                 &Rejection::new(ResponseType::MissingAuthenticationToken, None),
                 &ErrorContext::for_request(req),
             );
+            return self.unrouted(req, resp, policies);
         };
         // `//stage/x` is `/stage/x`.
         let trimmed = rest.trim_start_matches('/');
@@ -188,20 +202,59 @@ impl Gateway {
             // No such stage: API Gateway answers as for an unknown route.
             req.full_path = full_path.clone();
             let rejection = Rejection::new(ResponseType::MissingAuthenticationToken, None);
-            return Self::reject(&api.responses, &rejection, &ErrorContext::for_request(req));
+            let resp = Self::reject(&api.responses, &rejection, &ErrorContext::for_request(req));
+            return self.unrouted(req, resp, policies);
         };
         // What follows the stage runs to the end of the path.
         req.path_at = full_path.len() - after.len();
         req.full_path = full_path;
         let req = &*req;
+        let (resp, ran) = self.run_stage(stage, req, trace, policies).await;
+        if policies {
+            let latency = req.received.elapsed();
+            let metrics = ran.method.map_or(&stage.unmatched, |m| &m.metrics);
+            metrics.record(resp.status, latency, trace.integration.and_then(|i| i.latency));
+            if let Some(log) = &stage.access_log {
+                log.write(&record::Record {
+                    req,
+                    stage,
+                    method: ran.method,
+                    status: resp.status,
+                    response_length: resp.body.len(),
+                    latency,
+                    integration: trace.integration,
+                    error: ran.error.as_ref(),
+                    key_id: ran.grant.as_ref().map(|g| g.key.id.as_str()),
+                });
+            }
+        }
+        resp
+    }
+
+    /// A request answered before it reached a stage, counted (when served)
+    /// in the server's unmatched series.
+    fn unrouted(&self, req: &GatewayRequest, resp: GatewayResponse, policies: bool) -> GatewayResponse {
+        if policies {
+            self.unrouted.record(resp.status, req.received.elapsed(), None);
+        }
+        resp
+    }
+
+    /// Routes a request within its stage and runs the method it matches:
+    /// the answer, and what it did there.
+    async fn run_stage<'s>(
+        &self,
+        stage: &'s CompiledStage,
+        req: &GatewayRequest,
+        trace: &mut Trace,
+        policies: bool,
+    ) -> (GatewayResponse, Ran<'s>) {
         let Some(found) = stage.router.find(req.method.as_str(), req.path()) else {
             trace.log_line(|| format!("No method matches {} {}", req.method, req.path()));
             let ctx = ErrorContext::for_stage(req, stage, None);
-            return Self::reject(
-                &stage.api.gateway_responses,
-                &Rejection::new(ResponseType::MissingAuthenticationToken, None),
-                &ctx,
-            );
+            let rejection = Rejection::new(ResponseType::MissingAuthenticationToken, None);
+            let resp = Self::reject(&stage.api.gateway_responses, &rejection, &ctx);
+            return (resp, Ran { method: None, error: Some(rejection), grant: None });
         };
         let router::RouteMatch { value: method, resource_path, path_params } = found;
         let cors = method.policy.cors.as_deref();
@@ -209,7 +262,10 @@ impl Gateway {
             && method.spec.cors_preflight
         {
             trace.log_line(|| "CORS preflight answered".into());
-            return cors_preflight(cors, &method.cors_methods, req);
+            return (
+                cors_preflight(cors, &method.cors_methods, req),
+                Ran { method: Some(method), error: None, grant: None },
+            );
         }
         // A refusal of a routed request: the stage's gateway responses, with
         // the resource's CORS headers where it says so.
@@ -231,7 +287,9 @@ impl Gateway {
                         Refusal::Throttled => ResponseType::Throttled,
                         Refusal::QuotaExceeded => ResponseType::QuotaExceeded,
                     };
-                    return reject_routed(&Rejection::new(kind, None));
+                    let rejection = Rejection::new(kind, None);
+                    let resp = reject_routed(&rejection);
+                    return (resp, Ran { method: Some(method), error: Some(rejection), grant: None });
                 }
             }
         } else {
@@ -246,13 +304,38 @@ impl Gateway {
             path_params: &path_params,
             req,
         };
-        match pipeline::run(call, trace).await {
+        let (resp, error) = match pipeline::run(call, trace).await {
             Ok(mut response) => {
                 add_cors(&mut response, cors, req);
-                response
+                (response, None)
             }
-            Err(rejection) => reject_routed(&rejection),
-        }
+            Err(rejection) => (reject_routed(&rejection), Some(rejection)),
+        };
+        (resp, Ran { method: Some(method), error, grant })
+    }
+}
+
+/// What a request did within its stage, for its metrics and access line.
+struct Ran<'s> {
+    /// The method it matched (`None`: none did).
+    method: Option<&'s MethodEntry>,
+    /// The gateway response it was answered with, if any.
+    error: Option<Rejection>,
+    /// The API key's grant it was admitted with.
+    grant: Option<Arc<crate::policy::catalog::Grant>>,
+}
+
+impl stage::StageServices for Gateway {
+    fn cache_stats(&self, stage: &str) -> Arc<crate::policy::settings::CacheStats> {
+        self.policies.cache_stats(stage)
+    }
+
+    fn metrics(&self) -> &crate::metrics::Metrics {
+        self.functions.runtime().metrics()
+    }
+
+    fn access_logs(&self) -> &crate::access_log::AccessLogs {
+        &self.access_logs
     }
 }
 
@@ -333,6 +416,7 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
         host,
         protocol: if parts.version == hyper::Version::HTTP_2 { "HTTP/2.0" } else { "HTTP/1.1" },
         time,
+        received: Instant::now(),
     };
     (req, lacks_host)
 }
@@ -365,9 +449,6 @@ impl http::Handler for Gateway {
         // the request owns copies of what it needs.
         drop(parts);
         async move {
-            // The clock is read only for an access log that is written.
-            let logged = tracing::enabled!(target: "wasmgate::access", tracing::Level::INFO);
-            let started = logged.then(std::time::Instant::now);
             let resp = match admit(&mut req, lacks_host, body).await {
                 Ok(()) => {
                     // API Gateway's execution logging: with `wasmgate::execution` at
@@ -387,11 +468,12 @@ impl http::Handler for Gateway {
                 // Refused before routing: the API's own gateway responses
                 // are not known yet, so API Gateway's defaults answer.
                 Err(rejection) => {
-                    Self::reject(&GatewayResponses::default(), &rejection, &ErrorContext::for_request(&req))
+                    let resp = Self::reject(&GatewayResponses::default(), &rejection, &ErrorContext::for_request(&req));
+                    gateway.unrouted(&req, resp, true)
                 }
             };
             // Every response has its access line, a refusal's too.
-            if let Some(started) = started {
+            if tracing::enabled!(target: "wasmgate::access", tracing::Level::INFO) {
                 tracing::info!(
                     target: "wasmgate::access",
                     request_id = req.ids.request_id(),
@@ -400,7 +482,7 @@ impl http::Handler for Gateway {
                     path = %req.full_path,
                     status = resp.status,
                     bytes = resp.body.len(),
-                    latency_us = started.elapsed().as_micros() as u64,
+                    latency_us = req.received.elapsed().as_micros() as u64,
                 );
             }
             to_http(resp)
@@ -411,6 +493,7 @@ impl http::Handler for Gateway {
     /// Requests"}`, `TooManyRequestsException`), as its account-level limit
     /// answers.
     fn overloaded(&self) -> Response<Body> {
+        self.unrouted.record(429, std::time::Duration::ZERO, None);
         let rejection = Rejection::new(ResponseType::Throttled, None);
         let mut resp = to_http(Self::reject(&GatewayResponses::default(), &rejection, &ErrorContext::default()));
         resp.headers_mut().remove(pipeline::REQUEST_ID);

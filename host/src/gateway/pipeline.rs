@@ -113,14 +113,32 @@ fn integration_headers(ids: &RequestIds, traced: bool) -> HeaderMap {
     headers
 }
 
-/// The execution log of one request (what the console's TEST button shows).
+/// What one request did: its execution log (what the console's TEST button
+/// shows) and its integration's measure (for the metrics and access logs).
 ///
-/// Kept by a test invoke, and by a served request while execution logging
-/// is on (`wasmgate::execution` at `debug`); otherwise off, and then one
-/// empty pointer, as it lives in every request's future (which is copied
-/// into its box per request).
+/// The log is kept by a test invoke, and by a served request while
+/// execution logging is on (`wasmgate::execution` at `debug`); otherwise it
+/// is off, and then one empty pointer, as it lives in every request's
+/// future (which is copied into its box per request).
 #[derive(Debug, Default)]
-pub struct Trace(Option<Box<Recording>>);
+pub struct Trace {
+    recording: Option<Box<Recording>>,
+    /// Set when the request reached a function.
+    pub integration: Option<Integration>,
+}
+
+/// A function integration's measure, as API Gateway's access logs and
+/// IntegrationLatency see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Integration {
+    /// From the invocation sent to its answer; `None` when the integration
+    /// timed out (access logs say `-1`, as API Gateway's).
+    pub latency: Option<Duration>,
+    /// What the function service answered, as Lambda's: 200 when the
+    /// function ran (its own errors included), 429 when it was throttled,
+    /// 500 when it could not be invoked; `None` on a timeout.
+    pub status: Option<u16>,
+}
 
 /// What a [`Trace`] recorded.
 #[derive(Debug)]
@@ -133,12 +151,13 @@ pub struct Recording {
 
 impl Trace {
     pub fn enabled() -> Self {
-        Trace(Some(Box::new(Recording { started: Instant::now(), lines: Vec::new(), invocation: None })))
+        let recording = Recording { started: Instant::now(), lines: Vec::new(), invocation: None };
+        Trace { recording: Some(Box::new(recording)), integration: None }
     }
 
     /// What was recorded (`None` when the trace was off).
     pub fn into_recording(self) -> Option<Recording> {
-        self.0.map(|r| *r)
+        self.recording.map(|r| *r)
     }
 
     /// Adds a line to the execution log (computed only when tracing).
@@ -150,19 +169,19 @@ impl Trace {
     /// site, stays out of the request path's code (and its instruction cache).
     #[inline(always)]
     fn log(&mut self, line: impl FnOnce() -> String) {
-        if let Some(recording) = &mut self.0 {
+        if let Some(recording) = &mut self.recording {
             recording.record(line);
         }
     }
 
     /// Whether this trace records (a test invoke, or execution logging).
     fn is_recording(&self) -> bool {
-        self.0.is_some()
+        self.recording.is_some()
     }
 
     /// Records the invocation (computed only when tracing).
     fn set_invocation(&mut self, invocation: impl FnOnce() -> Value) {
-        if let Some(recording) = &mut self.0 {
+        if let Some(recording) = &mut self.recording {
             recording.invocation = Some(invocation());
         }
     }
@@ -587,7 +606,8 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
         crate::boxed::boxed_in_place(|| functions.invoke_target(target, event, req.ids.request_id(), keep_logs));
     // The deadline is read before the first poll: a cold start loads the
     // version within it, and API Gateway's timeout counts that too.
-    let deadline = tokio::time::Instant::now() + timeout;
+    let sent = tokio::time::Instant::now();
+    let deadline = sent + timeout;
     // A hot call usually completes in its first poll (the guest runs to its
     // end without yielding), so the timer — a registration in tokio's timer
     // wheel, a measurable share of a small request — is armed only when the
@@ -599,6 +619,17 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
         // Boxed: the timer is large, and only a slow call needs it.
         Poll::Pending => Box::pin(tokio::time::timeout_at(deadline, call)).await,
     };
+    trace.integration = Some(match &outcome {
+        Err(_) => Integration { latency: None, status: None },
+        Ok(result) => {
+            let status = match result {
+                Ok(_) => 200,
+                Err(FunctionsError::Runtime(crate::runtime::RuntimeError::Throttled { .. })) => 429,
+                Err(_) => 500,
+            };
+            Integration { latency: Some(sent.elapsed()), status: Some(status) }
+        }
+    });
     let outcome = match outcome {
         // The integration's own limit (`timeout_ms`, API Gateway's
         // `timeoutInMillis`): 504. The call is dropped with it, and its

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use hyper::header::HeaderValue;
@@ -35,6 +35,8 @@ pub struct GatewayRequest {
     /// `HTTP/1.1` or `HTTP/2.0`.
     pub protocol: &'static str,
     pub time: SystemTime,
+    /// When its head was read: the start of its latency.
+    pub received: Instant,
 }
 
 /// The ids API Gateway stamps on a request: the request id (a version 4
@@ -272,6 +274,7 @@ mod tests {
             source_ip: "127.0.0.1".parse().unwrap(),
             host: "localhost".into(),
             protocol: "HTTP/1.1",
+            received: std::time::Instant::now(),
             time: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_583_349_317),
         }
     }

@@ -342,8 +342,9 @@ variables = { a = "b" }
     fn fixture() -> Fixture {
         let config = crate::config::parse(CONFIG, std::path::Path::new("gateway.toml")).expect("a valid config");
         let api = std::sync::Arc::new(config.apis.into_iter().next().expect("one API"));
-        let stage =
-            CompiledStage::new(api, "dev", "d1", &|_| Default::default()).expect("the dev stage").expect("it compiles");
+        let stage = CompiledStage::new(api, "dev", "d1", &super::super::stage::Unserved::default())
+            .expect("the dev stage")
+            .expect("it compiles");
         let req = GatewayRequest {
             ids: RequestIds::of("req-1", "ext", ""),
             method: hyper::Method::GET,
@@ -355,6 +356,7 @@ variables = { a = "b" }
             source_ip: "127.0.0.1".parse().expect("an address"),
             host: "localhost".into(),
             protocol: "HTTP/1.1",
+            received: std::time::Instant::now(),
             time: std::time::SystemTime::UNIX_EPOCH,
         };
         Fixture { req, stage, params: vec![("petId".into(), "7".into())] }

@@ -9,10 +9,48 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use super::router::Router;
+use crate::access_log::{AccessLogSpec, AccessLogs, StageAccessLog};
 use crate::config::ApiSpec;
 use crate::config::api::{IntegrationKind, MethodSpec, substitute_stage_variables};
 use crate::functions::FunctionTarget;
+use crate::metrics::{ApiMethodMetrics, Metrics};
 use crate::policy::settings::{CacheStats, MethodPolicy};
+
+/// What a compiled stage takes from the server it is served by: what it
+/// counts into, kept across deploys (a redeployed stage goes on counting
+/// where the one before it stopped).
+pub trait StageServices {
+    /// A stage's cache counters (`"api/stage"`).
+    fn cache_stats(&self, stage: &str) -> Arc<CacheStats>;
+    fn metrics(&self) -> &Metrics;
+    /// The server's access-log files.
+    fn access_logs(&self) -> &AccessLogs;
+}
+
+/// Services for a stage that no server serves (tests, benchmarks): its
+/// counts go nowhere anyone reads; access-log files named by a relative
+/// path are in the system's temporary directory.
+pub struct Unserved(Metrics, AccessLogs);
+
+impl Default for Unserved {
+    fn default() -> Self {
+        Unserved(Metrics::new(), AccessLogs::new(std::env::temp_dir()))
+    }
+}
+
+impl StageServices for Unserved {
+    fn cache_stats(&self, _: &str) -> Arc<CacheStats> {
+        Arc::default()
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.0
+    }
+
+    fn access_logs(&self) -> &AccessLogs {
+        &self.1
+    }
+}
 
 /// A method as a stage serves it.
 #[derive(Debug)]
@@ -27,6 +65,8 @@ pub struct MethodEntry {
     pub policy: MethodPolicy,
     /// For a CORS preflight method: the resource's methods it announces.
     pub cors_methods: Vec<String>,
+    /// Where its requests are counted.
+    pub metrics: ApiMethodMetrics,
 }
 
 /// One stage of one API, serving one deployment.
@@ -40,17 +80,20 @@ pub struct CompiledStage {
     pub router: Router<MethodEntry>,
     /// The function qualifiers its methods call, stage variables substituted.
     pub function_targets: Vec<String>,
+    /// Where its requests that match no method are counted.
+    pub unmatched: ApiMethodMetrics,
+    /// Its access log, if it keeps one.
+    pub access_log: Option<StageAccessLog>,
 }
 
 impl CompiledStage {
     /// Compiles `stage` of a deployed API. `None` if the deployment does not
-    /// define that stage. `cache_stats` gives a stage's cache counters
-    /// (kept across deploys).
+    /// define that stage.
     pub fn new(
         api: Arc<ApiSpec>,
         stage: &str,
         deployment_id: &str,
-        cache_stats: &dyn Fn(&str) -> Arc<CacheStats>,
+        services: &dyn StageServices,
     ) -> Option<Result<CompiledStage, String>> {
         let spec = api.stages.get(stage)?;
         let variables = spec.variables.clone();
@@ -75,7 +118,7 @@ impl CompiledStage {
                 &spec.settings,
                 &m.cache_key_parameters,
                 cors,
-                || cache_stats(&label),
+                || services.cache_stats(&label),
             );
             let cors_methods = if m.cors_preflight { resource_methods(&api, &m.resource_path) } else { Vec::new() };
             let entry = MethodEntry {
@@ -84,6 +127,7 @@ impl CompiledStage {
                 resource_id: short_id(&m.resource_path),
                 policy,
                 cors_methods,
+                metrics: services.metrics().api_method(&api.name, stage, &m.resource_path, &m.http_method),
             };
             (m.resource_path.clone(), m.http_method.clone(), entry)
         });
@@ -99,6 +143,11 @@ impl CompiledStage {
                 variables,
                 router,
                 function_targets,
+                unmatched: services.metrics().api_unmatched(&api.name, stage),
+                access_log: spec
+                    .access_log
+                    .as_ref()
+                    .map(|a: &AccessLogSpec| services.access_logs().for_stage(&label, a)),
             }),
             Err(e) => Err(e.to_string()),
         })

@@ -104,6 +104,7 @@ pub async fn run(gateway: &Gateway, api: &str, t: TestInvoke) -> Result<Value, S
         source_ip: "127.0.0.1".parse().expect("an IP address"),
         host: served_api.hosts.first().cloned().unwrap_or_else(|| "test-invoke".into()),
         protocol: "HTTP/1.1",
+        received: std::time::Instant::now(),
         time,
     };
     let started = Instant::now();

@@ -89,22 +89,23 @@ impl Policies {
         self.cache_stats.lock().entry(stage.to_string()).or_default().clone()
     }
 
+    /// Each stage's cache hits and misses: (`api/stage`, hits, misses),
+    /// by stage.
+    pub fn cache_counts(&self) -> Vec<(String, u64, u64)> {
+        let stats = self.cache_stats.lock();
+        let mut counts: Vec<_> = stats
+            .iter()
+            .map(|(stage, s)| (stage.clone(), s.hits.load(Ordering::Relaxed), s.misses.load(Ordering::Relaxed)))
+            .collect();
+        counts.sort();
+        counts
+    }
+
     /// Every stage's cache counters.
     pub fn cache_report(&self) -> Value {
-        let stats = self.cache_stats.lock();
-        let mut stages: Vec<_> = stats.iter().collect();
-        stages.sort_by(|a, b| a.0.cmp(b.0));
+        let counts = self.cache_counts().into_iter();
         Value::Array(
-            stages
-                .into_iter()
-                .map(|(stage, s)| {
-                    json!({
-                        "stage": stage,
-                        "hits": s.hits.load(Ordering::Relaxed),
-                        "misses": s.misses.load(Ordering::Relaxed),
-                    })
-                })
-                .collect(),
+            counts.map(|(stage, hits, misses)| json!({ "stage": stage, "hits": hits, "misses": misses })).collect(),
         )
     }
 

@@ -1,0 +1,525 @@
+//! Access logs of the stages, as a stage's `accessLogSettings` on API Gateway: a line
+//! per request, in a format of `$context` variables — the console's
+//! presets by name (`CLF`, `JSON`, `XML`, `CSV`) or one's own — written to a
+//! file of the stage's or to the server's log.
+//!
+//! A format is parsed once, when the configuration is read: a variable
+//! API Gateway does not define is an error there, and so is a format
+//! without `$context.requestId` or `$context.extendedRequestId` (API
+//! Gateway requires one of them). A value that is not there is `-`, as on
+//! AWS. Values are escaped so that a line stays one line and a preset's
+//! output stays well-formed: `"`, `\` and control characters as in a JSON
+//! string, and in an XML format (one that starts with `<`) XML's five
+//! characters as entities. The values come from the gateway (its
+//! [`Values`] for a request served).
+//!
+//! A file is written by a thread of its own ([`FileSink`]): a request
+//! hands its line over and goes on; the thread writes what has come,
+//! flushing whenever it has caught up. Stages that name the same file
+//! share its writer.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use parking_lot::Mutex;
+
+/// The console's presets, by name.
+pub const PRESETS: [(&str, &str); 4] = [
+    (
+        "CLF",
+        "$context.identity.sourceIp $context.identity.caller $context.identity.user [$context.requestTime] \
+         \"$context.httpMethod $context.resourcePath $context.protocol\" $context.status $context.responseLength \
+         $context.requestId $context.extendedRequestId",
+    ),
+    (
+        "JSON",
+        "{ \"requestId\":\"$context.requestId\", \"extendedRequestId\":\"$context.extendedRequestId\", \
+         \"ip\": \"$context.identity.sourceIp\", \"caller\":\"$context.identity.caller\", \
+         \"user\":\"$context.identity.user\", \"requestTime\":\"$context.requestTime\", \
+         \"httpMethod\":\"$context.httpMethod\", \"resourcePath\":\"$context.resourcePath\", \
+         \"status\":\"$context.status\", \"protocol\":\"$context.protocol\", \
+         \"responseLength\":\"$context.responseLength\" }",
+    ),
+    (
+        "XML",
+        "<request id=\"$context.requestId\"> <extendedRequestId>$context.extendedRequestId</extendedRequestId> \
+         <ip>$context.identity.sourceIp</ip> <caller>$context.identity.caller</caller> \
+         <user>$context.identity.user</user> <requestTime>$context.requestTime</requestTime> \
+         <httpMethod>$context.httpMethod</httpMethod> <resourcePath>$context.resourcePath</resourcePath> \
+         <status>$context.status</status> <protocol>$context.protocol</protocol> \
+         <responseLength>$context.responseLength</responseLength> </request>",
+    ),
+    (
+        "CSV",
+        "$context.identity.sourceIp,$context.identity.caller,$context.identity.user,$context.requestTime,\
+         $context.httpMethod,$context.resourcePath,$context.protocol,$context.status,$context.responseLength,\
+         $context.requestId,$context.extendedRequestId",
+    ),
+];
+
+/// The `$context` variables an access log can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Var {
+    AccountId,
+    ApiId,
+    DeploymentId,
+    DomainName,
+    DomainPrefix,
+    ErrorMessage,
+    ErrorMessageString,
+    ErrorResponseType,
+    ExtendedRequestId,
+    HttpMethod,
+    ApiKey,
+    ApiKeyId,
+    SourceIp,
+    UserAgent,
+    IntegrationLatency,
+    IntegrationStatus,
+    Path,
+    Protocol,
+    RequestId,
+    RequestTime,
+    RequestTimeEpoch,
+    ResourceId,
+    ResourcePath,
+    ResponseLatency,
+    ResponseLength,
+    Stage,
+    Status,
+    XrayTraceId,
+    /// Defined by API Gateway for what wasmgate has not (authorizers, WAF,
+    /// IAM and Cognito identities, the integration's own error): `-`.
+    Absent,
+}
+
+/// Every variable name, as API Gateway spells it after `$context.`.
+const VARIABLES: &[(&str, Var)] = &[
+    ("accountId", Var::AccountId),
+    ("apiId", Var::ApiId),
+    ("deploymentId", Var::DeploymentId),
+    ("domainName", Var::DomainName),
+    ("domainPrefix", Var::DomainPrefix),
+    ("error.message", Var::ErrorMessage),
+    ("error.messageString", Var::ErrorMessageString),
+    ("error.responseType", Var::ErrorResponseType),
+    ("error.validationErrorString", Var::Absent),
+    ("extendedRequestId", Var::ExtendedRequestId),
+    ("httpMethod", Var::HttpMethod),
+    ("identity.accountId", Var::Absent),
+    ("identity.apiKey", Var::ApiKey),
+    ("identity.apiKeyId", Var::ApiKeyId),
+    ("identity.caller", Var::Absent),
+    ("identity.cognitoAuthenticationProvider", Var::Absent),
+    ("identity.cognitoAuthenticationType", Var::Absent),
+    ("identity.cognitoIdentityId", Var::Absent),
+    ("identity.cognitoIdentityPoolId", Var::Absent),
+    ("identity.principalOrgId", Var::Absent),
+    ("identity.sourceIp", Var::SourceIp),
+    ("identity.user", Var::Absent),
+    ("identity.userAgent", Var::UserAgent),
+    ("identity.userArn", Var::Absent),
+    ("integration.error", Var::Absent),
+    ("integration.integrationStatus", Var::IntegrationStatus),
+    ("integration.latency", Var::IntegrationLatency),
+    ("integration.requestId", Var::Absent),
+    ("integration.status", Var::IntegrationStatus),
+    ("integrationErrorMessage", Var::Absent),
+    ("integrationLatency", Var::IntegrationLatency),
+    ("integrationStatus", Var::IntegrationStatus),
+    ("path", Var::Path),
+    ("protocol", Var::Protocol),
+    ("requestId", Var::RequestId),
+    ("requestTime", Var::RequestTime),
+    ("requestTimeEpoch", Var::RequestTimeEpoch),
+    ("resourceId", Var::ResourceId),
+    ("resourcePath", Var::ResourcePath),
+    ("responseLatency", Var::ResponseLatency),
+    ("responseLength", Var::ResponseLength),
+    ("stage", Var::Stage),
+    ("status", Var::Status),
+    ("waf.error", Var::Absent),
+    ("waf.latency", Var::Absent),
+    ("waf.status", Var::Absent),
+    ("wafResponseCode", Var::Absent),
+    ("webaclArn", Var::Absent),
+    ("xrayTraceId", Var::XrayTraceId),
+];
+
+/// Families of variables API Gateway defines for its authorizers: any
+/// name under them is accepted, and is `-`.
+const ABSENT_FAMILIES: &[&str] = &["authorizer.", "authorize.", "authenticate.", "customDomain."];
+
+/// Why a format cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("an access log format is one line: it has a line break")]
+    LineBreak,
+    #[error("$context.{name} is not a variable an access log can show{hint}")]
+    UnknownVariable { name: String, hint: String },
+    #[error(
+        "an access log format shows $context.requestId or $context.extendedRequestId (API Gateway requires one), \
+         or is one of the presets: CLF, JSON, XML, CSV"
+    )]
+    NoRequestId,
+    #[error("only $context variables can be in an access log format: {found:?}")]
+    NotContext { found: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Var(Var),
+}
+
+/// A parsed format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Format {
+    parts: Vec<Part>,
+    xml: bool,
+}
+
+impl Format {
+    /// A preset by name (`CLF`, `JSON`, `XML`, `CSV`, any case) or a
+    /// format of `$context` variables.
+    pub fn parse(text: &str) -> Result<Format, FormatError> {
+        let text = PRESETS.iter().find(|(name, _)| name.eq_ignore_ascii_case(text.trim())).map_or(text, |(_, f)| f);
+        if text.contains(['\n', '\r']) {
+            return Err(FormatError::LineBreak);
+        }
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            literal.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let word_len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            if word_len == 0 {
+                // A `$` before anything but a name is text.
+                literal.push('$');
+                rest = after;
+                continue;
+            }
+            if &after[..word_len] != "context" || !after[word_len..].starts_with('.') {
+                return Err(FormatError::NotContext { found: format!("${}", &after[..word_len]) });
+            }
+            let name_at = word_len + 1;
+            let name = dotted_name(&after[name_at..]);
+            let var = lookup(name)?;
+            if !literal.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut literal)));
+            }
+            parts.push(Part::Var(var));
+            rest = &after[name_at + name.len()..];
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal));
+        }
+        if !parts.iter().any(|p| matches!(p, Part::Var(Var::RequestId | Var::ExtendedRequestId))) {
+            return Err(FormatError::NoRequestId);
+        }
+        Ok(Format { parts, xml: text.trim_start().starts_with('<') })
+    }
+
+    /// The line for one request.
+    pub fn render(&self, values: &dyn Values) -> String {
+        let mut line = String::with_capacity(256);
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => line.push_str(text),
+                Part::Var(var) => {
+                    let start = line.len();
+                    values.write(*var, &mut line);
+                    if line.len() == start {
+                        line.push('-');
+                    } else if needs_escape(&line[start..], self.xml) {
+                        let value = line.split_off(start);
+                        escape_into(&value, self.xml, &mut line);
+                    }
+                }
+            }
+        }
+        line
+    }
+}
+
+/// A variable's name: dot-separated words, so that the `.` ending a
+/// sentence (or any other punctuation) is not part of it.
+fn dotted_name(text: &str) -> &str {
+    let mut end = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let word = bytes[i..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count();
+        if word == 0 {
+            break;
+        }
+        i += word;
+        end = i;
+        if bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(|b| b.is_ascii_alphanumeric()) {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    &text[..end]
+}
+
+fn lookup(name: &str) -> Result<Var, FormatError> {
+    if let Some((_, var)) = VARIABLES.iter().find(|(n, _)| *n == name) {
+        return Ok(*var);
+    }
+    if ABSENT_FAMILIES.iter().any(|f| name.strip_prefix(f).is_some_and(|rest| !rest.is_empty())) {
+        return Ok(Var::Absent);
+    }
+    let names = VARIABLES.iter().map(|(n, _)| *n);
+    let hint =
+        crate::suggest::closest(name, names).map(|h| format!(" (did you mean $context.{h}?)")).unwrap_or_default();
+    Err(FormatError::UnknownVariable { name: name.to_string(), hint })
+}
+
+fn needs_escape(value: &str, xml: bool) -> bool {
+    value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\' || (xml && matches!(b, b'<' | b'>' | b'&' | b'\'')))
+}
+
+fn escape_into(value: &str, xml: bool, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '"' if xml => out.push_str("&quot;"),
+            '<' if xml => out.push_str("&lt;"),
+            '>' if xml => out.push_str("&gt;"),
+            '&' if xml => out.push_str("&amp;"),
+            '\'' if xml => out.push_str("&apos;"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// What a line's variables are read from: a request as served.
+pub trait Values {
+    /// Writes a variable's value (nothing when it has none: it shows `-`).
+    fn write(&self, var: Var, out: &mut String);
+}
+
+/// Where a stage's lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// The server's own log (target `wasmgate::access_log`, at `info`).
+    Server,
+    /// A file: a relative path is under the data directory's `logs/`.
+    File(PathBuf),
+}
+
+/// A stage's access log as configured: its format and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogSpec {
+    pub format: Format,
+    pub destination: Destination,
+}
+
+/// A stage's access log as served.
+pub struct StageAccessLog {
+    format: Format,
+    sink: Sink,
+    /// `api/stage`, for the server's log.
+    label: String,
+}
+
+enum Sink {
+    Server,
+    File(Arc<FileSink>),
+}
+
+impl StageAccessLog {
+    /// Writes one request's line.
+    pub fn write(&self, values: &dyn Values) {
+        let line = self.format.render(values);
+        match &self.sink {
+            Sink::Server => tracing::info!(target: "wasmgate::access_log", stage = %self.label, "{line}"),
+            Sink::File(file) => file.send(line),
+        }
+    }
+}
+
+/// Most lines a file's writer may be behind by; past it, lines are dropped
+/// and counted (and the count logged), never held without bound.
+const QUEUE_LINES: usize = 65_536;
+
+/// A file's writer: a thread that appends the lines sent to it.
+pub struct FileSink {
+    tx: mpsc::SyncSender<String>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl FileSink {
+    fn open(path: &Path) -> std::io::Result<FileSink> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE_LINES);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let shown = path.display().to_string();
+        let counted = dropped.clone();
+        std::thread::Builder::new().name("access-log".into()).spawn(move || write_lines(file, rx, &shown, &counted))?;
+        Ok(FileSink { tx, dropped })
+    }
+
+    fn send(&self, line: String) {
+        if let Err(mpsc::TrySendError::Full(_)) = self.tx.try_send(line) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The writer thread: a line at a time as they come, flushed whenever it
+/// has caught up; a failure to write is logged once, until writing works
+/// again.
+fn write_lines(file: std::fs::File, rx: mpsc::Receiver<String>, path: &str, dropped: &AtomicU64) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
+    let mut failing = false;
+    while let Ok(first) = rx.recv() {
+        let mut result = writeln!(out, "{first}");
+        while result.is_ok()
+            && let Ok(line) = rx.try_recv()
+        {
+            result = writeln!(out, "{line}");
+        }
+        let result = result.and_then(|()| out.flush());
+        match result {
+            Err(e) if !failing => {
+                failing = true;
+                tracing::error!(path, error = %e, "the access log cannot be written: its lines are lost until it can");
+            }
+            Ok(()) if failing => {
+                failing = false;
+                tracing::warn!(path, "the access log is written again");
+            }
+            _ => {}
+        }
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            tracing::warn!(path, lines = lost, "access log lines dropped: its writer fell {QUEUE_LINES} lines behind");
+        }
+    }
+    let _ = out.flush();
+}
+
+/// The server's access-log files, each opened once and shared by the
+/// stages that name it, across deploys.
+pub struct AccessLogs {
+    dir: PathBuf,
+    files: Mutex<HashMap<PathBuf, Arc<FileSink>>>,
+}
+
+impl AccessLogs {
+    /// `dir`: where relative file names are (the data directory's `logs/`).
+    pub fn new(dir: PathBuf) -> AccessLogs {
+        AccessLogs { dir, files: Mutex::new(HashMap::new()) }
+    }
+
+    /// A stage's access log (`label`: `api/stage`). A file that cannot be
+    /// opened is logged, and its lines go to the server's log instead.
+    pub fn for_stage(&self, label: &str, spec: &AccessLogSpec) -> StageAccessLog {
+        let sink = match &spec.destination {
+            Destination::Server => Sink::Server,
+            Destination::File(path) => {
+                let path = self.dir.join(path);
+                let mut files = self.files.lock();
+                match files.get(&path) {
+                    Some(sink) => Sink::File(sink.clone()),
+                    None => match FileSink::open(&path) {
+                        Ok(sink) => {
+                            let sink = Arc::new(sink);
+                            files.insert(path, sink.clone());
+                            Sink::File(sink)
+                        }
+                        Err(e) => {
+                            tracing::error!(
+                                stage = label,
+                                path = %path.display(),
+                                error = %e,
+                                "the stage's access log file cannot be opened: its lines go to the server's log"
+                            );
+                            Sink::Server
+                        }
+                    },
+                }
+            }
+        };
+        StageAccessLog { format: spec.format.clone(), sink, label: label.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_parse_and_name_the_request() {
+        for (name, _) in PRESETS {
+            let format = Format::parse(name).expect("a preset parses");
+            assert!(format.parts.contains(&Part::Var(Var::RequestId)), "{name}");
+            assert_eq!(format, Format::parse(&name.to_lowercase()).expect("any case"));
+        }
+        assert!(Format::parse("XML").expect("xml").xml);
+        assert!(!Format::parse("JSON").expect("json").xml);
+    }
+
+    #[test]
+    fn a_format_says_what_is_wrong() {
+        let unknown = Format::parse("$context.requestId $context.integrationLatncy").unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            "$context.integrationLatncy is not a variable an access log can show (did you mean $context.integrationLatency?)"
+        );
+        assert_eq!(Format::parse("$context.status").unwrap_err(), FormatError::NoRequestId);
+        assert_eq!(
+            Format::parse("$context.requestId $input.body").unwrap_err(),
+            FormatError::NotContext { found: "$input".into() }
+        );
+        assert_eq!(Format::parse("$context.requestId\n").unwrap_err(), FormatError::LineBreak);
+    }
+
+    #[test]
+    fn names_end_where_words_do() {
+        let format =
+            Format::parse("id $context.requestId. cost $$context.responseLatency ms, $ $context.authorizer.claims.sub")
+                .expect("parses");
+        assert_eq!(
+            format.parts,
+            vec![
+                Part::Text("id ".into()),
+                Part::Var(Var::RequestId),
+                Part::Text(". cost $".into()),
+                Part::Var(Var::ResponseLatency),
+                Part::Text(" ms, $ ".into()),
+                Part::Var(Var::Absent),
+            ]
+        );
+    }
+
+    #[test]
+    fn values_are_escaped_for_their_format() {
+        let mut out = String::new();
+        escape_into("a\"b\\c\nd\u{1}", false, &mut out);
+        assert_eq!(out, "a\\\"b\\\\c\\nd\\u0001");
+        out.clear();
+        escape_into("<a href='x'>&\"", true, &mut out);
+        assert_eq!(out, "&lt;a href=&apos;x&apos;&gt;&amp;&quot;");
+    }
+}
