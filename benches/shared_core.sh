@@ -10,12 +10,14 @@
 #
 #   benches/shared_core.sh [ROUNDS] [SECONDS] [ON]
 #   (default 8 rounds of 4 s; ON: "all" (default), "key" (the key's check
-#   alone: no throttles, no quota) or "same" (the on server as the off
-#   one: the method's own bias, which should read 1.000))
+#   alone: no throttles, no quota), "same" (the on server as the off
+#   one: the method's own bias, which should read 1.000) or "logged" (the
+#   off server with a CLF access log to a file on both stages))
 #
 # BASE=PATH runs the off server from another wasmgate binary (an earlier
 # build): with ON=same, the ratio is what the change between the two costs
-# per request (`BASE=/tmp/wasmgate-before benches/shared_core.sh 8 4 same`).
+# per request (`BASE=/tmp/wasmgate-before benches/shared_core.sh 8 4 same`);
+# with ON=logged, what it costs with the stages' access logs on too.
 #
 # Both servers are sent the same requests, the API key's header included
 # (the off server ignores it): the ratio is what the policies cost, not
@@ -47,7 +49,10 @@ case $on in
   all) config on > "$work/on.toml";;
   key) config on | grep -Ev '^(throttle|quota) =' > "$work/on.toml";;
   same) sed "s|data-off|data-on|" "$work/off.toml" > "$work/on.toml";;
-  *) echo "shared_core.sh: ON is all, key or same" >&2; exit 2;;
+  logged) sed -e "s|data-off|data-on|" \
+      -e 's/^\[apis\.ItemsAPI\.stages\.[a-z]*\]$/&\naccess_log = { format = "CLF", file = "access.log" }/' \
+      "$work/off.toml" > "$work/on.toml";;
+  *) echo "shared_core.sh: ON is all, key, same or logged" >&2; exit 2;;
 esac
 declare -A addr bin
 bin[off]=${BASE:-target/release/wasmgate}

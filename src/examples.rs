@@ -76,6 +76,12 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("cache flush", "wasmgate cache flush ItemsAPI --stage prod"),
     ("status", "wasmgate status\nwasmgate status --output json"),
     (
+        "logs",
+        "wasmgate logs ItemsFunction                    # the last 10 minutes of its invocations\n\
+         wasmgate logs ItemsFunction:prod --follow      # through the prod alias, as they arrive\n\
+         wasmgate logs --api ItemsAPI --stage prod --since 1h --filter ' 404 '",
+    ),
+    (
         "completions",
         "wasmgate completions bash > ~/.local/share/bash-completion/completions/wasmgate\nwasmgate completions zsh > \"${fpath[1]}/_wasmgate\"\nwasmgate completions fish > ~/.config/fish/completions/wasmgate.fish",
     ),

@@ -13,6 +13,7 @@ mod function;
 mod key;
 mod log_format;
 mod log_output;
+mod logs;
 mod output;
 mod plan;
 mod serve;
@@ -77,6 +78,8 @@ enum Command {
     Cache(cache::CacheCommand),
     /// What the running server reports: counters, pools, caches.
     Status(status::StatusArgs),
+    /// A function's recent invocations, or a stage's access lines (--follow: as they arrive).
+    Logs(logs::LogsArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions(completions::CompletionsArgs),
 }
@@ -160,6 +163,7 @@ fn main() -> ExitCode {
             Command::Key(cmd) => key::run(cmd).await,
             Command::Cache(cmd) => cache::run(cmd).await,
             Command::Status(args) => status::status(args).await,
+            Command::Logs(args) => logs::logs(args).await,
             Command::Completions(args) => {
                 completions::completions(args, &mut examples::with_examples(<Cli as clap::CommandFactory>::command()))
             }

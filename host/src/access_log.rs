@@ -13,7 +13,8 @@
 //! characters as entities. The values come from the gateway (its
 //! [`Values`] for a request served).
 //!
-//! A file is written by a thread of its own ([`FileSink`]): a request
+//! Each line is also kept with the stage's recent logs (`wasmgate logs
+//! --api --stage`). A file is written by a thread of its own ([`FileSink`]): a request
 //! hands its line over and goes on; the thread writes what has come,
 //! flushing whenever it has caught up. Stages that name the same file
 //! share its writer.
@@ -27,6 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use parking_lot::Mutex;
+
+use crate::recent_logs::{RecentLogs, Stream};
 
 /// The console's presets, by name.
 pub const PRESETS: [(&str, &str); 4] = [
@@ -337,6 +340,8 @@ pub struct StageAccessLog {
     sink: Sink,
     /// `api/stage`, for the server's log.
     label: String,
+    /// The stage's recent lines, for `wasmgate logs --api --stage`.
+    recent: Arc<Stream>,
 }
 
 enum Sink {
@@ -348,6 +353,7 @@ impl StageAccessLog {
     /// Writes one request's line.
     pub fn write(&self, values: &dyn Values) {
         let line = self.format.render(values);
+        self.recent.line(&line);
         match &self.sink {
             Sink::Server => tracing::info!(target: "wasmgate::access_log", stage = %self.label, "{line}"),
             Sink::File(file) => file.send(line),
@@ -424,12 +430,14 @@ fn write_lines(file: std::fs::File, rx: mpsc::Receiver<String>, path: &str, drop
 pub struct AccessLogs {
     dir: PathBuf,
     files: Mutex<HashMap<PathBuf, Arc<FileSink>>>,
+    recent: Arc<RecentLogs>,
 }
 
 impl AccessLogs {
-    /// `dir`: where relative file names are (the data directory's `logs/`).
-    pub fn new(dir: PathBuf) -> AccessLogs {
-        AccessLogs { dir, files: Mutex::new(HashMap::new()) }
+    /// `dir`: where relative file names are (the data directory's `logs/`);
+    /// `recent`: where each stage's recent lines are kept.
+    pub fn new(dir: PathBuf, recent: Arc<RecentLogs>) -> AccessLogs {
+        AccessLogs { dir, files: Mutex::new(HashMap::new()), recent }
     }
 
     /// A stage's access log (`label`: `api/stage`). A file that cannot be
@@ -461,7 +469,7 @@ impl AccessLogs {
                 }
             }
         };
-        StageAccessLog { format: spec.format.clone(), sink, label: label.to_string() }
+        StageAccessLog { format: spec.format.clone(), sink, label: label.to_string(), recent: self.recent.stage(label) }
     }
 }
 

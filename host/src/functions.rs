@@ -26,9 +26,7 @@ use parking_lot::Mutex;
 use crate::registry::{
     AliasRecord, AliasUpdate, FunctionRecord, Registry, RegistryError, VersionRecord, VersionRef, weighted_pick,
 };
-use crate::runtime::{
-    FunctionConfig, InvokeOutcome, InvokeRequest, LoadedVersion, Runtime, RuntimeError, StartKind, VersionSpec,
-};
+use crate::runtime::{FunctionConfig, InvokeOutcome, InvokeRequest, LoadedVersion, Runtime, RuntimeError, VersionSpec};
 
 /// Errors of function operations.
 #[derive(Debug, thiserror::Error)]
@@ -298,14 +296,14 @@ impl Functions {
         request_id: &str,
         keep_logs: bool,
     ) -> Result<InvokeOutcome, FunctionsError> {
-        let request = InvokeRequest { event, request_id, invoked_qualifier: &target.qualified, keep_logs };
+        let request = InvokeRequest { event, request_id, invoked_qualifier: &target.qualified, keep_logs, cold: false };
         let generation = self.registry.generation();
         let cached = target.resolved.load();
         if let Some(resolved) = cached.as_ref().filter(|r| r.generation == generation) {
             // Called through the guard, not a clone of the version's `Arc`:
             // every request would write that one count, from every worker.
             let loaded = resolved.pick(rand::random::<f64>);
-            return self.counted(loaded, loaded.invoke(request).await, false);
+            return self.counted(loaded, loaded.invoke(request).await);
         }
         drop(cached);
 
@@ -323,7 +321,7 @@ impl Functions {
             let resolved = Arc::new(Resolved { generation, primary, additional });
             target.resolved.store(Some(resolved.clone()));
             let loaded = resolved.pick(rand::random::<f64>).clone();
-            return self.counted(&loaded, loaded.invoke(request).await, false);
+            return self.counted(&loaded, loaded.invoke(request).await);
         }
 
         let version = resolved.pick(rand::random::<f64>);
@@ -340,22 +338,18 @@ impl Functions {
                 Box::pin(self.runtime.prepare(&spec, move || registry.code().get(&sha), false)).await?
             }
         };
-        self.counted(&loaded, loaded.invoke(request).await, cold)
+        self.counted(&loaded, loaded.invoke(InvokeRequest { cold, ..request }).await)
     }
 
     /// Counts an invocation in its version's metrics, or a throttle in its
-    /// function's; `cold`: the version was loaded for this call.
+    /// function's.
     fn counted(
         &self,
         loaded: &LoadedVersion,
         result: Result<InvokeOutcome, RuntimeError>,
-        cold: bool,
     ) -> Result<InvokeOutcome, FunctionsError> {
         match result {
-            Ok(mut outcome) => {
-                if cold {
-                    outcome.start = StartKind::Cold;
-                }
+            Ok(outcome) => {
                 let error = outcome.result.as_ref().err().map(|e| e.error_type.as_str());
                 loaded.metrics().invoked(outcome.start.as_str(), outcome.duration, error);
                 Ok(outcome)

@@ -13,6 +13,7 @@
 //! - [`policy`]: stage policies — API keys, usage plans (throttle, quota), stage throttling, the response cache, CORS — and the store they keep counters and cached responses in (embedded or Redis).
 //! - [`metrics`]: Prometheus metrics (families, per-version and per-method handles, the text exposition).
 //! - [`access_log`]: stages' access logs: formats of `$context` variables (API Gateway's presets), files and their writers.
+//! - [`recent_logs`]: each function's invocations and each stage's access lines, kept in memory for `wasmgate logs`.
 //! - [`http`]: accept loop, HTTP/1.1 + h2c, graceful shutdown, body limits.
 //! - [`server`]: starts all of the above for `wasmgate serve`.
 //! - [`template`]: mapping templates (API Gateway's VTL): parsed once, rendered per request.
@@ -33,6 +34,7 @@ pub mod guests;
 pub mod http;
 pub mod metrics;
 pub mod policy;
+pub mod recent_logs;
 pub mod registry;
 pub mod runtime;
 pub mod server;

@@ -427,3 +427,82 @@ async fn access_logs_go_to_the_servers_log_and_bad_formats_are_refused() {
         "{err}"
     );
 }
+
+/// `wasmgate logs FUNCTION --follow` as a user runs it: started first, then
+/// requests sent; each invocation's START, output, END and REPORT lines
+/// arrive while it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_follow_prints_invocations_as_they_arrive() {
+    use std::io::{BufRead, BufReader};
+    let server = TestServer::start(&logged_api(
+        "[apis.Logged.stages.s]\naccess_log = { format = '$context.requestId $context.status' }\n",
+    ));
+    let follow = |args: &[&str]| {
+        let mut child = std::process::Command::new(super::common::BIN)
+            .arg("logs")
+            .args(args)
+            .args(["--follow", "--admin", &server.admin_url, "--data-dir"])
+            .arg(server.data_dir())
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Each line as it comes, without its time.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let (time, message) = line.split_once(' ').unwrap();
+                assert!(time.ends_with('Z') && time.len() == 24, "{line}");
+                if tx.send(message.to_string()).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, rx)
+    };
+    let next = |rx: &std::sync::mpsc::Receiver<String>| {
+        rx.recv_timeout(std::time::Duration::from_secs(30)).expect("a line within 30 s")
+    };
+    let (mut function, lines) = follow(&["ItemsFunction"]);
+    let (mut stage, access) = follow(&["--api", "Logged", "--stage", "s"]);
+    for id in [2, 9] {
+        let resp = http("GET", &server.url(&format!("/s/items/{id}")), &[], bytes::Bytes::new()).await;
+        let request_id = resp.header("x-amzn-requestid").unwrap().to_string();
+        // The function's: its own request id (the invocation's), then its
+        // output, END and REPORT.
+        let start = next(&lines);
+        assert!(start.starts_with("START RequestId: ") && start.ends_with(" Version: $LATEST"), "{start}");
+        let invocation = start["START RequestId: ".len()..].split(' ').next().unwrap().to_string();
+        assert!(next(&lines).starts_with("Event: "));
+        assert_eq!(next(&lines), format!("END RequestId: {invocation}"));
+        let report = next(&lines);
+        let fields: Vec<&str> = report.split('\t').collect();
+        assert_eq!(fields[0], format!("REPORT RequestId: {invocation}"), "{report}");
+        assert!(fields[1].starts_with("Duration: ") && fields[1].ends_with(" ms"), "{report}");
+        assert_eq!(fields[3], "Memory Size: 128 MB", "{report}");
+        assert!(fields[4].starts_with("Max Memory Used: "), "{report}");
+        assert_eq!(fields[5], if id == 2 { "Start: warm" } else { "Start: hot" }, "{report}");
+        // The stage's access line.
+        assert_eq!(next(&access), format!("{request_id} {}", if id == 2 { 200 } else { 404 }));
+    }
+    for child in [&mut function, &mut stage] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    // Without --follow: what is kept, selected by qualifier and by text.
+    let (code, out, err) = server.cli(&["logs", "ItemsFunction", "--filter", "\"ID\":9"]);
+    assert_eq!(code, 0, "{err}");
+    let messages: Vec<&str> = out.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+    assert_eq!(messages.len(), 4, "one invocation's four lines: {out}");
+    assert!(messages[1].contains("\"ID\":9"), "{out}");
+    let (code, out, _) = server.cli(&["logs", "ItemsFunction:1", "--since", "1h"]);
+    assert_eq!((code, out.as_str()), (0, ""), "no call ran version 1");
+    let (code, _, err) = server.cli(&["logs", "ItemsFunction:nope"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("nope"), "{err}");
+    let (code, _, err) = server.cli(&["logs", "--api", "Logged", "--stage", "t"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no deployed stage \"t\""), "{err}");
+}

@@ -14,7 +14,7 @@
 //! |---|---|
 //! | `GET /healthz` | 200 while the process answers (no token) |
 //! | `GET /readyz` | 200 once the registry is loaded and the stages deployed, else 503, with each check (no token) |
-//! | `GET /metrics` | Prometheus' text format (no token unless `[server] metrics_token = true`) |
+//! | `GET /metrics` | OpenMetrics' text format, for Prometheus (no token unless `[server] metrics_token = true`) |
 //! | `GET /v1/status` | runtime counters (compiles, artifact loads, loaded versions), `pools`: each loaded version's calls in flight and idle instances, and `policies`: `{store, cache}` (the policy store's kind, each stage's cache hits and misses) |
 //! | `GET /v1/functions` | list functions |
 //! | `GET /v1/functions/{name}` | one function with its versions and aliases |
@@ -28,11 +28,13 @@
 //! | `GET /v1/functions/{name}/aliases` | list aliases |
 //! | `GET`, `PUT`, `POST`, `PATCH`, `DELETE /v1/functions/{name}/aliases/{alias}` | read, upsert, create, update, delete `{version, additional_version_weights?, description?}` (a delete: 409 while a served stage calls the alias, unless `?force=true`) |
 //! | `POST /v1/functions/{qualifier}/invocations` | invoke with the body as event (see below) |
+//! | `GET /v1/functions/{qualifier}/logs[?after=&since=&filter=&wait=]` | the function's recent invocations as Lambda's log lines (through that qualifier, or of that version, when one is given): `{events: [{timestamp, message}], next}` ([`logs`]) |
 //! | `GET /v1/apis` | deployed APIs, their stages and deployments |
 //! | `GET /v1/apis/{api}/deployments` | an API's deployments, oldest first |
 //! | `POST /v1/apis/{api}/deployments` | deploy `{stage, description?, force?}` from the server's configuration file (re-read now): functions it declares that the registry never had are created first; refused (409) when a function the stage calls does not resolve; the answer is the deployment with `deployed` (false, and 200, when the stage already serves that very definition and `force` is not set; else true, 201) and `created_functions` |
 //! | `POST /v1/apis/{api}/stages/{stage}/rollback` | point the stage at `{deployment_id?}` (an id, or a number as `3` or `#3`), or one step back along its way back (never forward again) |
 //! | `POST /v1/apis/{api}/test-invoke` | run one method as the console's TEST button: `{stage, method, resource_path, path?, query?, headers?, body?}` (query and header values a string or a list); answers `{status, headers, multi_value_headers, body, latency_ms, log, invocation}` |
+//! | `GET /v1/apis/{api}/stages/{stage}/logs[?after=&since=&filter=&wait=]` | the stage's recent access lines (404 when it keeps no access log) |
 //! | `DELETE /v1/apis/{api}/stages/{stage}/cache` | flush a served stage's response cache (404 if the API or stage is not served) |
 //! | `GET /v1/usageplans` | list usage plans (stages as `"API/stage"`, throttle, quota, method throttles, the keys in each) |
 //! | `POST /v1/usageplans` | create `{name, description?, stages: ["API/stage"], throttle?: {rate, burst}, quota?: {limit, offset?, period}, method_throttle?: {"API/stage": {"/items/GET": {rate, burst}}}}` (201) |
@@ -54,6 +56,7 @@
 //! the log, base64, in `X-Amz-Log-Result`.
 
 pub mod client;
+mod logs;
 mod policies;
 pub mod token;
 
@@ -499,6 +502,8 @@ impl AdminApi {
                 Ok(http::response(StatusCode::NO_CONTENT, "application/json", Bytes::new()))
             }
             (&Method::POST, ["v1", "functions", qualifier, "invocations"]) => self.invoke(qualifier, req).await,
+            (&Method::GET, ["v1", "functions", qualifier, "logs"]) => self.function_logs(qualifier, &req).await,
+            (&Method::GET, ["v1", "apis", api, "stages", stage, "logs"]) => self.stage_logs(api, stage, &req).await,
             (&Method::GET, ["v1", "apis"]) => ok(&self.apis(None)),
             (&Method::GET, ["v1", "apis", api, "deployments"]) => {
                 let list = self.apis(Some(api));

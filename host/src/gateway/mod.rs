@@ -113,7 +113,7 @@ impl Gateway {
     /// path are (the data directory's `logs/`).
     pub fn new(functions: Functions, policies: Arc<Policies>, logs_dir: std::path::PathBuf) -> Self {
         Gateway {
-            access_logs: crate::access_log::AccessLogs::new(logs_dir),
+            access_logs: crate::access_log::AccessLogs::new(logs_dir, functions.runtime().recent_logs().clone()),
             unrouted: functions.runtime().metrics().api_unmatched("", ""),
             functions,
             policies,

@@ -34,7 +34,7 @@ pub struct Unserved(Metrics, AccessLogs);
 
 impl Default for Unserved {
     fn default() -> Self {
-        Unserved(Metrics::new(), AccessLogs::new(std::env::temp_dir()))
+        Unserved(Metrics::new(), AccessLogs::new(std::env::temp_dir(), Arc::default()))
     }
 }
 

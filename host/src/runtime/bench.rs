@@ -109,7 +109,13 @@ impl Harness {
     }
 
     fn request(&self) -> InvokeRequest<'_> {
-        InvokeRequest { event: &self.event, request_id: "bench", invoked_qualifier: "bench", keep_logs: false }
+        InvokeRequest {
+            event: &self.event,
+            request_id: "bench",
+            invoked_qualifier: "bench",
+            keep_logs: false,
+            cold: false,
+        }
     }
 
     /// Compiles the component from its bytes (nothing cached).

@@ -83,11 +83,13 @@ const MAX_STACK_TRACE_BYTES: usize = 64 * 1024;
 pub(crate) struct Limits {
     memory_bytes: usize,
     pub(crate) memory_exceeded: bool,
+    /// The most memory the instance has had (Lambda's Max Memory Used).
+    pub(crate) memory_used: usize,
 }
 
 impl Limits {
     pub(crate) fn new(memory_mb: u32) -> Self {
-        Limits { memory_bytes: (memory_mb as usize) << 20, memory_exceeded: false }
+        Limits { memory_bytes: (memory_mb as usize) << 20, memory_exceeded: false, memory_used: 0 }
     }
 }
 
@@ -97,6 +99,7 @@ impl ResourceLimiter for Limits {
             self.memory_exceeded = true;
             return Ok(false);
         }
+        self.memory_used = self.memory_used.max(desired);
         Ok(true)
     }
 
@@ -115,11 +118,14 @@ pub struct InvokeRequest<'a> {
     /// What the caller named: `fn`, `fn:7`, `fn:prod` …
     pub invoked_qualifier: &'a str,
     /// Hand the guest's output back in [`InvokeOutcome::logs`] (a test
-    /// invoke, `LogType: Tail`). Without it the output is read only where
-    /// something else needs it — a failure's classification, or the guest
-    /// log at `info` — and otherwise just cleared: copying it out of the
-    /// instance is an allocation and a copy on every call.
+    /// invoke, `LogType: Tail`). Without it the output is read out of the
+    /// instance only where something else needs it as text — a failure's
+    /// classification, or the guest log at `info` — and otherwise goes
+    /// straight from the instance's buffer to the function's recent logs:
+    /// copying it out is an allocation and a copy on every call.
     pub keep_logs: bool,
+    /// The version was loaded for this call: a cold start.
+    pub cold: bool,
 }
 
 /// Which start an invocation had.
@@ -247,6 +253,9 @@ pub struct InvokeOutcome {
     /// What the guest wrote to stdout and stderr, when the request kept
     /// its logs ([`InvokeRequest::keep_logs`]) or the call failed; else empty.
     pub logs: String,
+    /// The instance's memory at the end of the call (Lambda's Max Memory
+    /// Used: an instance's memory never shrinks).
+    pub memory_used_bytes: u64,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -306,12 +315,9 @@ impl LoadedVersion {
         };
         let call = until_deadline(instance.handler.call_handle(&mut instance.store, req.event, ctx), deadline).await;
         let logged = tracing::enabled!(target: "wasmgate::function", tracing::Level::INFO);
-        let logs = if req.keep_logs || logged || !matches!(call, Some(Ok(Ok(_)))) {
-            instance.logs.drain()
-        } else {
-            instance.logs.clear();
-            String::new()
-        };
+        let as_text = req.keep_logs || logged || !matches!(call, Some(Ok(Ok(_))));
+        let logs = if as_text { instance.logs.drain() } else { String::new() };
+        let memory_used_bytes = instance.store.data().limits.memory_used as u64;
         let result = match call {
             Some(Ok(Ok(output))) if output.len() > MAX_RESULT_BYTES => Err(FunctionError::too_large()),
             Some(Ok(Ok(output))) => Ok(output),
@@ -337,12 +343,30 @@ impl LoadedVersion {
         // One clock read serves both the call's duration and the instance's
         // idle time (a clock read is a visible share of a hot call).
         let ended = Instant::now();
+        let start = if req.cold { StartKind::Cold } else { start };
+        let kept = |output: &[u8]| {
+            self.recent_logs().invocation(crate::recent_logs::Invocation {
+                request_id: req.request_id,
+                qualifier: req.invoked_qualifier.split_once(':').map_or("$LATEST", |(_, q)| q),
+                version: spec.version,
+                start: start.as_str(),
+                duration: ended - started,
+                memory_mb: spec.config.memory_mb,
+                memory_used_bytes,
+                output,
+            })
+        };
+        if as_text {
+            kept(logs.as_bytes());
+        } else {
+            instance.logs.drain_into(kept);
+        }
         if clean && spec.config.reuse {
             self.park(instance, ended);
         } else {
             drop::<Instance>(instance);
         }
-        Ok(InvokeOutcome { result, version: spec.version, start, duration: ended - started, logs })
+        Ok(InvokeOutcome { result, version: spec.version, start, duration: ended - started, logs, memory_used_bytes })
     }
 
     fn classify_failure(

@@ -64,6 +64,18 @@ impl LogPipe {
         text
     }
 
+    /// Hands what was written since the last drain to `f` and forgets it,
+    /// without copying it out (a truncated log with its marker added).
+    pub fn drain_into(&self, f: impl FnOnce(&[u8])) {
+        let mut buf = self.inner.lock();
+        if buf.truncated {
+            buf.bytes.extend_from_slice(b"\n[log truncated]\n");
+        }
+        f(&buf.bytes);
+        buf.bytes.clear();
+        buf.truncated = false;
+    }
+
     /// Forgets what was written, without reading it.
     pub fn clear(&self) {
         let mut buf = self.inner.lock();

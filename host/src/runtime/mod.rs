@@ -253,6 +253,9 @@ pub struct Runtime {
     /// Outbound HTTP: the pooled client and each function's slots.
     outbound: Arc<outbound::Outbound>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Each function's recent invocations (each loaded version holds its
+    /// function's stream).
+    recent_logs: Arc<crate::recent_logs::RecentLogs>,
     _ticker: engine::EpochTicker,
 }
 
@@ -336,6 +339,7 @@ impl Runtime {
             activity,
             outbound: Arc::new(outbound::Outbound::new(opts.outbound)),
             metrics: opts.metrics,
+            recent_logs: Arc::default(),
             _ticker: ticker,
         }))
     }
@@ -346,6 +350,12 @@ impl Runtime {
 
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.metrics
+    }
+
+    /// The recent logs of the functions (and, through the gateway, of the
+    /// stages' access logs).
+    pub fn recent_logs(&self) -> &Arc<crate::recent_logs::RecentLogs> {
+        &self.recent_logs
     }
 
     /// Each function's calls in flight (over its versions), for the metrics.

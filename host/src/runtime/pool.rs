@@ -84,6 +84,8 @@ pub struct LoadedVersion {
     allowed: Arc<AllowedHosts>,
     /// This version's metric handles.
     metrics: crate::metrics::VersionMetrics,
+    /// Its function's recent invocations.
+    recent: Arc<crate::recent_logs::Stream>,
 }
 
 impl LoadedVersion {
@@ -92,6 +94,7 @@ impl LoadedVersion {
     pub(crate) fn new(spec: VersionSpec, pre: HandlerPre<HostState>, runtime: &super::Runtime) -> Self {
         let slots = runtime.loaded.slots(&spec.function);
         let metrics = runtime.metrics.version(&spec.function, &spec.version.to_string());
+        let recent = runtime.recent_logs.function(&spec.function);
         // Checked when the configuration was set; a list that no longer
         // parses allows nothing.
         let allowed = Arc::new(AllowedHosts::parse(&spec.config.allowed_outbound_hosts).unwrap_or_default());
@@ -116,12 +119,18 @@ impl LoadedVersion {
             outbound,
             allowed,
             metrics,
+            recent,
         }
     }
 
     /// Where this version's invocations are counted.
     pub fn metrics(&self) -> &crate::metrics::VersionMetrics {
         &self.metrics
+    }
+
+    /// Where this version's invocations are kept for `wasmgate logs`.
+    pub fn recent_logs(&self) -> &crate::recent_logs::Stream {
+        &self.recent
     }
 
     /// The number of idle instances kept ahead of traffic.

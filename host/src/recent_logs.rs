@@ -1,0 +1,435 @@
+//! The recent logs `wasmgate logs` reads: each function's invocations (its
+//! output between Lambda's START, END and REPORT lines) and each stage's
+//! access lines, kept in memory, a bounded ring per stream.
+//!
+//! A stream is resolved once — a loaded version holds its function's, a
+//! served stage its own — so a call adds its entry under the stream's lock
+//! without looking anything up. An invocation is kept as its facts and
+//! output and made into lines only when read.
+//!
+//! Adding an entry allocates nothing: its facts go into a fixed-size record
+//! and its text (request id, qualifier, output, or an access line) is
+//! copied to the end of the stream's newest chunk (64 KB); a full chunk
+//! starts the next, and the oldest chunks go whole once the stream holds
+//! more than [`MAX_ENTRIES`] entries or [`MAX_BYTES`] of text. (An entry
+//! per request with a few small allocations of its own, kept for minutes,
+//! cost a tenth of a loaded server's requests/s: the allocator served
+//! every request from cold memory.)
+//!
+//! A reader asks for what came after the last entry it saw (an entry's
+//! `seq` grows by one per entry of its stream), optionally waiting for the
+//! next one: `--follow` is a loop of such waits, as `aws logs tail
+//! --follow` polls.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::registry::VersionRef;
+
+/// Most entries a stream keeps (the oldest chunk goes whole past it).
+pub const MAX_ENTRIES: usize = 10_000;
+/// Most bytes of text a stream keeps (an invocation's output counts whole).
+pub const MAX_BYTES: usize = 4 << 20;
+/// A chunk's text, and most entries a chunk holds.
+const CHUNK_BYTES: usize = 64 << 10;
+const CHUNK_ENTRIES: usize = 1024;
+
+/// One invocation, as Lambda's log shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    pub request_id: &'a str,
+    /// What the caller named after the function: `$LATEST`, `7`, `prod`.
+    pub qualifier: &'a str,
+    /// The version that ran.
+    pub version: VersionRef,
+    /// `cold`, `warm` or `hot`.
+    pub start: &'static str,
+    pub duration: Duration,
+    pub memory_mb: u32,
+    /// The instance's memory at the end of the call.
+    pub memory_used_bytes: u64,
+    /// What the guest wrote to stdout and stderr.
+    pub output: &'a [u8],
+}
+
+/// An entry's facts; its text is in its chunk, from `at`: the request id,
+/// the qualifier and the output of an invocation, or a line.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    seq: u64,
+    /// Unix milliseconds.
+    time_ms: u64,
+    at: usize,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Line { len: usize },
+    Invocation(InvocationFacts),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InvocationFacts {
+    id_len: usize,
+    qualifier_len: usize,
+    output_len: usize,
+    version: VersionRef,
+    start: &'static str,
+    duration: Duration,
+    memory_mb: u32,
+    memory_used_bytes: u64,
+}
+
+impl InvocationFacts {
+    /// Lambda's lines: START, the output's lines as written, END, REPORT
+    /// (its fields tab-separated, wasmgate's start kind last).
+    fn lines(&self, id: &str, output: &str) -> Vec<String> {
+        let mut lines = Vec::with_capacity(3 + output.lines().count());
+        lines.push(format!("START RequestId: {id} Version: {}", self.version));
+        lines.extend(output.lines().map(str::to_string));
+        lines.push(format!("END RequestId: {id}"));
+        let ms = self.duration.as_secs_f64() * 1000.0;
+        lines.push(format!(
+            "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\t\
+             Max Memory Used: {} MB\tStart: {}",
+            ms.ceil().max(1.0) as u64,
+            self.memory_mb,
+            self.memory_used_bytes.div_ceil(1 << 20),
+            self.start,
+        ));
+        lines
+    }
+}
+
+/// Entries and the text they point into.
+struct Chunk {
+    records: Vec<Record>,
+    text: Vec<u8>,
+}
+
+impl Chunk {
+    fn new(text_bytes: usize) -> Chunk {
+        Chunk { records: Vec::with_capacity(CHUNK_ENTRIES), text: Vec::with_capacity(text_bytes.max(CHUNK_BYTES)) }
+    }
+
+    fn str(&self, at: usize, len: usize) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.text[at..at + len])
+    }
+}
+
+/// One stream: a function's invocations or a stage's access lines.
+#[derive(Default)]
+pub struct Stream {
+    ring: Mutex<Ring>,
+    /// Wakes the readers waiting for the next entry (told only while one waits).
+    arrived: Notify,
+    waiting: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Ring {
+    chunks: VecDeque<Chunk>,
+    entries: usize,
+    bytes: usize,
+    next_seq: u64,
+}
+
+impl Ring {
+    /// Adds an entry whose text is `parts`, end to end.
+    fn push(&mut self, time_ms: u64, parts: &[&[u8]], kind: Kind) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let fits = self.chunks.back().is_some_and(|c| {
+            c.records.len() < CHUNK_ENTRIES && c.text.len() + len <= c.text.capacity().max(CHUNK_BYTES)
+        });
+        if !fits {
+            self.chunks.push_back(Chunk::new(len));
+        }
+        let chunk = self.chunks.back_mut().expect("a chunk was just made if there was none");
+        let at = chunk.text.len();
+        for part in parts {
+            chunk.text.extend_from_slice(part);
+        }
+        self.next_seq += 1;
+        chunk.records.push(Record { seq: self.next_seq, time_ms, at, kind });
+        self.entries += 1;
+        self.bytes += len;
+        while (self.entries > MAX_ENTRIES || self.bytes > MAX_BYTES) && self.chunks.len() > 1 {
+            let old = self.chunks.pop_front().expect("more than one chunk");
+            self.entries -= old.records.len();
+            self.bytes -= old.text.len();
+        }
+    }
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream")
+    }
+}
+
+/// A read: the lines after an entry, and where the next read starts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Page {
+    pub events: Vec<Event>,
+    /// The `after` of the next read.
+    pub next: u64,
+}
+
+/// A line with its time, as `aws logs` shows one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Event {
+    /// Unix milliseconds.
+    pub timestamp: u64,
+    pub message: String,
+}
+
+/// What a read selects.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Entries after this `seq` (0: from the oldest kept).
+    pub after: u64,
+    /// Entries from this time on (Unix milliseconds).
+    pub since_ms: u64,
+    /// Invocations made through this qualifier, or of this version.
+    pub qualifier: Option<String>,
+    /// Lines that contain this text (an invocation's START, END and REPORT
+    /// lines stay with any of its lines that does).
+    pub filter: Option<String>,
+}
+
+impl Stream {
+    /// Adds an invocation.
+    pub fn invocation(&self, i: Invocation<'_>) {
+        let facts = InvocationFacts {
+            id_len: i.request_id.len(),
+            qualifier_len: i.qualifier.len(),
+            output_len: i.output.len(),
+            version: i.version,
+            start: i.start,
+            duration: i.duration,
+            memory_mb: i.memory_mb,
+            memory_used_bytes: i.memory_used_bytes,
+        };
+        let parts = [i.request_id.as_bytes(), i.qualifier.as_bytes(), i.output];
+        self.push(&parts, Kind::Invocation(facts));
+    }
+
+    /// Adds a line.
+    pub fn line(&self, line: &str) {
+        self.push(&[line.as_bytes()], Kind::Line { len: line.len() });
+    }
+
+    fn push(&self, parts: &[&[u8]], kind: Kind) {
+        let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        self.ring.lock().push(time_ms, parts, kind);
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.arrived.notify_waiters();
+        }
+    }
+
+    /// The lines `query` selects, read now.
+    pub fn read(&self, query: &Query) -> Page {
+        let ring = self.ring.lock();
+        let mut events = Vec::new();
+        let matched = |line: &String| query.filter.as_deref().is_none_or(|f| line.contains(f));
+        for chunk in &ring.chunks {
+            for record in chunk.records.iter().filter(|r| r.seq > query.after && r.time_ms >= query.since_ms) {
+                let (lines, whole) = match record.kind {
+                    Kind::Line { len } => (vec![chunk.str(record.at, len).into_owned()], false),
+                    Kind::Invocation(facts) => {
+                        let id = chunk.str(record.at, facts.id_len);
+                        let qualifier = chunk.str(record.at + facts.id_len, facts.qualifier_len);
+                        let output = chunk.str(record.at + facts.id_len + facts.qualifier_len, facts.output_len);
+                        let version = facts.version.to_string();
+                        if query.qualifier.as_deref().is_some_and(|q| q != qualifier && q != version) {
+                            continue;
+                        }
+                        let lines = facts.lines(&id, &output);
+                        let whole = lines.iter().any(matched);
+                        (lines, whole)
+                    }
+                };
+                for line in lines {
+                    if whole || matched(&line) {
+                        events.push(Event { timestamp: record.time_ms, message: line });
+                    }
+                }
+            }
+        }
+        Page { events, next: ring.next_seq.max(query.after) }
+    }
+
+    /// The lines `query` selects; if there are none yet, waits up to
+    /// `wait` for the next entry.
+    pub async fn read_or_wait(&self, query: &Query, wait: Duration) -> Page {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut query = query.clone();
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        // Counted out however the wait ends (an answer, or a dropped request).
+        let _waiting = scopeguard(|| {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        });
+        loop {
+            // Registered before reading: an entry added in between wakes it.
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let page = self.read(&query);
+            if !page.events.is_empty() || tokio::time::Instant::now() >= deadline {
+                return page;
+            }
+            // Entries that did not match move the reader on.
+            query.after = page.next;
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return Page { events: Vec::new(), next: query.after };
+            }
+        }
+    }
+}
+
+/// Runs `f` when dropped.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+/// Every stream of a server.
+#[derive(Default)]
+pub struct RecentLogs {
+    functions: Mutex<HashMap<String, Arc<Stream>>>,
+    stages: Mutex<HashMap<String, Arc<Stream>>>,
+}
+
+impl std::fmt::Debug for RecentLogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecentLogs")
+    }
+}
+
+impl RecentLogs {
+    /// A function's stream (made on first use, kept across its versions).
+    pub fn function(&self, name: &str) -> Arc<Stream> {
+        self.functions.lock().entry(name.to_string()).or_default().clone()
+    }
+
+    /// A stage's access-log stream (`api/stage`).
+    pub fn stage(&self, stage: &str) -> Arc<Stream> {
+        self.stages.lock().entry(stage.to_string()).or_default().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invocation<'a>(id: &'a str, qualifier: &'a str, output: &'a str) -> Invocation<'a> {
+        Invocation {
+            request_id: id,
+            qualifier,
+            version: if qualifier == "prod" { VersionRef::Number(1) } else { VersionRef::Latest },
+            start: "warm",
+            duration: Duration::from_micros(1500),
+            memory_mb: 128,
+            memory_used_bytes: 3 << 20,
+            output: output.as_bytes(),
+        }
+    }
+
+    fn messages(page: &Page) -> Vec<&str> {
+        page.events.iter().map(|e| e.message.as_str()).collect()
+    }
+
+    #[test]
+    fn an_invocation_reads_as_lambdas_lines() {
+        let stream = Stream::default();
+        stream.invocation(invocation("r1", "$LATEST", "hello\nworld\n"));
+        let page = stream.read(&Query::default());
+        assert_eq!(
+            messages(&page),
+            [
+                "START RequestId: r1 Version: $LATEST",
+                "hello",
+                "world",
+                "END RequestId: r1",
+                "REPORT RequestId: r1\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\t\
+                 Max Memory Used: 3 MB\tStart: warm",
+            ]
+        );
+        assert_eq!(page.next, 1);
+        assert!(stream.read(&Query { after: 1, ..Query::default() }).events.is_empty());
+    }
+
+    #[test]
+    fn a_query_selects_by_qualifier_version_and_text() {
+        let stream = Stream::default();
+        stream.invocation(invocation("r1", "$LATEST", "apple\n"));
+        stream.invocation(invocation("r2", "prod", "banana\n"));
+        let by = |qualifier: &str| {
+            let page = stream.read(&Query { qualifier: Some(qualifier.into()), ..Query::default() });
+            page.events.iter().filter(|e| e.message.starts_with("START")).count()
+        };
+        assert_eq!((by("prod"), by("1"), by("$LATEST"), by("dev")), (1, 1, 1, 0));
+        let page = stream.read(&Query { filter: Some("banana".into()), ..Query::default() });
+        assert_eq!(page.events.len(), 4, "the invocation's own lines come with it: {page:?}");
+        assert!(messages(&page)[0].contains("r2"));
+    }
+
+    #[test]
+    fn a_stream_keeps_its_newest_within_its_bounds() {
+        let stream = Stream::default();
+        let n = MAX_ENTRIES + 5;
+        for i in 0..n {
+            stream.line(&format!("line {i}"));
+        }
+        let page = stream.read(&Query::default());
+        assert!(page.events.len() <= MAX_ENTRIES && page.events.len() > MAX_ENTRIES - CHUNK_ENTRIES);
+        assert_eq!(page.events.last().unwrap().message, format!("line {}", n - 1));
+        let first: usize = page.events[0].message["line ".len()..].parse().unwrap();
+        assert_eq!(first, n - page.events.len(), "the newest, in order");
+        // Outputs larger than a chunk are kept whole, within the bytes' bound.
+        let big = "x".repeat(MAX_BYTES / 3);
+        for _ in 0..4 {
+            stream.invocation(invocation("r", "$LATEST", &big));
+        }
+        let ring = stream.ring.lock();
+        assert!(ring.bytes <= MAX_BYTES, "{}", ring.bytes);
+        let counted: usize = ring.chunks.iter().map(|c| c.text.len()).sum();
+        assert_eq!(counted, ring.bytes);
+    }
+
+    #[tokio::test]
+    async fn a_reader_waits_for_the_next_entry() {
+        let stream = Arc::new(Stream::default());
+        stream.line("first");
+        let page = stream.read_or_wait(&Query::default(), Duration::from_secs(5)).await;
+        assert_eq!(messages(&page), ["first"]);
+        let waiting = {
+            let stream = stream.clone();
+            let query = Query { after: page.next, ..Query::default() };
+            tokio::spawn(async move { stream.read_or_wait(&query, Duration::from_secs(30)).await })
+        };
+        // Whether the reader is parked yet or not, the line reaches it.
+        tokio::task::yield_now().await;
+        stream.line("second");
+        let page = waiting.await.unwrap();
+        assert_eq!(messages(&page), ["second"]);
+        // Nothing arrives: an empty page when the wait is over.
+        let query = Query { after: page.next, ..Query::default() };
+        let empty = stream.read_or_wait(&query, Duration::from_millis(1)).await;
+        assert_eq!((empty.events.len(), empty.next), (0, 2));
+        assert_eq!(stream.waiting.load(Ordering::Relaxed), 0);
+    }
+}
