@@ -292,18 +292,17 @@ fn needs_escape(value: &str, xml: bool) -> bool {
 }
 
 fn escape_into(value: &str, xml: bool, out: &mut String) {
+    if !xml {
+        return crate::template::value::escape_json(value, out);
+    }
     for c in value.chars() {
         match c {
-            '"' if xml => out.push_str("&quot;"),
-            '<' if xml => out.push_str("&lt;"),
-            '>' if xml => out.push_str("&gt;"),
-            '&' if xml => out.push_str("&amp;"),
-            '\'' if xml => out.push_str("&apos;"),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+            '"' => out.push_str("&quot;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\'' => out.push_str("&apos;"),
+            // Not even a character reference in XML 1.0: written as text.
             c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
@@ -350,10 +349,11 @@ enum Sink {
 }
 
 impl StageAccessLog {
-    /// Writes one request's line.
-    pub fn write(&self, values: &dyn Values) {
+    /// Writes one request's line; `time_ms`: when it was answered (Unix
+    /// milliseconds), its time among the stage's recent lines.
+    pub fn write(&self, values: &dyn Values, time_ms: u64) {
         let line = self.format.render(values);
-        self.recent.line(&line);
+        self.recent.line(&line, time_ms);
         match &self.sink {
             Sink::Server => tracing::info!(target: "wasmgate::access_log", stage = %self.label, "{line}"),
             Sink::File(file) => file.send(line),

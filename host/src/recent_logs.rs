@@ -24,7 +24,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -55,6 +55,8 @@ pub struct Invocation<'a> {
     pub memory_used_bytes: u64,
     /// What the guest wrote to stdout and stderr.
     pub output: &'a [u8],
+    /// When it ended: its time in the log.
+    pub ended: Instant,
 }
 
 /// An entry's facts; its text is in its chunk, from `at`: the request id,
@@ -138,9 +140,32 @@ struct Ring {
     entries: usize,
     bytes: usize,
     next_seq: u64,
+    /// The wall clock (Unix ms) at an instant, read again when a second
+    /// has passed: an invocation's time is its end's instant against it,
+    /// without a clock read per call.
+    anchor: Option<(Instant, u64)>,
+}
+
+/// How long a wall-clock reading stands for the ring's times.
+const ANCHOR_FOR: Duration = Duration::from_secs(1);
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Ring {
+    /// The Unix milliseconds of `at`, an instant of the last moment.
+    fn wall_ms(&mut self, at: Instant) -> u64 {
+        match self.anchor {
+            Some((instant, ms)) if at >= instant && at - instant < ANCHOR_FOR => ms + (at - instant).as_millis() as u64,
+            _ => {
+                let ms = now_ms();
+                self.anchor = Some((at, ms));
+                ms
+            }
+        }
+    }
+
     /// Adds an entry whose text is `parts`, end to end.
     fn push(&mut self, time_ms: u64, parts: &[&[u8]], kind: Kind) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -217,17 +242,20 @@ impl Stream {
             memory_used_bytes: i.memory_used_bytes,
         };
         let parts = [i.request_id.as_bytes(), i.qualifier.as_bytes(), i.output];
-        self.push(&parts, Kind::Invocation(facts));
+        let mut ring = self.ring.lock();
+        let time_ms = ring.wall_ms(i.ended);
+        ring.push(time_ms, &parts, Kind::Invocation(facts));
+        drop(ring);
+        self.arrived_one();
     }
 
-    /// Adds a line.
-    pub fn line(&self, line: &str) {
-        self.push(&[line.as_bytes()], Kind::Line { len: line.len() });
+    /// Adds a line of `time_ms` (Unix milliseconds).
+    pub fn line(&self, line: &str, time_ms: u64) {
+        self.ring.lock().push(time_ms, &[line.as_bytes()], Kind::Line { len: line.len() });
+        self.arrived_one();
     }
 
-    fn push(&self, parts: &[&[u8]], kind: Kind) {
-        let time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        self.ring.lock().push(time_ms, parts, kind);
+    fn arrived_one(&self) {
         if self.waiting.load(Ordering::Acquire) > 0 {
             self.arrived.notify_waiters();
         }
@@ -345,6 +373,7 @@ mod tests {
             memory_mb: 128,
             memory_used_bytes: 3 << 20,
             output: output.as_bytes(),
+            ended: Instant::now(),
         }
     }
 
@@ -392,7 +421,7 @@ mod tests {
         let stream = Stream::default();
         let n = MAX_ENTRIES + 5;
         for i in 0..n {
-            stream.line(&format!("line {i}"));
+            stream.line(&format!("line {i}"), now_ms());
         }
         let page = stream.read(&Query::default());
         assert!(page.events.len() <= MAX_ENTRIES && page.events.len() > MAX_ENTRIES - CHUNK_ENTRIES);
@@ -413,7 +442,7 @@ mod tests {
     #[tokio::test]
     async fn a_reader_waits_for_the_next_entry() {
         let stream = Arc::new(Stream::default());
-        stream.line("first");
+        stream.line("first", now_ms());
         let page = stream.read_or_wait(&Query::default(), Duration::from_secs(5)).await;
         assert_eq!(messages(&page), ["first"]);
         let waiting = {
@@ -423,7 +452,7 @@ mod tests {
         };
         // Whether the reader is parked yet or not, the line reaches it.
         tokio::task::yield_now().await;
-        stream.line("second");
+        stream.line("second", now_ms());
         let page = waiting.await.unwrap();
         assert_eq!(messages(&page), ["second"]);
         // Nothing arrives: an empty page when the wait is over.

@@ -215,17 +215,20 @@ impl Gateway {
             let metrics = ran.method.map_or(&stage.unmatched, |m| &m.metrics);
             metrics.record(resp.status, latency, trace.integration.and_then(|i| i.latency));
             if let Some(log) = &stage.access_log {
-                log.write(&record::Record {
-                    req,
-                    stage,
-                    method: ran.method,
-                    status: resp.status,
-                    response_length: resp.body.len(),
-                    latency,
-                    integration: trace.integration,
-                    error: ran.error.as_ref(),
-                    key_id: ran.grant.as_ref().map(|g| g.key.id.as_str()),
-                });
+                log.write(
+                    &record::Record {
+                        req,
+                        stage,
+                        method: ran.method,
+                        status: resp.status,
+                        response_length: resp.body.len(),
+                        latency,
+                        integration: trace.integration,
+                        error: ran.error.as_ref(),
+                        key_id: ran.grant.as_ref().map(|g| g.key.id.as_str()),
+                    },
+                    req.epoch_ms() + latency.as_millis() as u64,
+                );
             }
         }
         resp

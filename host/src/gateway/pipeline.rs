@@ -621,11 +621,14 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     };
     trace.integration = Some(match &outcome {
         Err(_) => Integration { latency: None, status: None },
-        Ok(result) => {
-            let status = match result {
-                Ok(_) => 200,
-                Err(FunctionsError::Runtime(crate::runtime::RuntimeError::Throttled { .. })) => 429,
-                Err(_) => 500,
+        // Its end is the call's own (no clock read here).
+        Ok(Ok(o)) => {
+            Integration { latency: Some(o.ended.saturating_duration_since(sent.into_std())), status: Some(200) }
+        }
+        Ok(Err(e)) => {
+            let status = match e {
+                FunctionsError::Runtime(crate::runtime::RuntimeError::Throttled { .. }) => 429,
+                _ => 500,
             };
             Integration { latency: Some(sent.elapsed()), status: Some(status) }
         }

@@ -332,6 +332,12 @@ fn write_json_items(items: &[Val], out: &mut String, depth: usize) {
 /// characters as `\u00xx`; everything else as is).
 pub fn quote_json(s: &str, out: &mut String) {
     out.push('"');
+    escape_json(s, out);
+    out.push('"');
+}
+
+/// What goes between a JSON string literal's quotes.
+pub fn escape_json(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -347,7 +353,6 @@ pub fn quote_json(s: &str, out: &mut String) {
             c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 /// Java's `Double.toString`: `1.5`, `3.0`, `1.0E7`, `1.0E-4`, `NaN`.
