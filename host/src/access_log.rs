@@ -14,10 +14,10 @@
 //! [`Values`] for a request served).
 //!
 //! Each line is also kept with the stage's recent logs (`wasmgate logs
-//! --api --stage`). A file is written by a thread of its own ([`FileSink`]): a request
-//! hands its line over and goes on; the thread writes what has come,
-//! flushing whenever it has caught up. Stages that name the same file
-//! share its writer.
+//! --api --stage`). A file is written by a thread of its own ([`FileSink`]):
+//! a request hands its line over and goes on; the thread writes what has
+//! come and flushes, at most every 10 ms, so a line is in its file within
+//! about that. Stages that name the same file share its writer.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -367,8 +367,15 @@ const QUEUE_LINES: usize = 65_536;
 
 /// A file's writer: a thread that appends the lines sent to it.
 pub struct FileSink {
-    tx: mpsc::SyncSender<String>,
+    tx: mpsc::SyncSender<Message>,
     dropped: Arc<AtomicU64>,
+}
+
+/// What a writer is sent.
+enum Message {
+    Line(String),
+    /// Write and flush everything before this, then say so.
+    Flush(mpsc::SyncSender<()>),
 }
 
 impl FileSink {
@@ -377,7 +384,7 @@ impl FileSink {
             std::fs::create_dir_all(dir)?;
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE_LINES);
+        let (tx, rx) = mpsc::sync_channel::<Message>(QUEUE_LINES);
         let dropped = Arc::new(AtomicU64::new(0));
         let shown = path.display().to_string();
         let counted = dropped.clone();
@@ -386,26 +393,44 @@ impl FileSink {
     }
 
     fn send(&self, line: String) {
-        if let Err(mpsc::TrySendError::Full(_)) = self.tx.try_send(line) {
+        if let Err(mpsc::TrySendError::Full(_)) = self.tx.try_send(Message::Line(line)) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// Waits (up to `within`) until every line sent so far is in the file.
+    fn flush(&self, within: std::time::Duration) -> bool {
+        let (done, flushed) = mpsc::sync_channel(1);
+        self.tx.send(Message::Flush(done)).is_ok() && flushed.recv_timeout(within).is_ok()
+    }
 }
 
-/// The writer thread: a line at a time as they come, flushed whenever it
-/// has caught up; a failure to write is logged once, until writing works
-/// again.
-fn write_lines(file: std::fs::File, rx: mpsc::Receiver<String>, path: &str, dropped: &AtomicU64) {
+/// How long the writer lets lines gather after it has written: a request
+/// that hands a line over to a writer asleep on the queue pays for waking
+/// it (a system call and a switch of threads), so under load the writer
+/// takes what a few milliseconds brought, at once.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The writer thread: waits for a line, writes it and every line queued
+/// behind it, flushes, then lets the next lines gather for [`GATHER`]; a
+/// failure to write is logged once, until writing works again.
+fn write_lines(file: std::fs::File, rx: mpsc::Receiver<Message>, path: &str, dropped: &AtomicU64) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
     let mut failing = false;
     while let Ok(first) = rx.recv() {
-        let mut result = writeln!(out, "{first}");
-        while result.is_ok()
-            && let Ok(line) = rx.try_recv()
-        {
-            result = writeln!(out, "{line}");
+        let mut asked = Vec::new();
+        let mut result = Ok(());
+        for message in std::iter::once(first).chain(rx.try_iter()) {
+            match message {
+                Message::Line(line) if result.is_ok() => result = writeln!(out, "{line}"),
+                Message::Line(_) => {}
+                Message::Flush(done) => asked.push(done),
+            }
         }
         let result = result.and_then(|()| out.flush());
+        for done in asked {
+            let _ = done.send(());
+        }
         match result {
             Err(e) if !failing => {
                 failing = true;
@@ -421,6 +446,7 @@ fn write_lines(file: std::fs::File, rx: mpsc::Receiver<String>, path: &str, drop
         if lost > 0 {
             tracing::warn!(path, lines = lost, "access log lines dropped: its writer fell {QUEUE_LINES} lines behind");
         }
+        std::thread::sleep(GATHER);
     }
     let _ = out.flush();
 }
@@ -438,6 +464,16 @@ impl AccessLogs {
     /// `recent`: where each stage's recent lines are kept.
     pub fn new(dir: PathBuf, recent: Arc<RecentLogs>) -> AccessLogs {
         AccessLogs { dir, files: Mutex::new(HashMap::new()), recent }
+    }
+
+    /// Writes every line handed over so far to its file (as the server
+    /// stops), waiting at most `within` for each file.
+    pub fn flush(&self, within: std::time::Duration) {
+        for (path, sink) in self.files.lock().iter() {
+            if !sink.flush(within) {
+                tracing::error!(path = %path.display(), "the access log's last lines could not be written in time");
+            }
+        }
     }
 
     /// A stage's access log (`label`: `api/stage`). A file that cannot be

@@ -140,32 +140,21 @@ struct Ring {
     entries: usize,
     bytes: usize,
     next_seq: u64,
-    /// The wall clock (Unix ms) at an instant, read again when a second
-    /// has passed: an invocation's time is its end's instant against it,
-    /// without a clock read per call.
-    anchor: Option<(Instant, u64)>,
+    /// Emptied chunks, taken again before new ones are made (fresh memory
+    /// costs a page fault a page).
+    spare: Option<Chunk>,
 }
 
-/// How long a wall-clock reading stands for the ring's times.
-const ANCHOR_FOR: Duration = Duration::from_secs(1);
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
 
+#[cfg(test)]
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    unix_ms(SystemTime::now())
 }
 
 impl Ring {
-    /// The Unix milliseconds of `at`, an instant of the last moment.
-    fn wall_ms(&mut self, at: Instant) -> u64 {
-        match self.anchor {
-            Some((instant, ms)) if at >= instant && at - instant < ANCHOR_FOR => ms + (at - instant).as_millis() as u64,
-            _ => {
-                let ms = now_ms();
-                self.anchor = Some((at, ms));
-                ms
-            }
-        }
-    }
-
     /// Adds an entry whose text is `parts`, end to end.
     fn push(&mut self, time_ms: u64, parts: &[&[u8]], kind: Kind) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -173,7 +162,11 @@ impl Ring {
             c.records.len() < CHUNK_ENTRIES && c.text.len() + len <= c.text.capacity().max(CHUNK_BYTES)
         });
         if !fits {
-            self.chunks.push_back(Chunk::new(len));
+            let chunk = match self.spare.take() {
+                Some(spare) if spare.text.capacity() >= len => spare,
+                _ => Chunk::new(len),
+            };
+            self.chunks.push_back(chunk);
         }
         let chunk = self.chunks.back_mut().expect("a chunk was just made if there was none");
         let at = chunk.text.len();
@@ -185,9 +178,12 @@ impl Ring {
         self.entries += 1;
         self.bytes += len;
         while (self.entries > MAX_ENTRIES || self.bytes > MAX_BYTES) && self.chunks.len() > 1 {
-            let old = self.chunks.pop_front().expect("more than one chunk");
+            let mut old = self.chunks.pop_front().expect("more than one chunk");
             self.entries -= old.records.len();
             self.bytes -= old.text.len();
+            old.records.clear();
+            old.text.clear();
+            self.spare = Some(old);
         }
     }
 }
@@ -242,10 +238,8 @@ impl Stream {
             memory_used_bytes: i.memory_used_bytes,
         };
         let parts = [i.request_id.as_bytes(), i.qualifier.as_bytes(), i.output];
-        let mut ring = self.ring.lock();
-        let time_ms = ring.wall_ms(i.ended);
-        ring.push(time_ms, &parts, Kind::Invocation(facts));
-        drop(ring);
+        let time_ms = unix_ms(crate::wall_clock::at(i.ended));
+        self.ring.lock().push(time_ms, &parts, Kind::Invocation(facts));
         self.arrived_one();
     }
 

@@ -145,6 +145,9 @@ impl RunningServer {
             Err(e) => tracing::error!("quota journal: {e}"),
             Ok(Ok(())) => {}
         }
+        // And every access line it made.
+        let logs = gateway.clone();
+        let _ = tokio::task::spawn_blocking(move || logs.flush_access_logs()).await;
         // Whatever uses the data directory goes before its lock.
         drop((gateway, functions));
         drop(lock);

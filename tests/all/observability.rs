@@ -392,6 +392,15 @@ async fn access_logs_write_each_preset_and_a_custom_format() {
         lines[2],
         expect(&unmatched, "-", "/custom/items", "-", "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
     );
+
+    // A server that stops writes every line it made before it goes.
+    for _ in 0..50 {
+        assert_eq!(send("/csv/items/1".into()).await.0, 200);
+    }
+    let mut server = server;
+    assert!(server.terminate().success());
+    let text = std::fs::read_to_string(logs.join("CSV.log")).unwrap();
+    assert_eq!(text.lines().count(), 51, "{text}");
 }
 
 /// Without a file, a stage's lines go to the server's log; a format that

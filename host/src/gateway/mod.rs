@@ -33,7 +33,7 @@ pub mod validation;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use hyper::{Request, Response, StatusCode};
@@ -129,6 +129,12 @@ impl Gateway {
 
     pub fn policies(&self) -> &Arc<Policies> {
         &self.policies
+    }
+
+    /// Writes every access line made so far to its file (as the server
+    /// stops: blocks the thread, up to 5 s a file).
+    pub fn flush_access_logs(&self) {
+        self.access_logs.flush(std::time::Duration::from_secs(5));
     }
 
     /// What is served now.
@@ -406,7 +412,8 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
     let host_name =
         host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
     let host = host_name.to_ascii_lowercase();
-    let time = SystemTime::now();
+    let received = Instant::now();
+    let time = crate::wall_clock::at(received);
     let req = GatewayRequest {
         ids: request::RequestIds::new(time),
         method: parts.method.clone(),
@@ -419,7 +426,7 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
         host,
         protocol: if parts.version == hyper::Version::HTTP_2 { "HTTP/2.0" } else { "HTTP/1.1" },
         time,
-        received: Instant::now(),
+        received,
     };
     (req, lacks_host)
 }

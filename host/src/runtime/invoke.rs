@@ -314,7 +314,7 @@ impl LoadedVersion {
             request_id: req.request_id,
             invoked_qualifier: req.invoked_qualifier,
             remaining_time_ms: spec.config.timeout_ms,
-            deadline_ms: unix_ms(SystemTime::now() + timeout),
+            deadline_ms: unix_ms(crate::wall_clock::at(deadline)),
         };
         let call = until_deadline(instance.handler.call_handle(&mut instance.store, req.event, ctx), deadline).await;
         let logged = tracing::enabled!(target: "wasmgate::function", tracing::Level::INFO);
