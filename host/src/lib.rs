@@ -18,7 +18,6 @@
 //! - [`server`]: starts all of the above for `wasmgate serve`.
 //! - [`template`]: mapping templates (API Gateway's VTL): parsed once, rendered per request.
 //! - [`guests`]: the guest functions of `guest-functions/`, embedded.
-//! - [`wall_clock`]: the wall-clock time of an instant, without a clock read per request.
 //! - [`suggest`]: "did you mean …?" for names not found.
 //! - `boxed`: boxing a large future in place, without a copy.
 
@@ -41,4 +40,3 @@ pub mod runtime;
 pub mod server;
 pub mod suggest;
 pub mod template;
-pub mod wall_clock;

@@ -24,7 +24,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -43,8 +43,8 @@ const CHUNK_ENTRIES: usize = 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct Invocation<'a> {
     pub request_id: &'a str,
-    /// What the caller named after the function: `$LATEST`, `7`, `prod`.
-    pub qualifier: &'a str,
+    /// What the caller named: `fn`, `fn:7`, `fn:prod` (split only when read).
+    pub invoked: &'a str,
     /// The version that ran.
     pub version: VersionRef,
     /// `cold`, `warm` or `hot`.
@@ -55,8 +55,6 @@ pub struct Invocation<'a> {
     pub memory_used_bytes: u64,
     /// What the guest wrote to stdout and stderr.
     pub output: &'a [u8],
-    /// When it ended: its time in the log.
-    pub ended: Instant,
 }
 
 /// An entry's facts; its text is in its chunk, from `at`: the request id,
@@ -79,7 +77,7 @@ enum Kind {
 #[derive(Debug, Clone, Copy)]
 struct InvocationFacts {
     id_len: usize,
-    qualifier_len: usize,
+    invoked_len: usize,
     output_len: usize,
     version: VersionRef,
     start: &'static str,
@@ -229,7 +227,7 @@ impl Stream {
     pub fn invocation(&self, i: Invocation<'_>) {
         let facts = InvocationFacts {
             id_len: i.request_id.len(),
-            qualifier_len: i.qualifier.len(),
+            invoked_len: i.invoked.len(),
             output_len: i.output.len(),
             version: i.version,
             start: i.start,
@@ -237,8 +235,8 @@ impl Stream {
             memory_mb: i.memory_mb,
             memory_used_bytes: i.memory_used_bytes,
         };
-        let parts = [i.request_id.as_bytes(), i.qualifier.as_bytes(), i.output];
-        let time_ms = unix_ms(crate::wall_clock::at(i.ended));
+        let parts = [i.request_id.as_bytes(), i.invoked.as_bytes(), i.output];
+        let time_ms = unix_ms(SystemTime::now());
         self.ring.lock().push(time_ms, &parts, Kind::Invocation(facts));
         self.arrived_one();
     }
@@ -266,8 +264,9 @@ impl Stream {
                     Kind::Line { len } => (vec![chunk.str(record.at, len).into_owned()], false),
                     Kind::Invocation(facts) => {
                         let id = chunk.str(record.at, facts.id_len);
-                        let qualifier = chunk.str(record.at + facts.id_len, facts.qualifier_len);
-                        let output = chunk.str(record.at + facts.id_len + facts.qualifier_len, facts.output_len);
+                        let invoked = chunk.str(record.at + facts.id_len, facts.invoked_len);
+                        let qualifier = invoked.split_once(':').map_or("$LATEST", |(_, q)| q);
+                        let output = chunk.str(record.at + facts.id_len + facts.invoked_len, facts.output_len);
                         let version = facts.version.to_string();
                         if query.qualifier.as_deref().is_some_and(|q| q != qualifier && q != version) {
                             continue;
@@ -357,17 +356,16 @@ impl RecentLogs {
 mod tests {
     use super::*;
 
-    fn invocation<'a>(id: &'a str, qualifier: &'a str, output: &'a str) -> Invocation<'a> {
+    fn invocation<'a>(id: &'a str, invoked: &'a str, output: &'a str) -> Invocation<'a> {
         Invocation {
             request_id: id,
-            qualifier,
-            version: if qualifier == "prod" { VersionRef::Number(1) } else { VersionRef::Latest },
+            invoked,
+            version: if invoked == "f:prod" { VersionRef::Number(1) } else { VersionRef::Latest },
             start: "warm",
             duration: Duration::from_micros(1500),
             memory_mb: 128,
             memory_used_bytes: 3 << 20,
             output: output.as_bytes(),
-            ended: Instant::now(),
         }
     }
 
@@ -378,7 +376,7 @@ mod tests {
     #[test]
     fn an_invocation_reads_as_lambdas_lines() {
         let stream = Stream::default();
-        stream.invocation(invocation("r1", "$LATEST", "hello\nworld\n"));
+        stream.invocation(invocation("r1", "f", "hello\nworld\n"));
         let page = stream.read(&Query::default());
         assert_eq!(
             messages(&page),
@@ -398,8 +396,8 @@ mod tests {
     #[test]
     fn a_query_selects_by_qualifier_version_and_text() {
         let stream = Stream::default();
-        stream.invocation(invocation("r1", "$LATEST", "apple\n"));
-        stream.invocation(invocation("r2", "prod", "banana\n"));
+        stream.invocation(invocation("r1", "f", "apple\n"));
+        stream.invocation(invocation("r2", "f:prod", "banana\n"));
         let by = |qualifier: &str| {
             let page = stream.read(&Query { qualifier: Some(qualifier.into()), ..Query::default() });
             page.events.iter().filter(|e| e.message.starts_with("START")).count()
@@ -425,7 +423,7 @@ mod tests {
         // Outputs larger than a chunk are kept whole, within the bytes' bound.
         let big = "x".repeat(MAX_BYTES / 3);
         for _ in 0..4 {
-            stream.invocation(invocation("r", "$LATEST", &big));
+            stream.invocation(invocation("r", "f", &big));
         }
         let ring = stream.ring.lock();
         assert!(ring.bytes <= MAX_BYTES, "{}", ring.bytes);

@@ -412,8 +412,8 @@ fn parse_request(parts: &hyper::http::request::Parts, conn: http::RequestConn) -
     let host_name =
         host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h);
     let host = host_name.to_ascii_lowercase();
+    let time = std::time::SystemTime::now();
     let received = Instant::now();
-    let time = crate::wall_clock::at(received);
     let req = GatewayRequest {
         ids: request::RequestIds::new(time),
         method: parts.method.clone(),

@@ -314,7 +314,7 @@ impl LoadedVersion {
             request_id: req.request_id,
             invoked_qualifier: req.invoked_qualifier,
             remaining_time_ms: spec.config.timeout_ms,
-            deadline_ms: unix_ms(crate::wall_clock::at(deadline)),
+            deadline_ms: unix_ms(SystemTime::now() + timeout),
         };
         let call = until_deadline(instance.handler.call_handle(&mut instance.store, req.event, ctx), deadline).await;
         let logged = tracing::enabled!(target: "wasmgate::function", tracing::Level::INFO);
@@ -350,14 +350,13 @@ impl LoadedVersion {
         let kept = |output: &[u8]| {
             self.recent_logs().invocation(crate::recent_logs::Invocation {
                 request_id: req.request_id,
-                qualifier: req.invoked_qualifier.split_once(':').map_or("$LATEST", |(_, q)| q),
+                invoked: req.invoked_qualifier,
                 version: spec.version,
                 start: start.as_str(),
                 duration: ended - started,
                 memory_mb: spec.config.memory_mb,
                 memory_used_bytes,
                 output,
-                ended,
             })
         };
         if as_text {
