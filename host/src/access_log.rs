@@ -349,11 +349,11 @@ enum Sink {
 }
 
 impl StageAccessLog {
-    /// Writes one request's line; `time_ms`: when it was answered (Unix
-    /// milliseconds), its time among the stage's recent lines.
-    pub fn write(&self, values: &dyn Values, time_ms: u64) {
+    /// Writes one request's line; `time`: when it was answered, its time
+    /// among the stage's recent lines.
+    pub fn write(&self, values: &dyn Values, time: std::time::Instant) {
         let line = self.format.render(values);
-        self.recent.line(&line, time_ms);
+        self.recent.line(&line, time);
         match &self.sink {
             Sink::Server => tracing::info!(target: "wasmgate::access_log", stage = %self.label, "{line}"),
             Sink::File(file) => file.send(line),

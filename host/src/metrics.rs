@@ -68,7 +68,7 @@ impl std::fmt::Debug for Durations {
 
 impl Durations {
     pub fn observe(&self, duration: Duration) {
-        let ns = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let ns = duration.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(duration.subsec_nanos()));
         // Bucket i holds (bound(i-1), bound(i)], bound(i) = 10 µs × 2^i.
         let over = ns.saturating_sub(1) / FIRST_BOUND_NS;
         let i = ((u64::BITS - over.leading_zeros()) as usize).min(BOUNDS);

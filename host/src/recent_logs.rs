@@ -24,7 +24,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -55,6 +55,8 @@ pub struct Invocation<'a> {
     pub memory_used_bytes: u64,
     /// What the guest wrote to stdout and stderr.
     pub output: &'a [u8],
+    /// When it ended.
+    pub ended: Instant,
 }
 
 /// An entry's facts; its text is in its chunk, from `at`: the request id,
@@ -62,8 +64,10 @@ pub struct Invocation<'a> {
 #[derive(Debug, Clone, Copy)]
 struct Record {
     seq: u64,
-    /// Unix milliseconds.
-    time_ms: u64,
+    /// When it was added: placed on the wall clock when read (entries are
+    /// recent, so the clocks cannot drift apart in between), so that adding
+    /// one reads no clock.
+    time: Instant,
     at: usize,
     kind: Kind,
 }
@@ -147,14 +151,9 @@ fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-#[cfg(test)]
-fn now_ms() -> u64 {
-    unix_ms(SystemTime::now())
-}
-
 impl Ring {
     /// Adds an entry whose text is `parts`, end to end.
-    fn push(&mut self, time_ms: u64, parts: &[&[u8]], kind: Kind) {
+    fn push(&mut self, time: Instant, parts: &[&[u8]], kind: Kind) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let fits = self.chunks.back().is_some_and(|c| {
             c.records.len() < CHUNK_ENTRIES && c.text.len() + len <= c.text.capacity().max(CHUNK_BYTES)
@@ -172,7 +171,7 @@ impl Ring {
             chunk.text.extend_from_slice(part);
         }
         self.next_seq += 1;
-        chunk.records.push(Record { seq: self.next_seq, time_ms, at, kind });
+        chunk.records.push(Record { seq: self.next_seq, time, at, kind });
         self.entries += 1;
         self.bytes += len;
         while (self.entries > MAX_ENTRIES || self.bytes > MAX_BYTES) && self.chunks.len() > 1 {
@@ -236,14 +235,13 @@ impl Stream {
             memory_used_bytes: i.memory_used_bytes,
         };
         let parts = [i.request_id.as_bytes(), i.invoked.as_bytes(), i.output];
-        let time_ms = unix_ms(SystemTime::now());
-        self.ring.lock().push(time_ms, &parts, Kind::Invocation(facts));
+        self.ring.lock().push(i.ended, &parts, Kind::Invocation(facts));
         self.arrived_one();
     }
 
-    /// Adds a line of `time_ms` (Unix milliseconds).
-    pub fn line(&self, line: &str, time_ms: u64) {
-        self.ring.lock().push(time_ms, &[line.as_bytes()], Kind::Line { len: line.len() });
+    /// Adds a line of `time`.
+    pub fn line(&self, line: &str, time: Instant) {
+        self.ring.lock().push(time, &[line.as_bytes()], Kind::Line { len: line.len() });
         self.arrived_one();
     }
 
@@ -255,11 +253,18 @@ impl Stream {
 
     /// The lines `query` selects, read now.
     pub fn read(&self, query: &Query) -> Page {
+        // Now on both clocks: an entry's wall-clock time is now less its age.
+        let (now, now_ms) = (Instant::now(), unix_ms(SystemTime::now()));
+        let wall_ms = |t: Instant| now_ms.saturating_sub(now.saturating_duration_since(t).as_millis() as u64);
         let ring = self.ring.lock();
         let mut events = Vec::new();
         let matched = |line: &String| query.filter.as_deref().is_none_or(|f| line.contains(f));
         for chunk in &ring.chunks {
-            for record in chunk.records.iter().filter(|r| r.seq > query.after && r.time_ms >= query.since_ms) {
+            for record in chunk.records.iter().filter(|r| r.seq > query.after) {
+                let timestamp = wall_ms(record.time);
+                if timestamp < query.since_ms {
+                    continue;
+                }
                 let (lines, whole) = match record.kind {
                     Kind::Line { len } => (vec![chunk.str(record.at, len).into_owned()], false),
                     Kind::Invocation(facts) => {
@@ -278,7 +283,7 @@ impl Stream {
                 };
                 for line in lines {
                     if whole || matched(&line) {
-                        events.push(Event { timestamp: record.time_ms, message: line });
+                        events.push(Event { timestamp, message: line });
                     }
                 }
             }
@@ -366,6 +371,7 @@ mod tests {
             memory_mb: 128,
             memory_used_bytes: 3 << 20,
             output: output.as_bytes(),
+            ended: Instant::now(),
         }
     }
 
@@ -413,7 +419,7 @@ mod tests {
         let stream = Stream::default();
         let n = MAX_ENTRIES + 5;
         for i in 0..n {
-            stream.line(&format!("line {i}"), now_ms());
+            stream.line(&format!("line {i}"), Instant::now());
         }
         let page = stream.read(&Query::default());
         assert!(page.events.len() <= MAX_ENTRIES && page.events.len() > MAX_ENTRIES - CHUNK_ENTRIES);
@@ -434,7 +440,7 @@ mod tests {
     #[tokio::test]
     async fn a_reader_waits_for_the_next_entry() {
         let stream = Arc::new(Stream::default());
-        stream.line("first", now_ms());
+        stream.line("first", Instant::now());
         let page = stream.read_or_wait(&Query::default(), Duration::from_secs(5)).await;
         assert_eq!(messages(&page), ["first"]);
         let waiting = {
@@ -444,7 +450,7 @@ mod tests {
         };
         // Whether the reader is parked yet or not, the line reaches it.
         tokio::task::yield_now().await;
-        stream.line("second", now_ms());
+        stream.line("second", Instant::now());
         let page = waiting.await.unwrap();
         assert_eq!(messages(&page), ["second"]);
         // Nothing arrives: an empty page when the wait is over.

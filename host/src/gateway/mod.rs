@@ -217,7 +217,8 @@ impl Gateway {
         let req = &*req;
         let (resp, ran) = self.run_stage(stage, req, trace, policies).await;
         if policies {
-            let latency = req.received.elapsed();
+            let answered = Instant::now();
+            let latency = answered.saturating_duration_since(req.received);
             let metrics = ran.method.map_or(&stage.unmatched, |m| &m.metrics);
             metrics.record(resp.status, latency, trace.integration.and_then(|i| i.latency));
             if let Some(log) = &stage.access_log {
@@ -233,7 +234,7 @@ impl Gateway {
                         error: ran.error.as_ref(),
                         key_id: ran.grant.as_ref().map(|g| g.key.id.as_str()),
                     },
-                    req.epoch_ms() + latency.as_millis() as u64,
+                    answered,
                 );
             }
         }

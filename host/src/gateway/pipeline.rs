@@ -131,8 +131,9 @@ pub struct Trace {
 /// IntegrationLatency see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Integration {
-    /// From the invocation sent to its answer; `None` when the integration
-    /// timed out (access logs say `-1`, as API Gateway's).
+    /// The invocation's time (the function's own, instantiation included);
+    /// `None` when the integration timed out (access logs say `-1`, as API
+    /// Gateway's).
     pub latency: Option<Duration>,
     /// What the function service answered, as Lambda's: 200 when the
     /// function ran (its own errors included), 429 when it was throttled,
@@ -621,10 +622,9 @@ async fn invoke(call: Call<'_>, event: &str, trace: &mut Trace) -> Result<Invoke
     };
     trace.integration = Some(match &outcome {
         Err(_) => Integration { latency: None, status: None },
-        // Its end is the call's own (no clock read here).
-        Ok(Ok(o)) => {
-            Integration { latency: Some(o.ended.saturating_duration_since(sent.into_std())), status: Some(200) }
-        }
+        // The call's own time, as the runtime measured it (instantiation
+        // included; a version loaded for the call is not).
+        Ok(Ok(o)) => Integration { latency: Some(o.duration), status: Some(200) },
         Ok(Err(e)) => {
             let status = match e {
                 FunctionsError::Runtime(crate::runtime::RuntimeError::Throttled { .. }) => 429,

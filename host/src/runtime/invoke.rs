@@ -256,9 +256,6 @@ pub struct InvokeOutcome {
     /// The instance's memory at the end of the call (Lambda's Max Memory
     /// Used: an instance's memory never shrinks).
     pub memory_used_bytes: u64,
-    /// When the call ended (a caller measuring more than the call reads no
-    /// clock of its own for its end).
-    pub ended: Instant,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -357,6 +354,7 @@ impl LoadedVersion {
                 memory_mb: spec.config.memory_mb,
                 memory_used_bytes,
                 output,
+                ended,
             })
         };
         if as_text {
@@ -369,15 +367,7 @@ impl LoadedVersion {
         } else {
             drop::<Instance>(instance);
         }
-        Ok(InvokeOutcome {
-            result,
-            version: spec.version,
-            start,
-            duration: ended - started,
-            logs,
-            memory_used_bytes,
-            ended,
-        })
+        Ok(InvokeOutcome { result, version: spec.version, start, duration: ended - started, logs, memory_used_bytes })
     }
 
     fn classify_failure(
