@@ -24,8 +24,6 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 
 use parking_lot::Mutex;
 
@@ -233,22 +231,27 @@ impl Format {
     /// The line for one request.
     pub fn render(&self, values: &dyn Values) -> String {
         let mut line = String::with_capacity(256);
+        self.render_into(values, &mut line);
+        line
+    }
+
+    /// The line for one request, added to `line`.
+    pub fn render_into(&self, values: &dyn Values, line: &mut String) {
         for part in &self.parts {
             match part {
                 Part::Text(text) => line.push_str(text),
                 Part::Var(var) => {
                     let start = line.len();
-                    values.write(*var, &mut line);
+                    values.write(*var, line);
                     if line.len() == start {
                         line.push('-');
                     } else if needs_escape(&line[start..], self.xml) {
                         let value = line.split_off(start);
-                        escape_into(&value, self.xml, &mut line);
+                        escape_into(&value, self.xml, line);
                     }
                 }
             }
         }
-        line
     }
 }
 
@@ -352,30 +355,58 @@ impl StageAccessLog {
     /// Writes one request's line; `time`: when it was answered, its time
     /// among the stage's recent lines.
     pub fn write(&self, values: &dyn Values, time: std::time::Instant) {
-        let line = self.format.render(values);
-        self.recent.line(&line, time);
-        match &self.sink {
-            Sink::Server => tracing::info!(target: "wasmgate::access_log", stage = %self.label, "{line}"),
-            Sink::File(file) => file.send(line),
+        thread_local! {
+            /// Each thread renders its lines into one buffer, reused.
+            static LINE: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(512));
         }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            self.format.render_into(values, line);
+            self.recent.line(line, time);
+            match &self.sink {
+                Sink::Server => tracing::info!(target: "wasmgate::access_log", stage = %self.label, "{line}"),
+                Sink::File(file) => file.send(line),
+            }
+        });
     }
 }
 
-/// Most lines a file's writer may be behind by; past it, lines are dropped
+/// Most bytes a file's writer may be behind by; past it, lines are dropped
 /// and counted (and the count logged), never held without bound.
-const QUEUE_LINES: usize = 65_536;
+const MAX_PENDING_BYTES: usize = 16 << 20;
 
-/// A file's writer: a thread that appends the lines sent to it.
+/// How long the writer lets lines gather after it has written: a request
+/// that hands a line to a writer asleep pays for waking it (a system call
+/// and a switch of threads), so under load the writer takes what a few
+/// milliseconds brought, at once, and only the first line after a quiet
+/// moment wakes it.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// A file's writer: a thread that appends what requests add to a shared
+/// buffer (a line is copied in under a lock; nothing is allocated per line).
 pub struct FileSink {
-    tx: mpsc::SyncSender<Message>,
-    dropped: Arc<AtomicU64>,
+    shared: Arc<Pending>,
 }
 
-/// What a writer is sent.
-enum Message {
-    Line(String),
-    /// Write and flush everything before this, then say so.
-    Flush(mpsc::SyncSender<()>),
+#[derive(Default)]
+struct Pending {
+    state: Mutex<PendingState>,
+    /// The writer waits here for lines (or a flush, or the end).
+    work: parking_lot::Condvar,
+    /// Flushers wait here for their lines to be written.
+    written: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct PendingState {
+    /// Lines not yet written, each with its newline.
+    buf: Vec<u8>,
+    /// Lines dropped since the last write (the buffer was full).
+    dropped: u64,
+    /// Flushes asked for, and the last one the writer has done.
+    flushes_asked: u64,
+    flushes_done: u64,
+    closed: bool,
 }
 
 impl FileSink {
@@ -384,53 +415,70 @@ impl FileSink {
             std::fs::create_dir_all(dir)?;
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        let (tx, rx) = mpsc::sync_channel::<Message>(QUEUE_LINES);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let shown = path.display().to_string();
-        let counted = dropped.clone();
-        std::thread::Builder::new().name("access-log".into()).spawn(move || write_lines(file, rx, &shown, &counted))?;
-        Ok(FileSink { tx, dropped })
+        let shared = Arc::new(Pending::default());
+        let (writer, shown) = (shared.clone(), path.display().to_string());
+        std::thread::Builder::new().name("access-log".into()).spawn(move || write_lines(file, &writer, &shown))?;
+        Ok(FileSink { shared })
     }
 
-    fn send(&self, line: String) {
-        if let Err(mpsc::TrySendError::Full(_)) = self.tx.try_send(Message::Line(line)) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+    fn send(&self, line: &str) {
+        let mut state = self.shared.state.lock();
+        if state.buf.len() + line.len() + 1 > MAX_PENDING_BYTES {
+            state.dropped += 1;
+            return;
+        }
+        let was_empty = state.buf.is_empty();
+        state.buf.extend_from_slice(line.as_bytes());
+        state.buf.push(b'\n');
+        drop(state);
+        if was_empty {
+            self.shared.work.notify_one();
         }
     }
 
     /// Waits (up to `within`) until every line sent so far is in the file.
     fn flush(&self, within: std::time::Duration) -> bool {
-        let (done, flushed) = mpsc::sync_channel(1);
-        self.tx.send(Message::Flush(done)).is_ok() && flushed.recv_timeout(within).is_ok()
+        let mut state = self.shared.state.lock();
+        state.flushes_asked += 1;
+        let mine = state.flushes_asked;
+        self.shared.work.notify_one();
+        let deadline = std::time::Instant::now() + within;
+        while state.flushes_done < mine {
+            if self.shared.written.wait_until(&mut state, deadline).timed_out() {
+                return state.flushes_done >= mine;
+            }
+        }
+        true
     }
 }
 
-/// How long the writer lets lines gather after it has written: a request
-/// that hands a line over to a writer asleep on the queue pays for waking
-/// it (a system call and a switch of threads), so under load the writer
-/// takes what a few milliseconds brought, at once.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        self.shared.state.lock().closed = true;
+        self.shared.work.notify_one();
+    }
+}
 
-/// The writer thread: waits for a line, writes it and every line queued
-/// behind it, flushes, then lets the next lines gather for [`GATHER`]; a
-/// failure to write is logged once, until writing works again.
-fn write_lines(file: std::fs::File, rx: mpsc::Receiver<Message>, path: &str, dropped: &AtomicU64) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, file);
+/// The writer thread: waits for lines, writes what has gathered and
+/// flushes, then lets the next lines gather for [`GATHER`]; a failure to
+/// write is logged once, until writing works again. It ends when its sink
+/// is dropped, after writing what was left.
+fn write_lines(file: std::fs::File, shared: &Pending, path: &str) {
+    let mut out = file;
     let mut failing = false;
-    while let Ok(first) = rx.recv() {
-        let mut asked = Vec::new();
-        let mut result = Ok(());
-        for message in std::iter::once(first).chain(rx.try_iter()) {
-            match message {
-                Message::Line(line) if result.is_ok() => result = writeln!(out, "{line}"),
-                Message::Line(_) => {}
-                Message::Flush(done) => asked.push(done),
+    let mut batch = Vec::new();
+    loop {
+        let (dropped, flushes, closed) = {
+            let mut state = shared.state.lock();
+            while state.buf.is_empty() && state.flushes_asked == state.flushes_done && !state.closed {
+                shared.work.wait(&mut state);
             }
-        }
-        let result = result.and_then(|()| out.flush());
-        for done in asked {
-            let _ = done.send(());
-        }
+            // The two buffers trade places: each keeps its capacity.
+            std::mem::swap(&mut batch, &mut state.buf);
+            (std::mem::take(&mut state.dropped), state.flushes_asked, state.closed)
+        };
+        let result = out.write_all(&batch).and_then(|()| out.flush());
+        batch.clear();
         match result {
             Err(e) if !failing => {
                 failing = true;
@@ -442,13 +490,19 @@ fn write_lines(file: std::fs::File, rx: mpsc::Receiver<Message>, path: &str, dro
             }
             _ => {}
         }
-        let lost = dropped.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            tracing::warn!(path, lines = lost, "access log lines dropped: its writer fell {QUEUE_LINES} lines behind");
+        if dropped > 0 {
+            tracing::warn!(path, lines = dropped, "access log lines dropped: its writer fell 16 MB behind");
+        }
+        {
+            let mut state = shared.state.lock();
+            state.flushes_done = flushes;
+        }
+        shared.written.notify_all();
+        if closed {
+            return;
         }
         std::thread::sleep(GATHER);
     }
-    let _ = out.flush();
 }
 
 /// The server's access-log files, each opened once and shared by the

@@ -31,68 +31,94 @@ pub struct Record<'a> {
 impl Values for Record<'_> {
     fn write(&self, var: Var, out: &mut String) {
         let req = self.req;
-        let _ = match var {
-            Var::AccountId => write!(out, "000000000000"),
-            Var::ApiId => write!(out, "{}", self.stage.api_id),
-            Var::DeploymentId => write!(out, "{}", self.stage.deployment_id),
-            Var::DomainName => write!(out, "{}", req.host),
-            Var::DomainPrefix => write!(out, "{}", req.host.split('.').next().unwrap_or("")),
-            Var::ErrorMessage => match self.error {
-                Some(e) => write!(out, "{}", e.message.as_deref().unwrap_or(e.kind.default_message())),
-                None => Ok(()),
-            },
-            Var::ErrorMessageString => match self.error {
-                Some(e) => write!(out, "\"{}\"", e.message.as_deref().unwrap_or(e.kind.default_message())),
-                None => Ok(()),
-            },
-            Var::ErrorResponseType => match self.error {
-                Some(e) => write!(out, "{}", e.kind.as_str()),
-                None => Ok(()),
-            },
-            Var::ExtendedRequestId => write!(out, "{}", req.ids.extended_request_id()),
-            Var::HttpMethod => write!(out, "{}", req.method),
-            Var::ApiKey => match self.key_id.and(req.header("x-api-key")) {
-                Some(key) => write!(out, "{key}"),
-                None => Ok(()),
-            },
-            Var::ApiKeyId => match self.key_id {
-                Some(id) => write!(out, "{id}"),
-                None => Ok(()),
-            },
-            Var::SourceIp => write!(out, "{}", req.source_ip),
-            Var::UserAgent => match req.header("user-agent") {
-                Some(agent) => write!(out, "{agent}"),
-                None => Ok(()),
-            },
-            Var::IntegrationLatency => match self.integration {
-                Some(Integration { latency: Some(latency), .. }) => write!(out, "{}", latency.as_millis()),
-                // The integration timed out: -1, as API Gateway writes it.
-                Some(Integration { latency: None, .. }) => write!(out, "-1"),
-                None => Ok(()),
-            },
-            Var::IntegrationStatus => match self.integration.and_then(|i| i.status) {
-                Some(status) => write!(out, "{status}"),
-                None => Ok(()),
-            },
-            Var::Path => write!(out, "{}", req.full_path),
-            Var::Protocol => write!(out, "{}", req.protocol),
-            Var::RequestId => write!(out, "{}", req.ids.request_id()),
-            Var::RequestTime => write!(out, "{}", req.clf_time()),
-            Var::RequestTimeEpoch => write!(out, "{}", req.epoch_ms()),
-            Var::ResourceId => match self.method {
-                Some(m) => write!(out, "{}", m.resource_id),
-                None => Ok(()),
-            },
-            Var::ResourcePath => match self.method {
-                Some(m) => write!(out, "{}", m.spec.resource_path),
-                None => Ok(()),
-            },
-            Var::ResponseLatency => write!(out, "{}", self.latency.as_millis()),
-            Var::ResponseLength => write!(out, "{}", self.response_length),
-            Var::Stage => write!(out, "{}", self.stage.stage),
-            Var::Status => write!(out, "{}", self.status),
-            Var::XrayTraceId => write!(out, "{}", req.ids.trace_id()),
-            Var::Absent => Ok(()),
+        // Text is copied as is; numbers go through `core::fmt`.
+        let text: Option<&str> = match var {
+            Var::AccountId => Some("000000000000"),
+            Var::ApiId => Some(&self.stage.api_id),
+            Var::DeploymentId => Some(&self.stage.deployment_id),
+            Var::DomainName => Some(&req.host),
+            Var::DomainPrefix => req.host.split('.').next(),
+            Var::ErrorMessage => self.error.map(|e| e.message.as_deref().unwrap_or(e.kind.default_message())),
+            Var::ErrorMessageString => {
+                if let Some(e) = self.error {
+                    let _ = write!(out, "\"{}\"", e.message.as_deref().unwrap_or(e.kind.default_message()));
+                }
+                None
+            }
+            Var::ErrorResponseType => self.error.map(|e| e.kind.as_str()),
+            Var::ExtendedRequestId => Some(req.ids.extended_request_id()),
+            Var::HttpMethod => Some(req.method.as_str()),
+            Var::ApiKey => self.key_id.and(req.header("x-api-key")),
+            Var::ApiKeyId => self.key_id,
+            Var::SourceIp => {
+                let _ = write!(out, "{}", req.source_ip);
+                None
+            }
+            Var::UserAgent => req.header("user-agent"),
+            Var::IntegrationLatency => {
+                match self.integration {
+                    Some(Integration { latency: Some(latency), .. }) => {
+                        let _ = write!(out, "{}", latency.as_millis());
+                    }
+                    // The integration timed out: -1, as API Gateway writes it.
+                    Some(Integration { latency: None, .. }) => out.push_str("-1"),
+                    None => {}
+                }
+                None
+            }
+            Var::IntegrationStatus => {
+                if let Some(status) = self.integration.and_then(|i| i.status) {
+                    let _ = write!(out, "{status}");
+                }
+                None
+            }
+            Var::Path => Some(&req.full_path),
+            Var::Protocol => Some(req.protocol),
+            Var::RequestId => Some(req.ids.request_id()),
+            Var::RequestTime => {
+                clf_time(req, out);
+                None
+            }
+            Var::RequestTimeEpoch => {
+                let _ = write!(out, "{}", req.epoch_ms());
+                None
+            }
+            Var::ResourceId => self.method.map(|m| m.resource_id.as_str()),
+            Var::ResourcePath => self.method.map(|m| m.spec.resource_path.as_str()),
+            Var::ResponseLatency => {
+                let _ = write!(out, "{}", self.latency.as_millis());
+                None
+            }
+            Var::ResponseLength => {
+                let _ = write!(out, "{}", self.response_length);
+                None
+            }
+            Var::Stage => Some(&self.stage.stage),
+            Var::Status => {
+                let _ = write!(out, "{}", self.status);
+                None
+            }
+            Var::XrayTraceId => Some(req.ids.trace_id()),
+            Var::Absent => None,
         };
+        if let Some(text) = text {
+            out.push_str(text);
+        }
     }
+}
+
+/// `requestTime` (`07/Dec/2026:18:49:38 +0000`), made once a second per
+/// thread: the requests of one second share it.
+fn clf_time(req: &GatewayRequest, out: &mut String) {
+    thread_local! {
+        static MADE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let second = req.time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    MADE.with_borrow_mut(|(made_at, text)| {
+        if *made_at != second {
+            *made_at = second;
+            *text = req.clf_time();
+        }
+        out.push_str(text);
+    });
 }
