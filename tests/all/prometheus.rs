@@ -4,7 +4,8 @@
 //!
 //! Starting waits for its own word ("Server is ready to receive web
 //! requests." in its log), never a fixed time; a query waits for a scrape
-//! that began after a given moment ([`Prometheus::scraped_after`]).
+//! that began after a given moment ([`Prometheus::scraped_after`]), asking
+//! Prometheus until its answer says so.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -87,8 +88,10 @@ impl Prometheus {
                 return;
             }
             assert!(Instant::now() < deadline, "no successful scrape of the target after {after} in 60 s: {up:?}");
-            // The next scrape is at most one interval away: ask again then.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Ask again: each question is a round trip to Prometheus, and
+            // its answer is the signal (the next scrape is at most one
+            // interval away).
+            tokio::task::yield_now().await;
         }
     }
 }
