@@ -528,7 +528,9 @@ async fn execution_logging_writes_each_requests_execution_log() {
     let ok = get(&server.url("/dev/items/2")).await;
     assert_eq!(ok.status, 200);
     let ok_id = ok.header("x-amzn-requestid").unwrap().to_string();
-    let log = server.log_with(0, &ok_id);
+    // The execution log is written once the request is answered, after the
+    // function's own lines: wait for its last line, only this request's.
+    let log = server.log_with(0, "Method completed with status: 200");
     let lines_of = |id: &str| log.lines().filter(|l| l.contains(id)).collect::<Vec<_>>().join("\n");
     let failed_lines = lines_of(&failed_id);
     assert!(failed_lines.contains("Endpoint request body after transformations: { \"ID\": abc }"), "{log}");
@@ -542,8 +544,10 @@ async fn execution_logging_writes_each_requests_execution_log() {
 
     let quiet = TestServer::start(&bundled_config());
     let r = get(&quiet.url("/dev/items/2")).await;
-    let log = quiet.log_with(0, r.header("x-amzn-requestid").unwrap());
-    assert!(log.contains("wasmgate::access"), "{log}");
+    // The access line is the request's last: the function's own lines
+    // (with the request id too) come before it.
+    let log = quiet.log_with(0, "wasmgate::access");
+    assert!(log.contains(r.header("x-amzn-requestid").unwrap()), "{log}");
     assert!(!log.contains("wasmgate::execution"), "no execution log by default: {log}");
 }
 
