@@ -463,8 +463,7 @@ impl Drop for FileSink {
 /// flushes, then lets the next lines gather for [`GATHER`]; a failure to
 /// write is logged once, until writing works again. It ends when its sink
 /// is dropped, after writing what was left.
-fn write_lines(file: std::fs::File, shared: &Pending, path: &str) {
-    let mut out = file;
+fn write_lines(mut out: std::fs::File, shared: &Pending, path: &str) {
     let mut failing = false;
     let mut batch = Vec::new();
     loop {

@@ -152,7 +152,7 @@ impl Metrics {
         );
         registry.register(
             "wasmgate_api_integration_latency_seconds",
-            "A method's integration: the function's invocation, from the request sent to its answer \
+            "A method's integration: the function's invocation, as the runtime timed it \
              (API Gateway's IntegrationLatency)",
             api_integration_latency.clone(),
         );

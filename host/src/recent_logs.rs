@@ -251,44 +251,55 @@ impl Stream {
         }
     }
 
-    /// The lines `query` selects, read now.
+    /// The lines `query` selects, read now. Under the stream's lock the
+    /// selected entries' text is only copied out; they are made into lines
+    /// after it is let go (a request adding an entry waits on that lock).
     pub fn read(&self, query: &Query) -> Page {
         // Now on both clocks: an entry's wall-clock time is now less its age.
         let (now, now_ms) = (Instant::now(), unix_ms(SystemTime::now()));
         let wall_ms = |t: Instant| now_ms.saturating_sub(now.saturating_duration_since(t).as_millis() as u64);
-        let ring = self.ring.lock();
-        let mut events = Vec::new();
-        let matched = |line: &String| query.filter.as_deref().is_none_or(|f| line.contains(f));
-        for chunk in &ring.chunks {
-            for record in chunk.records.iter().filter(|r| r.seq > query.after) {
-                let timestamp = wall_ms(record.time);
-                if timestamp < query.since_ms {
-                    continue;
-                }
-                let (lines, whole) = match record.kind {
-                    Kind::Line { len } => (vec![chunk.str(record.at, len).into_owned()], false),
-                    Kind::Invocation(facts) => {
-                        let id = chunk.str(record.at, facts.id_len);
-                        let invoked = chunk.str(record.at + facts.id_len, facts.invoked_len);
-                        let qualifier = invoked.split_once(':').map_or("$LATEST", |(_, q)| q);
-                        let output = chunk.str(record.at + facts.id_len + facts.invoked_len, facts.output_len);
-                        let version = facts.version.to_string();
-                        if query.qualifier.as_deref().is_some_and(|q| q != qualifier && q != version) {
-                            continue;
-                        }
-                        let lines = facts.lines(&id, &output);
-                        let whole = lines.iter().any(matched);
-                        (lines, whole)
-                    }
-                };
-                for line in lines {
-                    if whole || matched(&line) {
-                        events.push(Event { timestamp, message: line });
+        let (taken, next) = {
+            let ring = self.ring.lock();
+            let mut taken = Vec::new();
+            for chunk in &ring.chunks {
+                for record in chunk.records.iter().filter(|r| r.seq > query.after) {
+                    let timestamp = wall_ms(record.time);
+                    if timestamp >= query.since_ms {
+                        let len = match record.kind {
+                            Kind::Line { len } => len,
+                            Kind::Invocation(f) => f.id_len + f.invoked_len + f.output_len,
+                        };
+                        taken.push((timestamp, record.kind, chunk.str(record.at, len).into_owned()));
                     }
                 }
             }
+            (taken, ring.next_seq.max(query.after))
+        };
+        let matched = |line: &String| query.filter.as_deref().is_none_or(|f| line.contains(f));
+        let mut events = Vec::new();
+        for (timestamp, kind, text) in taken {
+            let (lines, whole) = match kind {
+                Kind::Line { .. } => (vec![text], false),
+                Kind::Invocation(facts) => {
+                    let (id, rest) = text.split_at(facts.id_len);
+                    let (invoked, output) = rest.split_at(facts.invoked_len);
+                    let qualifier = invoked.split_once(':').map_or("$LATEST", |(_, q)| q);
+                    let version = facts.version.to_string();
+                    if query.qualifier.as_deref().is_some_and(|q| q != qualifier && q != version) {
+                        continue;
+                    }
+                    let lines = facts.lines(id, output);
+                    let whole = lines.iter().any(matched);
+                    (lines, whole)
+                }
+            };
+            for line in lines {
+                if whole || matched(&line) {
+                    events.push(Event { timestamp, message: line });
+                }
+            }
         }
-        Page { events, next: ring.next_seq.max(query.after) }
+        Page { events, next }
     }
 
     /// The lines `query` selects; if there are none yet, waits up to
@@ -296,11 +307,8 @@ impl Stream {
     pub async fn read_or_wait(&self, query: &Query, wait: Duration) -> Page {
         let deadline = tokio::time::Instant::now() + wait;
         let mut query = query.clone();
-        self.waiting.fetch_add(1, Ordering::AcqRel);
         // Counted out however the wait ends (an answer, or a dropped request).
-        let _waiting = scopeguard(|| {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-        });
+        let _waiting = Waiting::new(&self.waiting);
         loop {
             // Registered before reading: an entry added in between wakes it.
             let arrived = self.arrived.notified();
@@ -319,17 +327,20 @@ impl Stream {
     }
 }
 
-/// Runs `f` when dropped.
-fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
+/// A reader counted among a stream's waiting ones while it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
     }
-    Guard(Some(f))
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Every stream of a server.

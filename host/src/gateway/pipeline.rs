@@ -46,6 +46,11 @@ impl Rejection {
         Rejection { kind, message, status: None }
     }
 
+    /// The message its gateway response shows: its own, else its type's.
+    pub fn shown_message(&self) -> &str {
+        self.message.as_deref().unwrap_or(self.kind.default_message())
+    }
+
     pub(crate) fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
         self

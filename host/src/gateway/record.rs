@@ -38,10 +38,10 @@ impl Values for Record<'_> {
             Var::DeploymentId => Some(&self.stage.deployment_id),
             Var::DomainName => Some(&req.host),
             Var::DomainPrefix => req.host.split('.').next(),
-            Var::ErrorMessage => self.error.map(|e| e.message.as_deref().unwrap_or(e.kind.default_message())),
+            Var::ErrorMessage => self.error.map(Rejection::shown_message),
             Var::ErrorMessageString => {
                 if let Some(e) = self.error {
-                    let _ = write!(out, "\"{}\"", e.message.as_deref().unwrap_or(e.kind.default_message()));
+                    let _ = write!(out, "\"{}\"", e.shown_message());
                 }
                 None
             }
@@ -76,7 +76,7 @@ impl Values for Record<'_> {
             Var::Protocol => Some(req.protocol),
             Var::RequestId => Some(req.ids.request_id()),
             Var::RequestTime => {
-                clf_time(req, out);
+                req.write_clf_time(out);
                 None
             }
             Var::RequestTimeEpoch => {
@@ -105,20 +105,4 @@ impl Values for Record<'_> {
             out.push_str(text);
         }
     }
-}
-
-/// `requestTime` (`07/Dec/2026:18:49:38 +0000`), made once a second per
-/// thread: the requests of one second share it.
-fn clf_time(req: &GatewayRequest, out: &mut String) {
-    thread_local! {
-        static MADE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
-    }
-    let second = req.time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    MADE.with_borrow_mut(|(made_at, text)| {
-        if *made_at != second {
-            *made_at = second;
-            *text = req.clf_time();
-        }
-        out.push_str(text);
-    });
 }

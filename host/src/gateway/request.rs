@@ -3,6 +3,7 @@
 //! caller), plus the ids and time API Gateway stamps on every request.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
@@ -242,20 +243,45 @@ impl GatewayRequest {
         }
     }
 
-    /// `requestTime` in API Gateway's CLF form: `24/Nov/2026:20:11:32 +0000`.
-    pub fn clf_time(&self) -> String {
-        let rfc = humantime::format_rfc3339_seconds(self.time).to_string(); // 2026-11-24T20:11:32Z
-        let (date, time) = rfc.trim_end_matches('Z').split_once('T').unwrap_or(("1970-01-01", "00:00:00"));
-        let mut parts = date.split('-');
-        let (y, m, d) = (parts.next().unwrap_or("1970"), parts.next().unwrap_or("01"), parts.next().unwrap_or("01"));
-        const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-        let month = m.parse::<usize>().ok().and_then(|n| MONTHS.get(n.wrapping_sub(1))).unwrap_or(&"Jan");
-        format!("{d}/{month}/{y}:{time} +0000")
-    }
-
     pub fn epoch_ms(&self) -> u64 {
         self.time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
+
+    /// `requestTime` in API Gateway's CLF form: `24/Nov/2026:20:11:32 +0000`.
+    pub fn clf_time(&self) -> String {
+        let mut text = String::with_capacity(26);
+        self.write_clf_time(&mut text);
+        text
+    }
+
+    /// [`Self::clf_time`] added to `out`, made once a second per thread:
+    /// the requests of one second share it (the templates' `$context` and
+    /// the access logs ask for it on every request).
+    pub fn write_clf_time(&self, out: &mut String) {
+        thread_local! {
+            static MADE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+        }
+        let second = self.time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        MADE.with_borrow_mut(|(made_at, text)| {
+            if *made_at != second {
+                *made_at = second;
+                text.clear();
+                format_clf_time(self.time, text);
+            }
+            out.push_str(text);
+        });
+    }
+}
+
+/// `time` in CLF form, added to `out`.
+fn format_clf_time(time: SystemTime, out: &mut String) {
+    let rfc = humantime::format_rfc3339_seconds(time).to_string(); // 2026-11-24T20:11:32Z
+    let (date, clock) = rfc.trim_end_matches('Z').split_once('T').unwrap_or(("1970-01-01", "00:00:00"));
+    let mut parts = date.split('-');
+    let (y, m, d) = (parts.next().unwrap_or("1970"), parts.next().unwrap_or("01"), parts.next().unwrap_or("01"));
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = m.parse::<usize>().ok().and_then(|n| MONTHS.get(n.wrapping_sub(1))).unwrap_or(&"Jan");
+    let _ = write!(out, "{d}/{month}/{y}:{clock} +0000");
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 
 use super::router::Router;
-use crate::access_log::{AccessLogSpec, AccessLogs, StageAccessLog};
+use crate::access_log::{AccessLogs, StageAccessLog};
 use crate::config::ApiSpec;
 use crate::config::api::{IntegrationKind, MethodSpec, substitute_stage_variables};
 use crate::functions::FunctionTarget;
@@ -144,10 +144,7 @@ impl CompiledStage {
                 router,
                 function_targets,
                 unmatched: services.metrics().api_unmatched(&api.name, stage),
-                access_log: spec
-                    .access_log
-                    .as_ref()
-                    .map(|a: &AccessLogSpec| services.access_logs().for_stage(&label, a)),
+                access_log: spec.access_log.as_ref().map(|a| services.access_logs().for_stage(&label, a)),
             }),
             Err(e) => Err(e.to_string()),
         })

@@ -343,6 +343,7 @@ impl LoadedVersion {
         // One clock read serves both the call's duration and the instance's
         // idle time (a clock read is a visible share of a hot call).
         let ended = Instant::now();
+        let duration = ended - started;
         let start = if req.cold { StartKind::Cold } else { start };
         let kept = |output: &[u8]| {
             self.recent_logs().invocation(crate::recent_logs::Invocation {
@@ -350,7 +351,7 @@ impl LoadedVersion {
                 invoked: req.invoked_qualifier,
                 version: spec.version,
                 start: start.as_str(),
-                duration: ended - started,
+                duration,
                 memory_mb: spec.config.memory_mb,
                 memory_used_bytes,
                 output,
@@ -367,7 +368,7 @@ impl LoadedVersion {
         } else {
             drop::<Instance>(instance);
         }
-        Ok(InvokeOutcome { result, version: spec.version, start, duration: ended - started, logs, memory_used_bytes })
+        Ok(InvokeOutcome { result, version: spec.version, start, duration, logs, memory_used_bytes })
     }
 
     fn classify_failure(
