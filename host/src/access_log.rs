@@ -99,6 +99,34 @@ pub enum Var {
     Absent,
 }
 
+impl Var {
+    /// Whether the gateway makes this variable's values itself, of
+    /// characters no format escapes (digits, ids, an IP address, a time, a
+    /// response type's name): they are written without being looked at.
+    /// The others (a path, a header, a configured name, a message) may hold
+    /// anything, and are checked.
+    fn is_plain(self) -> bool {
+        matches!(
+            self,
+            Var::AccountId
+                | Var::ErrorResponseType
+                | Var::ExtendedRequestId
+                | Var::SourceIp
+                | Var::IntegrationLatency
+                | Var::IntegrationStatus
+                | Var::Protocol
+                | Var::RequestId
+                | Var::RequestTime
+                | Var::RequestTimeEpoch
+                | Var::ResponseLatency
+                | Var::ResponseLength
+                | Var::Status
+                | Var::XrayTraceId
+                | Var::Absent
+        )
+    }
+}
+
 /// Every variable name, as API Gateway spells it after `$context.`.
 const VARIABLES: &[(&str, Var)] = &[
     ("accountId", Var::AccountId),
@@ -175,7 +203,9 @@ pub enum FormatError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Text(String),
-    Var(Var),
+    /// A variable, and whether its values are checked for what needs
+    /// escaping (see [`Var::is_plain`]).
+    Var(Var, bool),
 }
 
 /// A parsed format.
@@ -215,14 +245,14 @@ impl Format {
             if !literal.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut literal)));
             }
-            parts.push(Part::Var(var));
+            parts.push(Part::Var(var, !var.is_plain()));
             rest = &after[name_at + name.len()..];
         }
         literal.push_str(rest);
         if !literal.is_empty() {
             parts.push(Part::Text(literal));
         }
-        if !parts.iter().any(|p| matches!(p, Part::Var(Var::RequestId | Var::ExtendedRequestId))) {
+        if !parts.iter().any(|p| matches!(p, Part::Var(Var::RequestId | Var::ExtendedRequestId, _))) {
             return Err(FormatError::NoRequestId);
         }
         Ok(Format { parts, xml: text.trim_start().starts_with('<') })
@@ -240,12 +270,12 @@ impl Format {
         for part in &self.parts {
             match part {
                 Part::Text(text) => line.push_str(text),
-                Part::Var(var) => {
+                Part::Var(var, checked) => {
                     let start = line.len();
                     values.write(*var, line);
                     if line.len() == start {
                         line.push('-');
-                    } else if needs_escape(&line[start..], self.xml) {
+                    } else if *checked && needs_escape(&line[start..], self.xml) {
                         let value = line.split_off(start);
                         escape_into(&value, self.xml, line);
                     }
@@ -290,8 +320,23 @@ fn lookup(name: &str) -> Result<Var, FormatError> {
     Err(FormatError::UnknownVariable { name: name.to_string(), hint })
 }
 
+/// The bytes a value is escaped for: in JSON-style formats, and in XML ones.
+static ESCAPED: [[bool; 256]; 2] = [escaped_bytes(false), escaped_bytes(true)];
+
+const fn escaped_bytes(xml: bool) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c < 0x20 || c == b'"' || c == b'\\' || (xml && matches!(c, b'<' | b'>' | b'&' | b'\''));
+        b += 1;
+    }
+    table
+}
+
 fn needs_escape(value: &str, xml: bool) -> bool {
-    value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\' || (xml && matches!(b, b'<' | b'>' | b'&' | b'\'')))
+    let table = &ESCAPED[xml as usize];
+    value.bytes().any(|b| table[b as usize])
 }
 
 fn escape_into(value: &str, xml: bool, out: &mut String) {
@@ -570,7 +615,7 @@ mod tests {
     fn presets_parse_and_name_the_request() {
         for (name, _) in PRESETS {
             let format = Format::parse(name).expect("a preset parses");
-            assert!(format.parts.contains(&Part::Var(Var::RequestId)), "{name}");
+            assert!(format.parts.contains(&Part::Var(Var::RequestId, false)), "{name}");
             assert_eq!(format, Format::parse(&name.to_lowercase()).expect("any case"));
         }
         assert!(Format::parse("XML").expect("xml").xml);
@@ -601,13 +646,36 @@ mod tests {
             format.parts,
             vec![
                 Part::Text("id ".into()),
-                Part::Var(Var::RequestId),
+                Part::Var(Var::RequestId, false),
                 Part::Text(". cost $".into()),
-                Part::Var(Var::ResponseLatency),
+                Part::Var(Var::ResponseLatency, false),
                 Part::Text(" ms, $ ".into()),
-                Part::Var(Var::Absent),
+                Part::Var(Var::Absent, false),
             ]
         );
+    }
+
+    /// A request whose path needs escaping.
+    struct Quoted;
+
+    impl Values for Quoted {
+        fn write(&self, var: Var, out: &mut String) {
+            match var {
+                Var::RequestId => out.push_str("r-1"),
+                Var::Path => out.push_str("/a\"b<c>"),
+                Var::Status => out.push_str("200"),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_lines_values_are_escaped_and_absent_ones_are_dashes() {
+        let json =
+            Format::parse("$context.requestId \"$context.path\" $context.status $context.stage").expect("parses");
+        assert_eq!(json.render(&Quoted), "r-1 \"/a\\\"b<c>\" 200 -");
+        let xml = Format::parse("<r id=\"$context.requestId\">$context.path</r>").expect("parses");
+        assert_eq!(xml.render(&Quoted), "<r id=\"r-1\">/a&quot;b&lt;c&gt;</r>");
     }
 
     #[test]
