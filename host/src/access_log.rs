@@ -242,11 +242,16 @@ impl Format {
             let name_at = word_len + 1;
             let name = dotted_name(&after[name_at..]);
             let var = lookup(name)?;
+            rest = &after[name_at + name.len()..];
+            if var == Var::Absent {
+                // Always `-`: text, so that a line has fewer parts to make.
+                literal.push('-');
+                continue;
+            }
             if !literal.is_empty() {
                 parts.push(Part::Text(std::mem::take(&mut literal)));
             }
             parts.push(Part::Var(var, !var.is_plain()));
-            rest = &after[name_at + name.len()..];
         }
         literal.push_str(rest);
         if !literal.is_empty() {
@@ -649,8 +654,7 @@ mod tests {
                 Part::Var(Var::RequestId, false),
                 Part::Text(". cost $".into()),
                 Part::Var(Var::ResponseLatency, false),
-                Part::Text(" ms, $ ".into()),
-                Part::Var(Var::Absent, false),
+                Part::Text(" ms, $ -".into()),
             ]
         );
     }
