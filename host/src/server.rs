@@ -295,7 +295,12 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     let admin = Arc::new(AdminApi::new(
         functions.clone(),
         gateway.clone(),
-        AdminOptions { token, max_code_bytes: server.max_code_bytes, config_path: config.path.clone() },
+        AdminOptions {
+            token,
+            max_code_bytes: server.max_code_bytes,
+            config_path: config.path.clone(),
+            stopping: rx.clone(),
+        },
     ));
     admin_listener_handler.ready(admin);
     let tasks = vec![

@@ -514,4 +514,30 @@ async fn logs_follow_prints_invocations_as_they_arrive() {
     let (code, _, err) = server.cli(&["logs", "--api", "Logged", "--stage", "t"]);
     assert_ne!(code, 0);
     assert!(err.contains("no deployed stage \"t\""), "{err}");
+
+    // A read waiting for the next entry does not hold the server's stop
+    // up: it answers, empty, as the server stops (a read still waiting when
+    // the grace, 5 s here, ran out would be cut off without an answer).
+    let mut server = server;
+    let admin = server.admin_url.trim_start_matches("http://").to_string();
+    let request = format!(
+        "GET /v1/functions/ItemsFunction/logs?after=1000000&wait=20 HTTP/1.1\r\nhost: {admin}\r\n\
+         authorization: Bearer {}\r\nconnection: close\r\n\r\n",
+        server.token()
+    );
+    let mut conn = std::net::TcpStream::connect(&admin).unwrap();
+    std::io::Write::write_all(&mut conn, request.as_bytes()).unwrap();
+    let asked = std::time::Instant::now();
+    let waiting = std::thread::spawn(move || {
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut conn, &mut answer).unwrap();
+        (answer, asked.elapsed())
+    });
+    // The waiting read's connection was accepted before this one's.
+    assert_eq!(get(&format!("{}/healthz", server.admin_url)).await.status, 200);
+    assert!(server.terminate().success());
+    let (answer, took) = waiting.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""events":[]"#), "{answer}");
+    assert!(took < std::time::Duration::from_secs(20), "answered as the server stopped, not after its wait: {took:?}");
 }

@@ -9,7 +9,8 @@
 //! Query: `after` (the `next` of the previous answer: only what came since),
 //! `since` (Unix milliseconds), `filter` (lines containing it), `wait`
 //! (seconds, at most 20: with nothing to return yet, wait that long for
-//! the next entry — `--follow` asks again and again). The answer:
+//! the next entry — `--follow` asks again and again; a server that starts
+//! to stop answers a waiting read at once). The answer:
 //! `{"events": [{"timestamp": ms, "message": …}], "next": seq}`.
 
 use std::time::Duration;
@@ -74,8 +75,17 @@ impl AdminApi {
         if wait > MAX_WAIT_SECS {
             return Err(ApiError::bad_request(format!("wait is at most {MAX_WAIT_SECS} seconds")));
         }
-        let page =
-            if wait == 0 { stream.read(&query) } else { stream.read_or_wait(&query, Duration::from_secs(wait)).await };
+        let page = if wait == 0 {
+            stream.read(&query)
+        } else {
+            let mut stopping = self.options.stopping.clone();
+            tokio::select! {
+                page = stream.read_or_wait(&query, Duration::from_secs(wait)) => page,
+                // The server stops: what there is, now, rather than a wait
+                // that holds its stop up.
+                _ = stopping.wait_for(|stop| *stop) => stream.read(&query),
+            }
+        };
         ok(&page)
     }
 }

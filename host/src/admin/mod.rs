@@ -87,6 +87,9 @@ pub struct AdminOptions {
     pub max_code_bytes: usize,
     /// The configuration file deployments are taken from.
     pub config_path: std::path::PathBuf,
+    /// Becomes true when the server starts to stop: a read waiting for log
+    /// entries answers then, so that it does not hold the stop up.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The admin API handler.
