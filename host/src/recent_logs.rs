@@ -59,6 +59,21 @@ pub struct Invocation<'a> {
     pub ended: Instant,
 }
 
+impl Invocation<'_> {
+    /// Its log as Lambda writes it — START, the output's lines, END and
+    /// REPORT — each line ended by a newline: what Invoke's `LogType: Tail`
+    /// answers the last 4 KB of.
+    pub fn lambda_log(&self) -> String {
+        let output = String::from_utf8_lossy(self.output);
+        let mut text = String::new();
+        for line in InvocationFacts::of(self).lines(self.request_id, &output) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+}
+
 /// An entry's facts; its text is in its chunk, from `at`: the request id,
 /// the qualifier and the output of an invocation, or a line.
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +106,19 @@ struct InvocationFacts {
 }
 
 impl InvocationFacts {
+    fn of(i: &Invocation<'_>) -> InvocationFacts {
+        InvocationFacts {
+            id_len: i.request_id.len(),
+            invoked_len: i.invoked.len(),
+            output_len: i.output.len(),
+            version: i.version,
+            start: i.start,
+            duration: i.duration,
+            memory_mb: i.memory_mb,
+            memory_used_bytes: i.memory_used_bytes,
+        }
+    }
+
     /// Lambda's lines: START, the output's lines as written, END, REPORT
     /// (its fields tab-separated, wasmgate's start kind last).
     fn lines(&self, id: &str, output: &str) -> Vec<String> {
@@ -224,16 +252,7 @@ pub struct Query {
 impl Stream {
     /// Adds an invocation.
     pub fn invocation(&self, i: Invocation<'_>) {
-        let facts = InvocationFacts {
-            id_len: i.request_id.len(),
-            invoked_len: i.invoked.len(),
-            output_len: i.output.len(),
-            version: i.version,
-            start: i.start,
-            duration: i.duration,
-            memory_mb: i.memory_mb,
-            memory_used_bytes: i.memory_used_bytes,
-        };
+        let facts = InvocationFacts::of(&i);
         let parts = [i.request_id.as_bytes(), i.invoked.as_bytes(), i.output];
         self.ring.lock().push(i.ended, &parts, Kind::Invocation(facts));
         self.arrived_one();

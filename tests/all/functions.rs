@@ -270,6 +270,16 @@ async fn guest_logs_are_captured_per_invocation() {
     assert!(tail.contains(&format!("echo stdout {request_id}")), "{tail}");
     assert!(tail.contains(&format!("echo stderr {request_id}")), "{tail}");
     assert_eq!(body_json(&r)["context"]["requestId"], request_id.as_str());
+    // As Lambda's tail: the invocation's START, its output, END and REPORT.
+    let lines: Vec<&str> = tail.lines().collect();
+    assert_eq!(lines[0], format!("START RequestId: {request_id} Version: $LATEST"), "{tail}");
+    assert_eq!(lines[lines.len() - 2], format!("END RequestId: {request_id}"), "{tail}");
+    let report: Vec<&str> = lines[lines.len() - 1].split('\t').collect();
+    assert_eq!(report[0], format!("REPORT RequestId: {request_id}"), "{tail}");
+    assert!(report[1].starts_with("Duration: ") && report[2].starts_with("Billed Duration: "), "{tail}");
+    assert_eq!(report[3], "Memory Size: 128 MB", "{tail}");
+    assert!(report[5].starts_with("Start: "), "{tail}");
+    assert!(tail.ends_with('\n'), "{tail:?}");
     // And the server log tags the lines with request id, function and version.
     let log = server.log_with(0, &format!("echo stdout {request_id}"));
     let line = log.lines().find(|l| l.contains(&format!("echo stdout {request_id}"))).expect("logged");

@@ -53,7 +53,8 @@
 //! error payload plus `X-Amz-Function-Error: Unhandled`, as Lambda's Invoke
 //! does, with `X-Amz-Executed-Version`, `X-Wasmgate-Start` (cold, warm, hot),
 //! `X-Wasmgate-Duration-Us`, and with `X-Amz-Log-Type: Tail` the last 4 KB of
-//! the log, base64, in `X-Amz-Log-Result`.
+//! the log as Lambda writes it (START, the output, END, REPORT), base64, in
+//! `X-Amz-Log-Result`.
 
 pub mod client;
 mod logs;
@@ -591,12 +592,23 @@ impl AdminApi {
             set("x-amz-function-error", "Unhandled");
         }
         if tail {
-            let logs = outcome.logs.as_bytes();
-            let mut start = logs.len().saturating_sub(4096);
-            while !outcome.logs.is_char_boundary(start) {
+            let log = crate::recent_logs::Invocation {
+                request_id: &request_id,
+                invoked: qualifier,
+                version: outcome.version,
+                start: outcome.start.as_str(),
+                duration: outcome.duration,
+                memory_mb: outcome.memory_mb,
+                memory_used_bytes: outcome.memory_used_bytes,
+                output: outcome.logs.as_bytes(),
+                ended: std::time::Instant::now(),
+            }
+            .lambda_log();
+            let mut start = log.len().saturating_sub(4096);
+            while !log.is_char_boundary(start) {
                 start += 1;
             }
-            set("x-amz-log-result", &base64::engine::general_purpose::STANDARD.encode(&logs[start..]));
+            set("x-amz-log-result", &base64::engine::general_purpose::STANDARD.encode(&log.as_bytes()[start..]));
         }
         Ok(resp)
     }

@@ -256,6 +256,8 @@ pub struct InvokeOutcome {
     /// The instance's memory at the end of the call (Lambda's Max Memory
     /// Used: an instance's memory never shrinks).
     pub memory_used_bytes: u64,
+    /// The function's memory size, as configured for the call.
+    pub memory_mb: u32,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -368,7 +370,15 @@ impl LoadedVersion {
         } else {
             drop::<Instance>(instance);
         }
-        Ok(InvokeOutcome { result, version: spec.version, start, duration, logs, memory_used_bytes })
+        Ok(InvokeOutcome {
+            result,
+            version: spec.version,
+            start,
+            duration,
+            logs,
+            memory_used_bytes,
+            memory_mb: spec.config.memory_mb,
+        })
     }
 
     fn classify_failure(
