@@ -172,7 +172,8 @@ pub struct InvokeArgs {
     /// Read the event from a file.
     #[arg(long)]
     payload_file: Option<PathBuf>,
-    /// Also print the invocation's log.
+    /// Also print the invocation's log, as Lambda's `--log-type Tail`: its
+    /// last 4 KB, START, the output, END and REPORT.
     #[arg(long)]
     log: bool,
     #[command(flatten)]
