@@ -81,6 +81,7 @@ pub enum Var {
     SourceIp,
     UserAgent,
     IntegrationLatency,
+    IntegrationRequestId,
     IntegrationStatus,
     Path,
     Protocol,
@@ -113,6 +114,7 @@ impl Var {
                 | Var::ExtendedRequestId
                 | Var::SourceIp
                 | Var::IntegrationLatency
+                | Var::IntegrationRequestId
                 | Var::IntegrationStatus
                 | Var::Protocol
                 | Var::RequestId
@@ -156,7 +158,7 @@ const VARIABLES: &[(&str, Var)] = &[
     ("integration.error", Var::Absent),
     ("integration.integrationStatus", Var::IntegrationStatus),
     ("integration.latency", Var::IntegrationLatency),
-    ("integration.requestId", Var::Absent),
+    ("integration.requestId", Var::IntegrationRequestId),
     ("integration.status", Var::IntegrationStatus),
     ("integrationErrorMessage", Var::Absent),
     ("integrationLatency", Var::IntegrationLatency),

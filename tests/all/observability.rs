@@ -291,7 +291,8 @@ fn is_clf_time(text: &str) -> bool {
 async fn access_logs_write_each_preset_and_a_custom_format() {
     let custom = "$context.requestId $context.httpMethod $context.path $context.resourcePath $context.status \
                   $context.integrationStatus $context.error.responseType \"$context.error.message\" \
-                  $context.responseLength $context.identity.userAgent $context.identity.apiKeyId";
+                  $context.responseLength $context.identity.userAgent $context.identity.apiKeyId \
+                  $context.integration.requestId";
     let stages: String = ["CLF", "JSON", "XML", "CSV"]
         .iter()
         .map(|f| {
@@ -384,7 +385,11 @@ async fn access_logs_write_each_preset_and_a_custom_format() {
                   integration: &str,
                   error: &str,
                   message: &str| {
-        format!("{id} GET {path} {resource} {status} {integration} {error} \"{message}\" {length} probe \\\"1\\\" -")
+        // The integration's request id: the function ran with the request's.
+        let invoked = if integration == "-" { "-" } else { id };
+        format!(
+            "{id} GET {path} {resource} {status} {integration} {error} \"{message}\" {length} probe \\\"1\\\" - {invoked}"
+        )
     };
     assert_eq!(lines[0], expect(&found, "/items/{ID}", "/custom/items/4", "200", "-", "-"));
     assert_eq!(lines[1], expect(&not_found, "/items/{ID}", "/custom/items/9", "200", "-", "-"));

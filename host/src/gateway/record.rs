@@ -67,6 +67,9 @@ impl Values for Record<'_> {
                 }
                 None
             }
+            // The invocation's request id: the function is called with the
+            // request's own.
+            Var::IntegrationRequestId => self.integration.map(|_| req.ids.request_id()),
             Var::IntegrationStatus => {
                 if let Some(status) = self.integration.and_then(|i| i.status) {
                     push_number(out, status);
