@@ -23,7 +23,10 @@
 # (the off server ignores it): the ratio is what the policies cost, not
 # what parsing one more request header does.
 #
-# Prints each round's requests/s and ratio (on / off), then the median.
+# Prints each round's requests/s and ratio (on / off), and the ratio of
+# requests per second of CPU each server used (all its threads: an access
+# log's writer too), then the medians. The two agree when the core is
+# shared evenly; the second does not depend on it.
 # Needs wrk and taskset (Debian: apt-get install wrk util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +76,10 @@ key=(-H "x-api-key: $bench_key")
 curl -sf "${key[@]}" "${addr[off]}/prod/items" | grep -q Pencil
 curl -sf "${key[@]}" "${addr[on]}/prod/items" | grep -q Pencil
 
+# A server's CPU time so far, all its threads, in clock ticks.
+cpu_ticks() { # pid
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
 load() { # seconds, writing $work/off.txt and $work/on.txt
   taskset -c 1 wrk -t1 -c32 -d"$1s" "${key[@]}" "${addr[off]}/prod/items" > "$work/off.txt" &
   local a=$!
@@ -82,15 +89,27 @@ load() { # seconds, writing $work/off.txt and $work/on.txt
 }
 load 2   # warm-up
 echo "servers on core 0 at once, a wrk each on core 1 (32 conns each, ${secs}s rounds); on = $on"
-printf '%-6s %12s %12s %8s\n' round "off req/s" "on req/s" ratio
+printf '%-6s %12s %12s %8s %10s\n' round "off req/s" "on req/s" ratio "per CPU s"
 for round in $(seq "$rounds"); do
+  off_cpu=$(cpu_ticks "${pids[0]}")
+  on_cpu=$(cpu_ticks "${pids[1]}")
   load "$secs"
+  off_cpu=$(($(cpu_ticks "${pids[0]}") - off_cpu))
+  on_cpu=$(($(cpu_ticks "${pids[1]}") - on_cpu))
   grep -h "Non-2xx\|Socket errors" "$work/off.txt" "$work/on.txt" && exit 1
   off=$(awk '/Requests\/sec/ {print $2}' "$work/off.txt")
   on_rps=$(awk '/Requests\/sec/ {print $2}' "$work/on.txt")
   ratio=$(awk -v a="$on_rps" -v b="$off" 'BEGIN {printf "%.3f", a / b}')
+  # Requests per second of CPU each server used (its threads all counted):
+  # what a request costs, however the core was shared that round.
+  per_cpu=$(awk -v a="$on_rps" -v b="$off" -v ca="$on_cpu" -v cb="$off_cpu" 'BEGIN {printf "%.3f", (a / ca) / (b / cb)}')
   echo "$ratio" >> "$work/ratios"
-  printf '%-6s %12.0f %12.0f %8s\n' "$round" "$off" "$on_rps" "$ratio"
+  echo "$per_cpu" >> "$work/per_cpu"
+  printf '%-6s %12.0f %12.0f %8s %10s\n' "$round" "$off" "$on_rps" "$ratio" "$per_cpu"
 done
-sort -g "$work/ratios" | awk '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
-  printf "on / off: median %.3f, %.3f-%.3f per round\n", m, v[1], v[NR]}'
+median() { # file, label
+  sort -g "$1" | awk -v label="$2" '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
+    printf "%s: median %.3f, %.3f-%.3f per round\n", label, m, v[1], v[NR]}'
+}
+median "$work/ratios" "on / off"
+median "$work/per_cpu" "on / off per CPU second"
