@@ -456,7 +456,8 @@ fn print_function(f: &Value) {
         ("timeout", format!("{} ms", c["timeout_ms"])),
         ("min warm", c["min_warm"].to_string()),
         ("max concurrency", concurrency),
-        ("idle ttl", format!("{} ms", c["idle_ttl"].as_u64().unwrap_or(0) * 1000)),
+        // In seconds, as `--idle-ttl` takes it.
+        ("idle ttl", format!("{} s", c["idle_ttl"].as_u64().unwrap_or(0))),
         ("reuse", c["reuse"].to_string()),
         ("env", c["env"].as_object().map(|e| e.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default()),
         (
