@@ -43,8 +43,6 @@ const CHUNK_ENTRIES: usize = 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct Invocation<'a> {
     pub request_id: &'a str,
-    /// What the caller named: `fn`, `fn:7`, `fn:prod` (split only when read).
-    pub invoked: &'a str,
     /// The version that ran.
     pub version: VersionRef,
     /// `cold`, `warm` or `hot`.
@@ -55,8 +53,6 @@ pub struct Invocation<'a> {
     pub memory_used_bytes: u64,
     /// What the guest wrote to stdout and stderr.
     pub output: &'a [u8],
-    /// When it ended.
-    pub ended: Instant,
 }
 
 impl Invocation<'_> {
@@ -66,7 +62,7 @@ impl Invocation<'_> {
     pub fn lambda_log(&self) -> String {
         let output = String::from_utf8_lossy(self.output);
         let mut text = String::new();
-        for line in InvocationFacts::of(self).lines(self.request_id, &output) {
+        for line in InvocationFacts::of(self, 0).lines(self.request_id, &output) {
             text.push_str(&line);
             text.push('\n');
         }
@@ -106,10 +102,11 @@ struct InvocationFacts {
 }
 
 impl InvocationFacts {
-    fn of(i: &Invocation<'_>) -> InvocationFacts {
+    /// `invoked_len`: how long what the caller named is (0 when not kept).
+    fn of(i: &Invocation<'_>, invoked_len: usize) -> InvocationFacts {
         InvocationFacts {
             id_len: i.request_id.len(),
-            invoked_len: i.invoked.len(),
+            invoked_len,
             output_len: i.output.len(),
             version: i.version,
             start: i.start,
@@ -250,11 +247,12 @@ pub struct Query {
 }
 
 impl Stream {
-    /// Adds an invocation.
-    pub fn invocation(&self, i: Invocation<'_>) {
-        let facts = InvocationFacts::of(&i);
-        let parts = [i.request_id.as_bytes(), i.invoked.as_bytes(), i.output];
-        self.ring.lock().push(i.ended, &parts, Kind::Invocation(facts));
+    /// Adds an invocation made through `invoked` (what the caller named:
+    /// `fn`, `fn:7`, `fn:prod`; split only when read) that ended at `ended`.
+    pub fn invocation(&self, i: Invocation<'_>, invoked: &str, ended: Instant) {
+        let facts = InvocationFacts::of(&i, invoked.len());
+        let parts = [i.request_id.as_bytes(), invoked.as_bytes(), i.output];
+        self.ring.lock().push(ended, &parts, Kind::Invocation(facts));
         self.arrived_one();
     }
 
@@ -391,18 +389,18 @@ impl RecentLogs {
 mod tests {
     use super::*;
 
-    fn invocation<'a>(id: &'a str, invoked: &'a str, output: &'a str) -> Invocation<'a> {
-        Invocation {
+    /// Adds an invocation of `f` made through `invoked`, ending now.
+    fn invoke(stream: &Stream, id: &str, invoked: &str, output: &str) {
+        let invocation = Invocation {
             request_id: id,
-            invoked,
             version: if invoked == "f:prod" { VersionRef::Number(1) } else { VersionRef::Latest },
             start: "warm",
             duration: Duration::from_micros(1500),
             memory_mb: 128,
             memory_used_bytes: 3 << 20,
             output: output.as_bytes(),
-            ended: Instant::now(),
-        }
+        };
+        stream.invocation(invocation, invoked, Instant::now());
     }
 
     fn messages(page: &Page) -> Vec<&str> {
@@ -412,7 +410,7 @@ mod tests {
     #[test]
     fn an_invocation_reads_as_lambdas_lines() {
         let stream = Stream::default();
-        stream.invocation(invocation("r1", "f", "hello\nworld\n"));
+        invoke(&stream, "r1", "f", "hello\nworld\n");
         let page = stream.read(&Query::default());
         assert_eq!(
             messages(&page),
@@ -432,8 +430,8 @@ mod tests {
     #[test]
     fn a_query_selects_by_qualifier_version_and_text() {
         let stream = Stream::default();
-        stream.invocation(invocation("r1", "f", "apple\n"));
-        stream.invocation(invocation("r2", "f:prod", "banana\n"));
+        invoke(&stream, "r1", "f", "apple\n");
+        invoke(&stream, "r2", "f:prod", "banana\n");
         let by = |qualifier: &str| {
             let page = stream.read(&Query { qualifier: Some(qualifier.into()), ..Query::default() });
             page.events.iter().filter(|e| e.message.starts_with("START")).count()
@@ -459,7 +457,7 @@ mod tests {
         // Outputs larger than a chunk are kept whole, within the bytes' bound.
         let big = "x".repeat(MAX_BYTES / 3);
         for _ in 0..4 {
-            stream.invocation(invocation("r", "f", &big));
+            invoke(&stream, "r", "f", &big);
         }
         let ring = stream.ring.lock();
         assert!(ring.bytes <= MAX_BYTES, "{}", ring.bytes);

@@ -594,14 +594,12 @@ impl AdminApi {
         if tail {
             let log = crate::recent_logs::Invocation {
                 request_id: &request_id,
-                invoked: qualifier,
                 version: outcome.version,
                 start: outcome.start.as_str(),
                 duration: outcome.duration,
                 memory_mb: outcome.memory_mb,
                 memory_used_bytes: outcome.memory_used_bytes,
                 output: outcome.logs.as_bytes(),
-                ended: std::time::Instant::now(),
             }
             .lambda_log();
             let mut start = log.len().saturating_sub(4096);

@@ -348,17 +348,16 @@ impl LoadedVersion {
         let duration = ended - started;
         let start = if req.cold { StartKind::Cold } else { start };
         let kept = |output: &[u8]| {
-            self.recent_logs().invocation(crate::recent_logs::Invocation {
+            let invocation = crate::recent_logs::Invocation {
                 request_id: req.request_id,
-                invoked: req.invoked_qualifier,
                 version: spec.version,
                 start: start.as_str(),
                 duration,
                 memory_mb: spec.config.memory_mb,
                 memory_used_bytes,
                 output,
-                ended,
-            })
+            };
+            self.recent_logs().invocation(invocation, req.invoked_qualifier, ended)
         };
         if as_text {
             kept(logs.as_bytes());
