@@ -7,14 +7,17 @@
 //! without looking anything up. An invocation is kept as its facts and
 //! output and made into lines only when read.
 //!
-//! Adding an entry allocates nothing: its facts go into a fixed-size record
-//! and its text (request id, qualifier, output, or an access line) is
-//! copied to the end of the stream's newest chunk (64 KB); a full chunk
+//! Adding an entry allocates nothing: a 16-byte record (when, and where
+//! its text is) and its text — an access line, or an invocation's facts
+//! packed into 33 bytes, its request id, qualifier, start kind and output
+//! — go to the end of the stream's newest chunk (64 KB); a full chunk
 //! starts the next, and the oldest chunks go whole once the stream holds
-//! more than [`MAX_ENTRIES`] entries or [`MAX_BYTES`] of text. (An entry
-//! per request with a few small allocations of its own, kept for minutes,
-//! cost a tenth of a loaded server's requests/s: the allocator served
-//! every request from cold memory.)
+//! more than [`MAX_ENTRIES`] entries or [`MAX_BYTES`] of text. A stream
+//! of 10,000 invocations holds about 1 MB (records of 120 bytes, facts
+//! unpacked, held twice that; they were no slower). (An entry per request
+//! with a few small allocations of its own cost a tenth of a loaded
+//! server's requests/s: the allocator served every request from cold
+//! memory.)
 //!
 //! A reader asks for what came after the last entry it saw (an entry's
 //! `seq` grows by one per entry of its stream), optionally waiting for the
@@ -22,8 +25,8 @@
 //! --follow` polls.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -62,7 +65,7 @@ impl Invocation<'_> {
     pub fn lambda_log(&self) -> String {
         let output = String::from_utf8_lossy(self.output);
         let mut text = String::new();
-        for line in InvocationFacts::of(self, 0).lines(self.request_id, &output) {
+        for line in InvocationFacts::of(self, 0).lines(self.request_id, self.start, &output) {
             text.push_str(&line);
             text.push('\n');
         }
@@ -70,55 +73,104 @@ impl Invocation<'_> {
     }
 }
 
-/// An entry's facts; its text is in its chunk, from `at`: the request id,
-/// the qualifier and the output of an invocation, or a line.
+/// An entry: when it was added, as nanoseconds after [`ORIGIN`] (placed on
+/// the wall clock when read: entries are recent, so the clocks cannot
+/// drift apart in between, and adding one reads no clock), and where its
+/// text is in its chunk. Its `seq` is its chunk's first plus its place.
 #[derive(Debug, Clone, Copy)]
 struct Record {
-    seq: u64,
-    /// When it was added: placed on the wall clock when read (entries are
-    /// recent, so the clocks cannot drift apart in between), so that adding
-    /// one reads no clock.
-    time: Instant,
-    at: usize,
-    kind: Kind,
+    nanos: u64,
+    at: u32,
+    len: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Line { len: usize },
-    Invocation(InvocationFacts),
-}
+/// The instant records count their time from.
+static ORIGIN: LazyLock<Instant> = LazyLock::new(Instant::now);
 
-#[derive(Debug, Clone, Copy)]
+/// An entry's text starts with its kind: a line (the rest is the line) or
+/// an invocation (its packed facts, then its texts).
+const LINE: u8 = 0;
+const INVOCATION: u8 = 1;
+
+/// An invocation's facts; its texts (request id, what the caller named,
+/// start kind, output) follow them in its entry's text.
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct InvocationFacts {
-    id_len: usize,
-    invoked_len: usize,
-    output_len: usize,
+    id_len: u32,
+    invoked_len: u32,
+    start_len: u32,
+    output_len: u32,
     version: VersionRef,
-    start: &'static str,
     duration: Duration,
     memory_mb: u32,
-    memory_used_bytes: u64,
+    memory_used_mb: u32,
 }
 
 impl InvocationFacts {
+    /// Their size packed.
+    const PACKED: usize = 4 * 4 + 4 + 8 + 4 + 4;
+
     /// `invoked_len`: how long what the caller named is (0 when not kept).
     fn of(i: &Invocation<'_>, invoked_len: usize) -> InvocationFacts {
         InvocationFacts {
-            id_len: i.request_id.len(),
-            invoked_len,
-            output_len: i.output.len(),
+            id_len: i.request_id.len() as u32,
+            invoked_len: invoked_len as u32,
+            start_len: i.start.len() as u32,
+            output_len: i.output.len() as u32,
             version: i.version,
-            start: i.start,
             duration: i.duration,
             memory_mb: i.memory_mb,
-            memory_used_bytes: i.memory_used_bytes,
+            memory_used_mb: i.memory_used_bytes.div_ceil(1 << 20).try_into().unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Little-endian, in the order of the fields; `$LATEST` as version 0.
+    fn pack(&self) -> [u8; Self::PACKED] {
+        let version = match self.version {
+            VersionRef::Latest => 0,
+            VersionRef::Number(n) => n,
+        };
+        let nanos = u64::try_from(self.duration.as_nanos()).unwrap_or(u64::MAX);
+        let mut packed = [0; Self::PACKED];
+        let fields: [&[u8]; 8] = [
+            &self.id_len.to_le_bytes(),
+            &self.invoked_len.to_le_bytes(),
+            &self.start_len.to_le_bytes(),
+            &self.output_len.to_le_bytes(),
+            &version.to_le_bytes(),
+            &nanos.to_le_bytes(),
+            &self.memory_mb.to_le_bytes(),
+            &self.memory_used_mb.to_le_bytes(),
+        ];
+        let mut at = 0;
+        for field in fields {
+            packed[at..at + field.len()].copy_from_slice(field);
+            at += field.len();
+        }
+        packed
+    }
+
+    fn unpack(packed: &[u8; Self::PACKED]) -> InvocationFacts {
+        let u32_at = |at: usize| u32::from_le_bytes(packed[at..at + 4].try_into().expect("4 bytes"));
+        let version = match u32_at(16) {
+            0 => VersionRef::Latest,
+            n => VersionRef::Number(n),
+        };
+        InvocationFacts {
+            id_len: u32_at(0),
+            invoked_len: u32_at(4),
+            start_len: u32_at(8),
+            output_len: u32_at(12),
+            version,
+            duration: Duration::from_nanos(u64::from_le_bytes(packed[20..28].try_into().expect("8 bytes"))),
+            memory_mb: u32_at(28),
+            memory_used_mb: u32_at(32),
         }
     }
 
     /// Lambda's lines: START, the output's lines as written, END, REPORT
     /// (its fields tab-separated, wasmgate's start kind last).
-    fn lines(&self, id: &str, output: &str) -> Vec<String> {
+    fn lines(&self, id: &str, start: &str, output: &str) -> Vec<String> {
         let mut lines = Vec::with_capacity(3 + output.lines().count());
         lines.push(format!("START RequestId: {id} Version: {}", self.version));
         lines.extend(output.lines().map(str::to_string));
@@ -126,11 +178,10 @@ impl InvocationFacts {
         let ms = self.duration.as_secs_f64() * 1000.0;
         lines.push(format!(
             "REPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\t\
-             Max Memory Used: {} MB\tStart: {}",
+             Max Memory Used: {} MB\tStart: {start}",
             ms.ceil().max(1.0) as u64,
             self.memory_mb,
-            self.memory_used_bytes.div_ceil(1 << 20),
-            self.start,
+            self.memory_used_mb,
         ));
         lines
     }
@@ -138,17 +189,19 @@ impl InvocationFacts {
 
 /// Entries and the text they point into.
 struct Chunk {
+    /// Its first record's `seq`.
+    first_seq: u64,
     records: Vec<Record>,
     text: Vec<u8>,
 }
 
 impl Chunk {
     fn new(text_bytes: usize) -> Chunk {
-        Chunk { records: Vec::with_capacity(CHUNK_ENTRIES), text: Vec::with_capacity(text_bytes.max(CHUNK_BYTES)) }
-    }
-
-    fn str(&self, at: usize, len: usize) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.text[at..at + len])
+        Chunk {
+            first_seq: 0,
+            records: Vec::with_capacity(CHUNK_ENTRIES),
+            text: Vec::with_capacity(text_bytes.max(CHUNK_BYTES)),
+        }
     }
 }
 
@@ -178,16 +231,17 @@ fn unix_ms(t: SystemTime) -> u64 {
 
 impl Ring {
     /// Adds an entry whose text is `parts`, end to end.
-    fn push(&mut self, time: Instant, parts: &[&[u8]], kind: Kind) {
+    fn push(&mut self, time: Instant, parts: &[&[u8]]) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let fits = self.chunks.back().is_some_and(|c| {
             c.records.len() < CHUNK_ENTRIES && c.text.len() + len <= c.text.capacity().max(CHUNK_BYTES)
         });
         if !fits {
-            let chunk = match self.spare.take() {
+            let mut chunk = match self.spare.take() {
                 Some(spare) if spare.text.capacity() >= len => spare,
                 _ => Chunk::new(len),
             };
+            chunk.first_seq = self.next_seq + 1;
             self.chunks.push_back(chunk);
         }
         let chunk = self.chunks.back_mut().expect("a chunk was just made if there was none");
@@ -196,7 +250,10 @@ impl Ring {
             chunk.text.extend_from_slice(part);
         }
         self.next_seq += 1;
-        chunk.records.push(Record { seq: self.next_seq, time, at, kind });
+        let nanos = u64::try_from(time.saturating_duration_since(*ORIGIN).as_nanos()).unwrap_or(u64::MAX);
+        // A chunk's text is far below 4 GB (an output larger than a chunk
+        // has a chunk of its own, and outputs are bounded).
+        chunk.records.push(Record { nanos, at: at as u32, len: len as u32 });
         self.entries += 1;
         self.bytes += len;
         while (self.entries > MAX_ENTRIES || self.bytes > MAX_BYTES) && self.chunks.len() > 1 {
@@ -250,15 +307,16 @@ impl Stream {
     /// Adds an invocation made through `invoked` (what the caller named:
     /// `fn`, `fn:7`, `fn:prod`; split only when read) that ended at `ended`.
     pub fn invocation(&self, i: Invocation<'_>, invoked: &str, ended: Instant) {
-        let facts = InvocationFacts::of(&i, invoked.len());
-        let parts = [i.request_id.as_bytes(), invoked.as_bytes(), i.output];
-        self.ring.lock().push(ended, &parts, Kind::Invocation(facts));
+        let facts = InvocationFacts::of(&i, invoked.len()).pack();
+        let parts =
+            [&[INVOCATION], &facts[..], i.request_id.as_bytes(), invoked.as_bytes(), i.start.as_bytes(), i.output];
+        self.ring.lock().push(ended, &parts);
         self.arrived_one();
     }
 
     /// Adds a line of `time`.
     pub fn line(&self, line: &str, time: Instant) {
-        self.ring.lock().push(time, &[line.as_bytes()], Kind::Line { len: line.len() });
+        self.ring.lock().push(time, &[&[LINE], line.as_bytes()]);
         self.arrived_one();
     }
 
@@ -279,14 +337,12 @@ impl Stream {
             let ring = self.ring.lock();
             let mut taken = Vec::new();
             for chunk in &ring.chunks {
-                for record in chunk.records.iter().filter(|r| r.seq > query.after) {
-                    let timestamp = wall_ms(record.time);
+                let after = query.after.saturating_sub(chunk.first_seq - 1);
+                for record in chunk.records.iter().skip(usize::try_from(after).unwrap_or(usize::MAX)) {
+                    let timestamp = wall_ms(*ORIGIN + Duration::from_nanos(record.nanos));
                     if timestamp >= query.since_ms {
-                        let len = match record.kind {
-                            Kind::Line { len } => len,
-                            Kind::Invocation(f) => f.id_len + f.invoked_len + f.output_len,
-                        };
-                        taken.push((timestamp, record.kind, chunk.str(record.at, len).into_owned()));
+                        let (at, len) = (record.at as usize, record.len as usize);
+                        taken.push((timestamp, chunk.text[at..at + len].to_vec()));
                     }
                 }
             }
@@ -294,21 +350,27 @@ impl Stream {
         };
         let matched = |line: &String| query.filter.as_deref().is_none_or(|f| line.contains(f));
         let mut events = Vec::new();
-        for (timestamp, kind, text) in taken {
-            let (lines, whole) = match kind {
-                Kind::Line { .. } => (vec![text], false),
-                Kind::Invocation(facts) => {
-                    let (id, rest) = text.split_at(facts.id_len);
-                    let (invoked, output) = rest.split_at(facts.invoked_len);
+        for (timestamp, text) in taken {
+            let (lines, whole) = match text.split_first() {
+                Some((&INVOCATION, rest)) => {
+                    let (packed, rest) = rest.split_first_chunk().expect("an invocation's facts");
+                    let facts = InvocationFacts::unpack(packed);
+                    let (id, rest) = rest.split_at(facts.id_len as usize);
+                    let (invoked, rest) = rest.split_at(facts.invoked_len as usize);
+                    let (start, output) = rest.split_at(facts.start_len as usize);
+                    let text = String::from_utf8_lossy;
+                    let invoked = text(invoked);
                     let qualifier = invoked.split_once(':').map_or("$LATEST", |(_, q)| q);
                     let version = facts.version.to_string();
                     if query.qualifier.as_deref().is_some_and(|q| q != qualifier && q != version) {
                         continue;
                     }
-                    let lines = facts.lines(id, output);
+                    let lines = facts.lines(&text(id), &text(start), &text(output));
                     let whole = lines.iter().any(matched);
                     (lines, whole)
                 }
+                Some((_, line)) => (vec![String::from_utf8_lossy(line).into_owned()], false),
+                None => continue,
             };
             for line in lines {
                 if whole || matched(&line) {
@@ -428,6 +490,34 @@ mod tests {
     }
 
     #[test]
+    fn an_invocations_facts_read_as_they_were_packed() {
+        for (version, duration) in
+            [(VersionRef::Latest, Duration::from_micros(1500)), (VersionRef::Number(7), Duration::MAX)]
+        {
+            let invocation = Invocation {
+                request_id: "r1",
+                version,
+                start: "cold",
+                duration,
+                memory_mb: 10_240,
+                memory_used_bytes: (3 << 20) + 1,
+                output: b"out",
+            };
+            let facts = InvocationFacts::of(&invocation, 6);
+            let read = InvocationFacts::unpack(&facts.pack());
+            assert_eq!(
+                read,
+                InvocationFacts {
+                    duration: Duration::from_nanos(facts.duration.as_nanos().min(u64::MAX as u128) as u64),
+                    ..facts
+                }
+            );
+            assert_eq!((read.id_len, read.invoked_len, read.start_len, read.output_len), (2, 6, 4, 3));
+            assert_eq!((read.version, read.memory_mb, read.memory_used_mb), (version, 10_240, 4));
+        }
+    }
+
+    #[test]
     fn a_query_selects_by_qualifier_version_and_text() {
         let stream = Stream::default();
         invoke(&stream, "r1", "f", "apple\n");
@@ -454,6 +544,13 @@ mod tests {
         assert_eq!(page.events.last().unwrap().message, format!("line {}", n - 1));
         let first: usize = page.events[0].message["line ".len()..].parse().unwrap();
         assert_eq!(first, n - page.events.len(), "the newest, in order");
+        // A read after an entry, whichever chunk it is in, starts just past it.
+        for back in [1, 3, CHUNK_ENTRIES + 2] {
+            let after = page.next - back as u64;
+            let rest = stream.read(&Query { after, ..Query::default() });
+            assert_eq!(rest.events.len(), back);
+            assert_eq!(rest.events[0].message, format!("line {}", n - back));
+        }
         // Outputs larger than a chunk are kept whole, within the bytes' bound.
         let big = "x".repeat(MAX_BYTES / 3);
         for _ in 0..4 {
