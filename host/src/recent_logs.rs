@@ -14,7 +14,7 @@
 //! starts the next, and the oldest chunks go whole once the stream holds
 //! more than [`MAX_ENTRIES`] entries or [`MAX_BYTES`] of text. A stream
 //! of 10,000 invocations holds about 1 MB (records of 120 bytes, facts
-//! unpacked, held twice that; they were no slower). (An entry per request
+//! unpacked, held 1.6 MB; they were no slower). (An entry per request
 //! with a few small allocations of its own cost a tenth of a loaded
 //! server's requests/s: the allocator served every request from cold
 //! memory.)
