@@ -27,7 +27,15 @@
 # requests per second of CPU each server used (all its threads: an access
 # log's writer too), then the medians. The two agree when the core is
 # shared evenly; the second does not depend on it.
-# Needs wrk and taskset (Debian: apt-get install wrk util-linux).
+#
+# A pair of servers, once started, keeps a bias of its own of up to 1.5%
+# for as long as they run (the same binary as both read 0.986 in one run,
+# 1.010 in the next), so the servers are started again for each set of
+# rounds (SETS=4 by default; ROUNDS is split among them), the off one
+# first in one set and the on one in the next, and the medians are taken
+# over all rounds. Address-space randomisation is off (setarch -R), so
+# that a binary is laid out the same each time.
+# Needs wrk, taskset and setarch (Debian: apt-get install wrk util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-8}
@@ -35,6 +43,8 @@ secs=${2:-4}
 on=${3:-all}
 command -v wrk >/dev/null || { echo "shared_core.sh: wrk is missing (apt-get install wrk)" >&2; exit 2; }
 command -v taskset >/dev/null || { echo "shared_core.sh: taskset is missing (apt-get install util-linux)" >&2; exit 2; }
+command -v setarch >/dev/null || { echo "shared_core.sh: setarch is missing (apt-get install util-linux)" >&2; exit 2; }
+sets=${SETS:-4}
 [ "$(nproc)" -ge 2 ] || { echo "shared_core.sh: needs 2 cores" >&2; exit 2; }
 
 cargo build --release --quiet --bin wasmgate
@@ -57,26 +67,33 @@ case $on in
       "$work/off.toml" > "$work/on.toml";;
   *) echo "shared_core.sh: ON is all, key, same or logged" >&2; exit 2;;
 esac
-declare -A addr bin
+declare -A addr bin pid
 bin[off]=${BASE:-target/release/wasmgate}
 bin[on]=target/release/wasmgate
-for v in off on; do
-  WASMGATE_LOG=warn taskset -c 0 "${bin[$v]}" serve --config "$work/$v.toml" \
+key=(-H "x-api-key: $bench_key")
+start() { # off|on
+  local v=$1
+  WASMGATE_LOG=warn setarch -R taskset -c 0 "${bin[$v]}" serve --config "$work/$v.toml" \
     > "$work/$v.out" 2> "$work/$v.err" &
+  pid[$v]=$!
   pids+=($!)
+  addr[$v]=
   for _ in $(seq 300); do
     addr[$v]=$(sed -n 's/^wasmgate: gateway listening on //p' "$work/$v.out")
     [ -n "${addr[$v]}" ] && break
-    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/$v.err" >&2; exit 1; }
+    kill -0 "${pid[$v]}" 2>/dev/null || { cat "$work/$v.err" >&2; exit 1; }
     sleep 0.1
   done
   [ -n "${addr[$v]}" ] || { echo "shared_core.sh: the $v server did not start" >&2; exit 1; }
-done
-key=(-H "x-api-key: $bench_key")
-curl -sf "${key[@]}" "${addr[off]}/prod/items" | grep -q Pencil
-curl -sf "${key[@]}" "${addr[on]}/prod/items" | grep -q Pencil
+  curl -sf "${key[@]}" "${addr[$v]}/prod/items" | grep -q Pencil
+}
+stop() { # off|on
+  kill "${pid[$1]}"
+  wait "${pid[$1]}" 2>/dev/null || true
+}
 
-# A server's CPU time so far, all its threads, in clock ticks.
+# A server's CPU time so far, all its threads (those ended too), in clock
+# ticks.
 cpu_ticks() { # pid
   awk '{print $14 + $15}' "/proc/$1/stat"
 }
@@ -87,25 +104,32 @@ load() { # seconds, writing $work/off.txt and $work/on.txt
   local b=$!
   wait "$a" "$b"
 }
-load 2   # warm-up
-echo "servers on core 0 at once, a wrk each on core 1 (32 conns each, ${secs}s rounds); on = $on"
+echo "servers on core 0 at once, a wrk each on core 1 (32 conns each, ${secs}s rounds, $sets sets); on = $on"
 printf '%-6s %12s %12s %8s %10s\n' round "off req/s" "on req/s" ratio "per CPU s"
-for round in $(seq "$rounds"); do
-  off_cpu=$(cpu_ticks "${pids[0]}")
-  on_cpu=$(cpu_ticks "${pids[1]}")
-  load "$secs"
-  off_cpu=$(($(cpu_ticks "${pids[0]}") - off_cpu))
-  on_cpu=$(($(cpu_ticks "${pids[1]}") - on_cpu))
-  grep -h "Non-2xx\|Socket errors" "$work/off.txt" "$work/on.txt" && exit 1
-  off=$(awk '/Requests\/sec/ {print $2}' "$work/off.txt")
-  on_rps=$(awk '/Requests\/sec/ {print $2}' "$work/on.txt")
-  ratio=$(awk -v a="$on_rps" -v b="$off" 'BEGIN {printf "%.3f", a / b}')
-  # Requests per second of CPU each server used (its threads all counted):
-  # what a request costs, however the core was shared that round.
-  per_cpu=$(awk -v a="$on_rps" -v b="$off" -v ca="$on_cpu" -v cb="$off_cpu" 'BEGIN {printf "%.3f", (a / ca) / (b / cb)}')
-  echo "$ratio" >> "$work/ratios"
-  echo "$per_cpu" >> "$work/per_cpu"
-  printf '%-6s %12.0f %12.0f %8s %10s\n' "$round" "$off" "$on_rps" "$ratio" "$per_cpu"
+round=0
+for set in $(seq "$sets"); do
+  if [ $((set % 2)) = 1 ]; then start off; start on; else start on; start off; fi
+  load 2   # warm-up
+  for _ in $(seq $(((rounds + sets - set) / sets))); do
+    round=$((round + 1))
+    off_cpu=$(cpu_ticks "${pid[off]}")
+    on_cpu=$(cpu_ticks "${pid[on]}")
+    load "$secs"
+    off_cpu=$(($(cpu_ticks "${pid[off]}") - off_cpu))
+    on_cpu=$(($(cpu_ticks "${pid[on]}") - on_cpu))
+    grep -h "Non-2xx\|Socket errors" "$work/off.txt" "$work/on.txt" && exit 1
+    off=$(awk '/Requests\/sec/ {print $2}' "$work/off.txt")
+    on_rps=$(awk '/Requests\/sec/ {print $2}' "$work/on.txt")
+    ratio=$(awk -v a="$on_rps" -v b="$off" 'BEGIN {printf "%.3f", a / b}')
+    # Requests per second of CPU each server used (its threads all counted):
+    # what a request costs, however the core was shared that round.
+    per_cpu=$(awk -v a="$on_rps" -v b="$off" -v ca="$on_cpu" -v cb="$off_cpu" 'BEGIN {printf "%.3f", (a / ca) / (b / cb)}')
+    echo "$ratio" >> "$work/ratios"
+    echo "$per_cpu" >> "$work/per_cpu"
+    printf '%-6s %12.0f %12.0f %8s %10s\n' "$round" "$off" "$on_rps" "$ratio" "$per_cpu"
+  done
+  stop off
+  stop on
 done
 median() { # file, label
   sort -g "$1" | awk -v label="$2" '{v[NR] = $1} END {m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2;
