@@ -9,7 +9,7 @@
 //!
 //! Adding an entry allocates nothing: a 24-byte record (when, and where
 //! its text is) and its text — an access line, or an invocation's facts
-//! packed into 33 bytes, its request id, qualifier, start kind and output
+//! packed into 32 bytes, its request id, qualifier, start kind and output
 //! — go to the end of the stream's newest chunk (64 KB); a full chunk
 //! starts the next, and the oldest chunks go whole once the stream holds
 //! more than [`MAX_ENTRIES`] entries or [`MAX_BYTES`] of text. A stream
@@ -90,13 +90,13 @@ const LINE: u8 = 0;
 const INVOCATION: u8 = 1;
 
 /// An invocation's facts; its texts (request id, what the caller named,
-/// start kind, output) follow them in its entry's text.
+/// start kind, and its output: the rest of the entry's text) follow them
+/// in its entry's text.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct InvocationFacts {
     id_len: u32,
     invoked_len: u32,
     start_len: u32,
-    output_len: u32,
     version: VersionRef,
     duration: Duration,
     memory_mb: u32,
@@ -105,7 +105,7 @@ struct InvocationFacts {
 
 impl InvocationFacts {
     /// Their size packed.
-    const PACKED: usize = 4 * 4 + 4 + 8 + 4 + 4;
+    const PACKED: usize = 3 * 4 + 4 + 8 + 4 + 4;
 
     /// `invoked_len`: how long what the caller named is (0 when not kept).
     fn of(i: &Invocation<'_>, invoked_len: usize) -> InvocationFacts {
@@ -113,7 +113,6 @@ impl InvocationFacts {
             id_len: i.request_id.len() as u32,
             invoked_len: invoked_len as u32,
             start_len: i.start.len() as u32,
-            output_len: i.output.len() as u32,
             version: i.version,
             duration: i.duration,
             memory_mb: i.memory_mb,
@@ -129,11 +128,10 @@ impl InvocationFacts {
         };
         let nanos = u64::try_from(self.duration.as_nanos()).unwrap_or(u64::MAX);
         let mut packed = [0; Self::PACKED];
-        let fields: [&[u8]; 8] = [
+        let fields: [&[u8]; 7] = [
             &self.id_len.to_le_bytes(),
             &self.invoked_len.to_le_bytes(),
             &self.start_len.to_le_bytes(),
-            &self.output_len.to_le_bytes(),
             &version.to_le_bytes(),
             &nanos.to_le_bytes(),
             &self.memory_mb.to_le_bytes(),
@@ -149,7 +147,7 @@ impl InvocationFacts {
 
     fn unpack(packed: &[u8; Self::PACKED]) -> InvocationFacts {
         let u32_at = |at: usize| u32::from_le_bytes(packed[at..at + 4].try_into().expect("4 bytes"));
-        let version = match u32_at(16) {
+        let version = match u32_at(12) {
             0 => VersionRef::Latest,
             n => VersionRef::Number(n),
         };
@@ -157,11 +155,10 @@ impl InvocationFacts {
             id_len: u32_at(0),
             invoked_len: u32_at(4),
             start_len: u32_at(8),
-            output_len: u32_at(12),
             version,
-            duration: Duration::from_nanos(u64::from_le_bytes(packed[20..28].try_into().expect("8 bytes"))),
-            memory_mb: u32_at(28),
-            memory_used_mb: u32_at(32),
+            duration: Duration::from_nanos(u64::from_le_bytes(packed[16..24].try_into().expect("8 bytes"))),
+            memory_mb: u32_at(24),
+            memory_used_mb: u32_at(28),
         }
     }
 
@@ -508,7 +505,7 @@ mod tests {
                     ..facts
                 }
             );
-            assert_eq!((read.id_len, read.invoked_len, read.start_len, read.output_len), (2, 6, 4, 3));
+            assert_eq!((read.id_len, read.invoked_len, read.start_len), (2, 6, 4));
             assert_eq!((read.version, read.memory_mb, read.memory_used_mb), (version, 10_240, 4));
         }
     }
