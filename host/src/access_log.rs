@@ -487,14 +487,14 @@ impl FileSink {
             state.dropped += 1;
             return;
         }
-        let was_empty = state.buf.is_empty();
+        let before = state.buf.len();
         state.buf.extend_from_slice(line.as_bytes());
         state.buf.push(b'\n');
         // The writer is told of a batch's first line, and of the line that
         // fills it: the lines between wake no one.
-        let filled = state.buf.len() >= BATCH_BYTES && state.buf.len() - line.len() - 1 < BATCH_BYTES;
+        let filled = before < BATCH_BYTES && state.buf.len() >= BATCH_BYTES;
         drop(state);
-        if was_empty || filled {
+        if before == 0 || filled {
             self.shared.work.notify_one();
         }
     }
