@@ -124,7 +124,6 @@ impl Var {
                 | Var::ResponseLength
                 | Var::Status
                 | Var::XrayTraceId
-                | Var::Absent
         )
     }
 }
@@ -471,13 +470,20 @@ struct PendingState {
 
 impl FileSink {
     fn open(path: &Path) -> std::io::Result<FileSink> {
+        FileSink::open_gathering(path, GATHER)
+    }
+
+    /// [`FileSink::open`], its writer letting lines gather for `gather`.
+    fn open_gathering(path: &Path, gather: std::time::Duration) -> std::io::Result<FileSink> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         let shared = Arc::new(Pending::default());
         let (writer, shown) = (shared.clone(), path.display().to_string());
-        std::thread::Builder::new().name("access-log".into()).spawn(move || write_lines(file, &writer, &shown))?;
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_lines(file, &writer, &shown, gather))?;
         Ok(FileSink { shared })
     }
 
@@ -522,11 +528,11 @@ impl Drop for FileSink {
     }
 }
 
-/// The writer thread: waits for a line, lets more gather (up to [`GATHER`]
+/// The writer thread: waits for a line, lets more gather (up to `gather`
 /// or [`BATCH_BYTES`]), writes them and flushes; a failure to
 /// write is logged once, until writing works again. It ends when its sink
 /// is dropped, after writing what was left.
-fn write_lines(mut out: std::fs::File, shared: &Pending, path: &str) {
+fn write_lines(mut out: std::fs::File, shared: &Pending, path: &str, gather: std::time::Duration) {
     let mut failing = false;
     let mut batch = Vec::new();
     loop {
@@ -537,7 +543,7 @@ fn write_lines(mut out: std::fs::File, shared: &Pending, path: &str) {
                 shared.work.wait(&mut state);
             }
             // The batch's first line is in: let the rest gather.
-            let deadline = std::time::Instant::now() + GATHER;
+            let deadline = std::time::Instant::now() + gather;
             while state.buf.len() < BATCH_BYTES && !asked(&state) {
                 if shared.work.wait_until(&mut state, deadline).timed_out() {
                     break;
@@ -700,6 +706,29 @@ mod tests {
         assert_eq!(json.render(&Quoted), "r-1 \"/a\\\"b<c>\" 200 -");
         let xml = Format::parse("<r id=\"$context.requestId\">$context.path</r>").expect("parses");
         assert_eq!(xml.render(&Quoted), "<r id=\"r-1\">/a&quot;b&lt;c&gt;</r>");
+    }
+
+    #[test]
+    fn a_full_batch_is_written_without_waiting_out_its_time() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("stage.log");
+        // Lines gather for an hour: only a full batch reaches the file.
+        let sink = FileSink::open_gathering(&path, std::time::Duration::from_secs(3600)).expect("opens");
+        let line = "x".repeat(99);
+        let lines = BATCH_BYTES / 100 + 1;
+        for _ in 0..lines {
+            sink.send(&line);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let written = loop {
+            let written = std::fs::read(&path).expect("the file");
+            if written.len() >= lines * 100 || std::time::Instant::now() > deadline {
+                break written;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        assert_eq!(written.len(), lines * 100, "every line sent, and nothing else");
+        assert!(written.split(|b| *b == b'\n').take(lines).all(|l| l == line.as_bytes()));
     }
 
     #[test]
