@@ -9,8 +9,9 @@
 //! a [`Collector`] the server installs ([`Metrics::set_state`]).
 //!
 //! Label sets stay bounded: functions and versions are the registry's, an
-//! error type is the function's own (cut at 64 characters), a start is one
-//! of three, and a gateway request is counted under its method's resource
+//! error type is the function's own (cut at 64 characters; a version is
+//! counted under 32 at most, the rest under `(other)`), a start is one of
+//! three, and a gateway request is counted under its method's resource
 //! template (`/items/{ID}`), never its raw path: a request that matches no
 //! method counts under [`UNMATCHED`].
 //!
@@ -18,6 +19,7 @@
 //! counter is an atomic add, a duration histogram ([`Durations`]) two, and
 //! a method finds its status's counter among a few slots without a lock.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -115,6 +117,9 @@ pub struct Metrics {
     function_errors: Family<Labels, Counter>,
     throttles: Family<Labels, Counter>,
     duration: Family<Labels, Durations>,
+    /// The error types each version has been counted under, by function
+    /// and version (kept across a version's reloads).
+    error_types: parking_lot::Mutex<HashMap<(String, String), Arc<ErrorTypes>>>,
     state: OnceLock<()>,
 }
 
@@ -187,6 +192,7 @@ impl Metrics {
             function_errors,
             throttles,
             duration,
+            error_types: parking_lot::Mutex::new(HashMap::new()),
             state: OnceLock::new(),
         }
     }
@@ -201,10 +207,13 @@ impl Metrics {
             .duration
             .get_or_create(&vec![("function", function.to_string()), ("version", version.to_string())])
             .clone();
+        let error_types =
+            self.error_types.lock().entry((function.to_string(), version.to_string())).or_default().clone();
         VersionMetrics {
             starts,
             duration,
             errors: self.function_errors.clone(),
+            error_types,
             function: function.into(),
             version: version.into(),
         }
@@ -332,6 +341,7 @@ pub struct VersionMetrics {
     starts: [Counter; 3],
     duration: Durations,
     errors: Family<Labels, Counter>,
+    error_types: Arc<ErrorTypes>,
     function: Arc<str>,
     version: Arc<str>,
 }
@@ -348,6 +358,36 @@ const STARTS: [&str; 3] = ["cold", "warm", "hot"];
 /// Most characters of an error type kept as a label value.
 const MAX_ERROR_TYPE: usize = 64;
 
+/// Most error types a version is counted under. An error type is the
+/// function's own text (its `errorType`): one that names each error
+/// differently would otherwise add a series per error, without bound, to
+/// the server's memory and every scrape. A version's errors of further
+/// types are counted under [`OTHER_ERROR_TYPE`].
+const MAX_ERROR_TYPES: usize = 32;
+pub const OTHER_ERROR_TYPE: &str = "(other)";
+
+/// The error types a version has been counted under.
+#[derive(Default)]
+struct ErrorTypes(parking_lot::Mutex<Vec<String>>);
+
+impl ErrorTypes {
+    /// The label an error of type `error_type` is counted under: its type
+    /// (cut at [`MAX_ERROR_TYPE`] characters), or [`OTHER_ERROR_TYPE`] once
+    /// [`MAX_ERROR_TYPES`] others are counted.
+    fn label(&self, error_type: &str) -> String {
+        let t: String = error_type.chars().take(MAX_ERROR_TYPE).collect();
+        let mut seen = self.0.lock();
+        if seen.contains(&t) {
+            return t;
+        }
+        if seen.len() < MAX_ERROR_TYPES {
+            seen.push(t.clone());
+            return t;
+        }
+        OTHER_ERROR_TYPE.to_string()
+    }
+}
+
 impl VersionMetrics {
     /// Counts one invocation: its start (`cold`, `warm`, `hot`) and
     /// duration, and its error type if it failed.
@@ -357,7 +397,7 @@ impl VersionMetrics {
         }
         self.duration.observe(duration);
         if let Some(t) = error_type {
-            let t: String = t.chars().take(MAX_ERROR_TYPE).collect();
+            let t = self.error_types.label(t);
             let labels =
                 vec![("function", self.function.to_string()), ("version", self.version.to_string()), ("type", t)];
             self.errors.get_or_create(&labels).inc();
@@ -440,5 +480,35 @@ mod tests {
         assert!(text.contains(
             r#"wasmgate_api_integration_latency_seconds_count{api="A",stage="s",resource="/items/{ID}",method="GET"} 1"#
         ));
+    }
+
+    #[test]
+    fn a_versions_error_types_are_bounded() {
+        let metrics = Metrics::new();
+        let error = |n: usize| format!("Error{n}");
+        let version = metrics.version("f", "1");
+        for n in 0..MAX_ERROR_TYPES + 8 {
+            version.invoked("hot", Duration::ZERO, Some(&error(n)));
+        }
+        // A reload of the version finds the types it was counted under.
+        let reloaded = metrics.version("f", "1");
+        reloaded.invoked("hot", Duration::ZERO, Some(&error(0)));
+        reloaded.invoked("hot", Duration::ZERO, Some(&error(MAX_ERROR_TYPES + 8)));
+        // Another version has types of its own.
+        metrics.version("f", "2").invoked("hot", Duration::ZERO, Some(&error(99)));
+        let text = metrics.encode();
+        let series = |version: &str, t: &str, n: u64| {
+            format!(r#"wasmgate_function_errors_total{{function="f",version="{version}",type="{t}"}} {n}"#)
+        };
+        assert!(text.contains(&series("1", "Error0", 2)), "{text}");
+        for n in 1..MAX_ERROR_TYPES {
+            assert!(text.contains(&series("1", &error(n), 1)), "{n} in\n{text}");
+        }
+        assert!(!text.contains(&format!("type=\"{}\"", error(MAX_ERROR_TYPES))), "{text}");
+        assert!(text.contains(&series("1", OTHER_ERROR_TYPE, 9)), "{text}");
+        assert!(text.contains(&series("2", "Error99", 1)), "{text}");
+        let long = "E".repeat(100);
+        metrics.version("f", "2").invoked("hot", Duration::ZERO, Some(&long));
+        assert!(metrics.encode().contains(&series("2", &"E".repeat(MAX_ERROR_TYPE), 1)));
     }
 }
