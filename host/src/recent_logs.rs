@@ -19,6 +19,11 @@
 //! server's requests/s: the allocator served every request from cold
 //! memory.)
 //!
+//! A server's streams together hold no more than its budget (`[server]
+//! recent_logs_mb`, [`DEFAULT_BUDGET_MB`] by default): past it, the oldest
+//! chunk of all goes, whichever stream holds it. The budget is counted
+//! when a chunk is made or let go, never per entry.
+//!
 //! A reader asks for what came after the last entry it saw (an entry's
 //! `seq` grows by one per entry of its stream), optionally waiting for the
 //! next one: `--follow` is a loop of such waits, as `aws logs tail
@@ -36,6 +41,9 @@ use crate::registry::VersionRef;
 
 /// Most entries a stream keeps (the oldest chunk goes whole past it).
 pub const MAX_ENTRIES: usize = 10_000;
+/// What a server's streams hold together by default (`[server]
+/// recent_logs_mb`).
+pub const DEFAULT_BUDGET_MB: usize = 256;
 /// Most bytes of text a stream keeps (an invocation's output counts whole).
 pub const MAX_BYTES: usize = 4 << 20;
 /// A chunk's text, and most entries a chunk holds.
@@ -190,6 +198,11 @@ struct Chunk {
 }
 
 impl Chunk {
+    /// The memory it holds (the same for its life: neither vector grows).
+    fn size(&self) -> usize {
+        self.text.capacity() + self.records.capacity() * std::mem::size_of::<Record>()
+    }
+
     fn new(text_bytes: usize) -> Chunk {
         Chunk {
             first_seq: 0,
@@ -206,6 +219,9 @@ pub struct Stream {
     /// Wakes the readers waiting for the next entry (told only while one waits).
     arrived: Notify,
     waiting: AtomicUsize,
+    /// What it shares its server's memory for recent logs with (none: a
+    /// stream of its own, bounded by its own limits alone).
+    budget: Option<Arc<Budget>>,
 }
 
 #[derive(Default)]
@@ -217,6 +233,8 @@ struct Ring {
     /// Emptied chunks, taken again before new ones are made (fresh memory
     /// costs a page fault a page).
     spare: Option<Chunk>,
+    /// The memory its chunks and its spare hold.
+    held: usize,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -233,7 +251,14 @@ impl Ring {
         if !fits {
             let mut chunk = match self.spare.take() {
                 Some(spare) if spare.text.capacity() >= len => spare,
-                _ => Chunk::new(len),
+                too_small => {
+                    if let Some(spare) = too_small {
+                        self.held -= spare.size();
+                    }
+                    let chunk = Chunk::new(len);
+                    self.held += chunk.size();
+                    chunk
+                }
             };
             chunk.first_seq = self.next_seq + 1;
             self.chunks.push_back(chunk);
@@ -255,7 +280,72 @@ impl Ring {
             self.bytes -= old.text.len();
             old.records.clear();
             old.text.clear();
-            self.spare = Some(old);
+            if let Some(spare) = self.spare.replace(old) {
+                self.held -= spare.size();
+            }
+        }
+    }
+
+    /// When its oldest entry was added.
+    fn oldest(&self) -> Option<Instant> {
+        self.chunks.front().and_then(|c| c.records.first()).map(|r| r.time)
+    }
+
+    /// Lets its oldest chunk and its spare go: the memory let go.
+    fn shed_oldest(&mut self) -> usize {
+        let before = self.held;
+        if let Some(old) = self.chunks.pop_front() {
+            self.entries -= old.records.len();
+            self.bytes -= old.text.len();
+            self.held -= old.size();
+        }
+        if let Some(spare) = self.spare.take() {
+            self.held -= spare.size();
+        }
+        before - self.held
+    }
+}
+
+/// The memory a server's streams hold together, and its bound: past it,
+/// the oldest chunk of all goes, whichever stream it is in (a busy
+/// function does not lose its recent entries to an idle one's old ones).
+/// Counted when a chunk is made or let go, never per entry.
+struct Budget {
+    limit: usize,
+    held: AtomicUsize,
+    streams: Mutex<Vec<std::sync::Weak<Stream>>>,
+    /// Taken by the one call that sheds; the others go on meanwhile.
+    shedding: Mutex<()>,
+}
+
+impl Budget {
+    /// A stream's chunks came to hold `grown` bytes more (or fewer).
+    fn grew(&self, grown: isize) {
+        if grown > 0 {
+            let held = self.held.fetch_add(grown.unsigned_abs(), Ordering::AcqRel) + grown.unsigned_abs();
+            if held > self.limit {
+                self.shed();
+            }
+        } else {
+            self.held.fetch_sub(grown.unsigned_abs(), Ordering::AcqRel);
+        }
+    }
+
+    /// Lets the oldest chunks of all go until the streams hold no more
+    /// than the limit. A stream's lock is taken alone, never inside
+    /// another's.
+    fn shed(&self) {
+        let Some(_one) = self.shedding.try_lock() else { return };
+        while self.held.load(Ordering::Acquire) > self.limit {
+            let streams: Vec<Arc<Stream>> = {
+                let mut streams = self.streams.lock();
+                streams.retain(|s| s.strong_count() > 0);
+                streams.iter().filter_map(std::sync::Weak::upgrade).collect()
+            };
+            let oldest = streams.iter().filter_map(|s| Some((s.ring.lock().oldest()?, s))).min_by_key(|(t, _)| *t);
+            let Some((_, stream)) = oldest else { return };
+            let freed = stream.ring.lock().shed_oldest();
+            self.held.fetch_sub(freed, Ordering::AcqRel);
         }
     }
 }
@@ -303,19 +393,28 @@ impl Stream {
         let facts = InvocationFacts::of(&i, invoked.len()).pack();
         let parts =
             [&[INVOCATION], &facts[..], i.request_id.as_bytes(), invoked.as_bytes(), i.start.as_bytes(), i.output];
-        self.ring.lock().push(ended, &parts);
-        self.arrived_one();
+        self.push(ended, &parts);
     }
 
     /// Adds a line of `time`.
     pub fn line(&self, line: &str, time: Instant) {
-        self.ring.lock().push(time, &[&[LINE], line.as_bytes()]);
-        self.arrived_one();
+        self.push(time, &[&[LINE], line.as_bytes()]);
     }
 
-    fn arrived_one(&self) {
+    fn push(&self, time: Instant, parts: &[&[u8]]) {
+        let grown = {
+            let mut ring = self.ring.lock();
+            let before = ring.held;
+            ring.push(time, parts);
+            ring.held as isize - before as isize
+        };
         if self.waiting.load(Ordering::Acquire) > 0 {
             self.arrived.notify_waiters();
+        }
+        if grown != 0
+            && let Some(budget) = &self.budget
+        {
+            budget.grew(grown);
         }
     }
 
@@ -415,11 +514,17 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// Every stream of a server.
-#[derive(Default)]
+/// Every stream of a server, holding no more than its budget together.
 pub struct RecentLogs {
     functions: Mutex<HashMap<String, Arc<Stream>>>,
     stages: Mutex<HashMap<String, Arc<Stream>>>,
+    budget: Arc<Budget>,
+}
+
+impl Default for RecentLogs {
+    fn default() -> Self {
+        RecentLogs::new(DEFAULT_BUDGET_MB << 20)
+    }
 }
 
 impl std::fmt::Debug for RecentLogs {
@@ -429,14 +534,40 @@ impl std::fmt::Debug for RecentLogs {
 }
 
 impl RecentLogs {
+    /// Streams that hold at most `budget` bytes together (each also at most
+    /// [`MAX_ENTRIES`] entries and [`MAX_BYTES`] of text).
+    pub fn new(budget: usize) -> RecentLogs {
+        RecentLogs {
+            functions: Mutex::default(),
+            stages: Mutex::default(),
+            budget: Arc::new(Budget {
+                limit: budget,
+                held: AtomicUsize::new(0),
+                streams: Mutex::default(),
+                shedding: Mutex::new(()),
+            }),
+        }
+    }
+
     /// A function's stream (made on first use, kept across its versions).
     pub fn function(&self, name: &str) -> Arc<Stream> {
-        self.functions.lock().entry(name.to_string()).or_default().clone()
+        self.functions.lock().entry(name.to_string()).or_insert_with(|| self.new_stream()).clone()
     }
 
     /// A stage's access-log stream (`api/stage`).
     pub fn stage(&self, stage: &str) -> Arc<Stream> {
-        self.stages.lock().entry(stage.to_string()).or_default().clone()
+        self.stages.lock().entry(stage.to_string()).or_insert_with(|| self.new_stream()).clone()
+    }
+
+    fn new_stream(&self) -> Arc<Stream> {
+        let stream = Arc::new(Stream { budget: Some(self.budget.clone()), ..Stream::default() });
+        self.budget.streams.lock().push(Arc::downgrade(&stream));
+        stream
+    }
+
+    /// The memory the streams hold together.
+    pub fn held(&self) -> usize {
+        self.budget.held.load(Ordering::Acquire)
     }
 }
 
@@ -553,6 +684,40 @@ mod tests {
         assert!(ring.bytes <= MAX_BYTES, "{}", ring.bytes);
         let counted: usize = ring.chunks.iter().map(|c| c.text.len()).sum();
         assert_eq!(counted, ring.bytes);
+    }
+
+    #[test]
+    fn the_streams_of_a_server_hold_no_more_than_its_budget() {
+        let budget = 1 << 20;
+        let logs = RecentLogs::new(budget);
+        let (idle, busy) = (logs.stage("A/s"), logs.function("busy"));
+        let t0 = Instant::now();
+        let at = |i: u64| t0 + Duration::from_micros(i);
+        let line = "x".repeat(1000);
+        // The idle stage's lines are the oldest: they go first.
+        for i in 0..300 {
+            idle.line(&line, at(i));
+        }
+        let n = 2000;
+        for i in 0..n {
+            busy.line(&line, at(1000 + i));
+            assert!(logs.held() <= budget, "{} after {i}", logs.held());
+        }
+        assert!(idle.read(&Query::default()).events.is_empty());
+        let page = busy.read(&Query::default());
+        // The budget holds 11 chunks of 65 lines (and their records).
+        let (chunk, per_chunk) = (CHUNK_BYTES + CHUNK_ENTRIES * std::mem::size_of::<Record>(), CHUNK_BYTES / 1001);
+        let most = budget / chunk * per_chunk;
+        assert!((most - 2 * per_chunk..=most).contains(&page.events.len()), "{} of {most}", page.events.len());
+        assert_eq!(page.next, n, "the newest are kept");
+        assert!(logs.held() > budget - 2 * chunk, "only what was over the budget went: {}", logs.held());
+        // What the streams hold is what their chunks do.
+        let counted: usize = [&idle, &busy].iter().map(|s| s.ring.lock()).map(|r| r.held).sum();
+        assert_eq!(counted, logs.held());
+        // Idle again, a stream takes a chunk within the budget.
+        idle.line("again", at(n + 1000));
+        assert_eq!(messages(&idle.read(&Query::default())), ["again"]);
+        assert!(logs.held() <= budget);
     }
 
     #[tokio::test]

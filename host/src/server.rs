@@ -259,6 +259,7 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         engine: server.engine.clone(),
         outbound: server.outbound,
         metrics: metrics.clone(),
+        recent_logs_bytes: server.recent_logs_bytes,
     })?;
     let functions = Functions::new(registry, runtime.clone());
     let loaded = functions.load_all().await.map_err(|e| match e {

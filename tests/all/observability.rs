@@ -546,3 +546,28 @@ async fn logs_follow_prints_invocations_as_they_arrive() {
     assert!(answer.contains(r#""events":[]"#), "{answer}");
     assert!(took < std::time::Duration::from_secs(20), "answered as the server stopped, not after its wait: {took:?}");
 }
+
+/// `[server] recent_logs_mb` bounds what `wasmgate logs` keeps of all
+/// functions and stages together: past it, the oldest invocations go,
+/// though their function's own bound (4 MB) is far from reached.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_recent_logs_hold_no_more_than_the_servers_budget() {
+    let server = TestServer::start_with("recent_logs_mb = 1", "[functions.Echo]\nguest = \"echo\"\n");
+    let text = "y".repeat(200_000);
+    // 2.4 MB of output in all: 1 MB holds at most five of them.
+    for i in 0..12 {
+        let resp = server.invoke("Echo", &json!({"log": format!("{i} {text}")}).to_string()).await;
+        assert_eq!(resp.status, 200, "{:?}", resp.json());
+    }
+    let (code, out, err) = server.cli(&["logs", "Echo"]);
+    assert_eq!(code, 0, "{err}");
+    let kept: Vec<usize> =
+        out.lines().filter_map(|l| l.split_once(" before ")?.1.split(' ').next()?.parse().ok()).collect();
+    let starts = out.lines().filter(|l| l.contains(" START RequestId: ")).count();
+    assert_eq!(starts, kept.len(), "whole invocations");
+    assert!((1..=5).contains(&kept.len()), "{} of 12 invocations kept", kept.len());
+    let newest: Vec<usize> = (12 - kept.len()..12).collect();
+    assert_eq!(kept, newest, "the newest are kept, in order");
+    let newest = out.lines().rev().find(|l| l.contains(" before ")).unwrap();
+    assert!(newest.contains(&format!("before 11 {text}")), "its output whole");
+}

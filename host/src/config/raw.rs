@@ -311,6 +311,8 @@ pub struct RawServer {
     pub max_outbound_response_mb: Option<Spanned<u64>>,
     /// Most outbound requests of one function in flight at once.
     pub max_outbound_requests: Option<Spanned<u64>>,
+    /// What `wasmgate logs` keeps in memory, all functions and stages together, in MB.
+    pub recent_logs_mb: Option<Spanned<u64>>,
     /// `redis://…`: throttles, quotas and the cache shared through Redis.
     pub shared_store: Option<Spanned<String>>,
 }

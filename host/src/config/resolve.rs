@@ -52,6 +52,8 @@ pub struct ServerConfig {
     /// `redis://…`: where throttles, quotas and the cache are shared (else
     /// they live in this process).
     pub shared_store: Option<String>,
+    /// What the recent logs (`wasmgate logs`) hold in memory together.
+    pub recent_logs_bytes: usize,
 }
 
 /// Where a function's code comes from at bootstrap.
@@ -213,7 +215,15 @@ pub(super) fn resolve(
         }
         outbound.max_concurrency = *n.get_ref() as u32;
     }
+    let recent_logs_bytes = match &s.recent_logs_mb {
+        None => crate::recent_logs::DEFAULT_BUDGET_MB << 20,
+        Some(n) if *n.get_ref() == 0 || *n.get_ref() > 65536 => {
+            return cx.err(n.span(), "server.recent_logs_mb", "must be between 1 and 65536");
+        }
+        Some(n) => (*n.get_ref() as usize) << 20,
+    };
     let server = ServerConfig {
+        recent_logs_bytes,
         listen: cx.addr(&s.listen, "server.listen", "127.0.0.1:8080")?,
         admin_listen: cx.addr(&s.admin_listen, "server.admin_listen", super::DEFAULT_ADMIN_LISTEN)?,
         admin_allow_remote: s.admin_allow_remote.unwrap_or(false),

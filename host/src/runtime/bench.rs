@@ -91,6 +91,7 @@ impl Harness {
             engine,
             outbound: Default::default(),
             metrics: Default::default(),
+            recent_logs_bytes: crate::recent_logs::DEFAULT_BUDGET_MB << 20,
         })?;
         let sha256 = crate::registry::code::sha256_hex(&wasm);
         runtime.compile(&sha256, &wasm)?;

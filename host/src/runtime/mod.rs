@@ -234,6 +234,8 @@ pub struct RuntimeOptions<'a> {
     pub outbound: OutboundOptions,
     /// Where invocations are counted (each loaded version holds its handles).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// What the recent logs of the functions and stages hold together.
+    pub recent_logs_bytes: usize,
 }
 
 /// The runtime: engine, linker, artifact cache and loaded versions.
@@ -339,7 +341,7 @@ impl Runtime {
             activity,
             outbound: Arc::new(outbound::Outbound::new(opts.outbound)),
             metrics: opts.metrics,
-            recent_logs: Arc::default(),
+            recent_logs: Arc::new(crate::recent_logs::RecentLogs::new(opts.recent_logs_bytes)),
             _ticker: ticker,
         }))
     }
@@ -595,6 +597,7 @@ mod tests {
                 engine: EngineOptions::default(),
                 outbound: OutboundOptions::default(),
                 metrics: Default::default(),
+                recent_logs_bytes: crate::recent_logs::DEFAULT_BUDGET_MB << 20,
             })
             .expect("runtime");
             let wasm = crate::guests::get("items").expect("the items guest").to_vec();
