@@ -143,15 +143,17 @@ pub async fn deploy(a: DeployArgs) -> anyhow::Result<ExitCode> {
     let body = json!({ "stage": a.stage, "description": a.description, "force": a.force });
     let d = a.client.client()?.send_json(Method::POST, &format!("/v1/apis/{}/deployments", enc(&a.api)), &body).await?;
     for function in d["created_functions"].as_array().into_iter().flatten() {
-        println!("created function {} (declared in the configuration, new to the registry)", text(function));
+        outln!("created function {} (declared in the configuration, new to the registry)", text(function));
     }
     if d["deployed"] == json!(false) {
-        println!(
+        outln!(
             "no changes: stage {} of {} already serves this definition (deployment #{}); nothing deployed (--force deploys it again)",
-            a.stage, a.api, d["seq"]
+            a.stage,
+            a.api,
+            d["seq"]
         );
     } else {
-        println!("deployed {} to stage {}: deployment #{} ({})", a.api, a.stage, d["seq"], text(&d["id"]));
+        outln!("deployed {} to stage {}: deployment #{} ({})", a.api, a.stage, d["seq"], text(&d["id"]));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -194,7 +196,7 @@ pub async fn deployment(cmd: DeploymentCommand) -> anyhow::Result<ExitCode> {
                         if c["rollback"] == json!(true) { format!("{n} (rollback)") } else { n }
                     })
                     .collect();
-                println!("stage {}: {}", text(&s["stage"]), steps.join(" → "));
+                outln!("stage {}: {}", text(&s["stage"]), steps.join(" → "));
             }
         }
         DeploymentCommand::Rollback(a) => {
@@ -204,7 +206,7 @@ pub async fn deployment(cmd: DeploymentCommand) -> anyhow::Result<ExitCode> {
             let v = client.get_json(&format!("/v1/apis/{}/deployments", enc(&a.api))).await?;
             let deployments = v["deployments"].as_array().cloned().unwrap_or_default();
             let id = s["deployment_id"].as_str().unwrap_or("?");
-            println!("stage {} now serves deployment {} ({id})", a.stage, number(&deployments, id));
+            outln!("stage {} now serves deployment {} ({id})", a.stage, number(&deployments, id));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -302,32 +304,32 @@ pub async fn test_invoke(a: TestInvokeArgs) -> anyhow::Result<ExitCode> {
         "body": a.body,
     });
     let r = a.client.client()?.send_json(Method::POST, &format!("/v1/apis/{}/test-invoke", a.api), &body).await?;
-    println!("Status: {}", r["status"]);
-    println!("Latency: {:.2} ms", r["latency_ms"].as_f64().unwrap_or(0.0));
-    println!("\nResponse headers:");
+    outln!("Status: {}", r["status"]);
+    outln!("Latency: {:.2} ms", r["latency_ms"].as_f64().unwrap_or(0.0));
+    outln!("\nResponse headers:");
     for (name, values) in r["multi_value_headers"].as_object().cloned().unwrap_or_default() {
         for value in values.as_array().cloned().unwrap_or_default() {
-            println!("  {name}: {}", value.as_str().unwrap_or(""));
+            outln!("  {name}: {}", value.as_str().unwrap_or(""));
         }
     }
-    println!("\nResponse body:\n{}", r["body"].as_str().unwrap_or(""));
+    outln!("\nResponse body:\n{}", r["body"].as_str().unwrap_or(""));
     if let Some(inv) = r["invocation"].as_object() {
-        println!(
+        outln!(
             "\nFunction: {} version {} ({} start, {:.3} ms)",
             inv["function"].as_str().unwrap_or(""),
             inv["version"].as_str().unwrap_or(""),
             inv["start"].as_str().unwrap_or(""),
             inv["duration_us"].as_f64().unwrap_or(0.0) / 1000.0
         );
-        println!("Event: {}", inv["event"]);
+        outln!("Event: {}", inv["event"]);
         let logs = inv["logs"].as_str().unwrap_or("");
         if !logs.is_empty() {
-            println!("Function logs:\n{}", logs.trim_end());
+            outln!("Function logs:\n{}", logs.trim_end());
         }
     }
-    println!("\nExecution log:");
+    outln!("\nExecution log:");
     for line in r["log"].as_array().cloned().unwrap_or_default() {
-        println!("  {}", line.as_str().unwrap_or(""));
+        outln!("  {}", line.as_str().unwrap_or(""));
     }
     Ok(ExitCode::SUCCESS)
 }

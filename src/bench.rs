@@ -103,10 +103,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "instances": args.instances,
     });
     if !args.output.json(&json) {
-        println!("{name}: event {}", args.payload);
-        print!("{}", table(&rows));
+        outln!("{name}: event {}", args.payload);
+        out!("{}", table(&rows));
         if let Some(bytes) = resident {
-            println!(
+            outln!(
                 "resident memory per warm instance: {:.2} MB ({} instances, each after one call)",
                 bytes as f64 / 1e6,
                 args.instances

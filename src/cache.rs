@@ -31,7 +31,7 @@ pub async fn run(cmd: CacheCommand) -> anyhow::Result<ExitCode> {
         CacheCommand::Flush(a) => {
             let path = format!("/v1/apis/{}/stages/{}/cache", enc(&a.api), enc(&a.stage));
             a.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
-            println!("flushed the cache of {}/{}", a.api, a.stage);
+            outln!("flushed the cache of {}/{}", a.api, a.stage);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -79,5 +79,5 @@ pub fn enc(s: &str) -> String {
 
 /// Prints an admin API answer as indented JSON (`--output json`, and the answers of commands that change state).
 pub fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    outln!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }

@@ -222,7 +222,7 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
             }
             let functions = list["functions"].as_array().cloned().unwrap_or_default();
             if functions.is_empty() {
-                println!("no functions");
+                outln!("no functions");
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = Table::new(&["NAME", "VERSIONS", "ALIASES", "CODE", "LAST MODIFIED"]);
@@ -282,7 +282,7 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("compiled in {ms} ms");
             }
             let f = resp.json();
-            println!(
+            outln!(
                 "{} $LATEST code_sha256 {}",
                 f["name"].as_str().unwrap_or(&a.name),
                 f["code_sha256"].as_str().unwrap_or("")
@@ -329,7 +329,7 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
             let r =
                 a.client.client()?.call(Method::POST, &path, &[("content-type", "application/json")], bytes).await?;
             let version = r.json()["version"].clone();
-            println!("{version}");
+            outln!("{version}");
             if r.status == hyper::StatusCode::OK {
                 eprintln!(
                     "nothing published: version {version} already has $LATEST's code and configuration (the existing version is returned, as Lambda does)"
@@ -353,7 +353,7 @@ pub async fn run(cmd: FunctionCommand) -> anyhow::Result<ExitCode> {
                 None => (format!("/v1/functions/{}{force}", enc(&a.name)), format!("function {}", a.name)),
             };
             a.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
-            println!("deleted {what}");
+            outln!("deleted {what}");
         }
         FunctionCommand::Invoke(a) => return invoke(a).await,
         FunctionCommand::Alias(cmd) => alias(cmd).await?,
@@ -373,7 +373,7 @@ async fn invoke(a: InvokeArgs) -> anyhow::Result<ExitCode> {
     let path = format!("/v1/functions/{}/invocations", enc(&a.qualifier));
     let headers: &[(&str, &str)] = if a.log { &[("x-amz-log-type", "Tail")] } else { &[] };
     let resp = a.client.client()?.call(Method::POST, &path, headers, Bytes::from(payload)).await?;
-    println!("{}", String::from_utf8_lossy(&resp.body));
+    outln!("{}", String::from_utf8_lossy(&resp.body));
     let micros: f64 = resp.header("x-wasmgate-duration-us").and_then(|us| us.parse().ok()).unwrap_or(0.0);
     eprintln!(
         "version {} ({} start, {:.3} ms)",
@@ -410,7 +410,7 @@ async fn alias(cmd: AliasCommand) -> anyhow::Result<()> {
             let force = if a.force { "?force=true" } else { "" };
             let path = format!("/v1/functions/{}/aliases/{}{force}", enc(&a.name), enc(&a.alias));
             a.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
-            println!("deleted alias {}", a.alias);
+            outln!("deleted alias {}", a.alias);
             return Ok(());
         }
         AliasCommand::Set(a) => (a, Method::PUT),
@@ -433,7 +433,7 @@ async fn alias(cmd: AliasCommand) -> anyhow::Result<()> {
         Some(p) => format!(" (version {} gets {})", p[0], p[1]),
         None => String::new(),
     };
-    println!("{} → {}{extra}", alias["name"].as_str().unwrap_or(""), alias["version"].as_str().unwrap_or(""));
+    outln!("{} → {}{extra}", alias["name"].as_str().unwrap_or(""), alias["version"].as_str().unwrap_or(""));
     Ok(())
 }
 
@@ -475,9 +475,9 @@ fn print_function(f: &Value) {
         table.row(vec![name.to_string(), value]);
     }
     table.print();
-    println!();
+    outln!();
     print_versions(f["versions"].as_object().into_iter().flat_map(|m| m.values()));
-    println!();
+    outln!();
     print_aliases(f["aliases"].as_object().into_iter().flat_map(|m| m.values()));
 }
 

@@ -111,20 +111,20 @@ pub struct UpdateArgs {
 }
 
 fn print_key(k: &Value) {
-    println!("API key {}", k["name"].as_str().unwrap_or(""));
-    println!("  id:          {}", k["id"].as_str().unwrap_or(""));
-    println!("  value:       {}", k["masked_value"].as_str().unwrap_or(""));
-    println!("  enabled:     {}", k["enabled"]);
-    println!("  plans:       {}", names(&k["plans"]));
+    outln!("API key {}", k["name"].as_str().unwrap_or(""));
+    outln!("  id:          {}", k["id"].as_str().unwrap_or(""));
+    outln!("  value:       {}", k["masked_value"].as_str().unwrap_or(""));
+    outln!("  enabled:     {}", k["enabled"]);
+    outln!("  plans:       {}", names(&k["plans"]));
     let description = k["description"].as_str().unwrap_or("");
     if !description.is_empty() {
-        println!("  description: {description}");
+        outln!("  description: {description}");
     }
     if k["invalidate_cache"] == true {
-        println!("  may invalidate cached responses");
+        outln!("  may invalidate cached responses");
     }
-    println!("  source:      {}", k["source"].as_str().unwrap_or(""));
-    println!("  created:     {}", k["created"].as_str().unwrap_or(""));
+    outln!("  source:      {}", k["source"].as_str().unwrap_or(""));
+    outln!("  created:     {}", k["created"].as_str().unwrap_or(""));
 }
 
 /// The answer of create or rotate: the value alone on stdout, the rest on stderr.
@@ -133,7 +133,7 @@ fn print_value(k: &Value, what: &str, json: bool) {
         print_json(k);
         return;
     }
-    println!("{}", k["value"].as_str().unwrap_or(""));
+    outln!("{}", k["value"].as_str().unwrap_or(""));
     eprintln!(
         "{what} API key {} (id {}, plans: {}); the value above is shown only now",
         k["name"].as_str().unwrap_or(""),
@@ -168,7 +168,7 @@ pub async fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
             }
             let keys = v["api_keys"].as_array().cloned().unwrap_or_default();
             if keys.is_empty() {
-                println!("no API keys");
+                outln!("no API keys");
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = Table::new(&["NAME", "ID", "ENABLED", "VALUE", "PLANS", "SOURCE", "DESCRIPTION"]);
@@ -231,7 +231,7 @@ pub async fn run(cmd: KeyCommand) -> anyhow::Result<ExitCode> {
             let path = format!("/v1/apikeys/{}", enc(&a.name));
             a.out.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
             if !a.out.json() {
-                println!("deleted API key {}", a.name);
+                outln!("deleted API key {}", a.name);
             }
         }
     }
@@ -244,7 +244,7 @@ async fn set_enabled(a: NameArgs, enabled: bool) -> anyhow::Result<()> {
     if a.out.json() {
         print_json(&k);
     } else {
-        println!("API key {} {}", a.name, if enabled { "enabled" } else { "disabled" });
+        outln!("API key {} {}", a.name, if enabled { "enabled" } else { "disabled" });
     }
     Ok(())
 }

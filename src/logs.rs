@@ -69,7 +69,7 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
         for event in page["events"].as_array().into_iter().flatten() {
             let ms = event["timestamp"].as_u64().unwrap_or_default();
             let time = humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms));
-            println!("{time} {}", event["message"].as_str().unwrap_or_default());
+            outln!("{time} {}", event["message"].as_str().unwrap_or_default());
         }
         if !args.follow {
             return Ok(ExitCode::SUCCESS);

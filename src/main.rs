@@ -2,6 +2,25 @@
 //! (`wasmgate-host`); one module per subcommand. `main` owns exit codes and
 //! prints the whole error chain.
 
+/// `println!` for a command's answer, except that a reader gone (`wasmgate
+/// logs F | head`) ends the command quietly, as the end of a pipe ends
+/// `cat`, rather than in `println!`'s panic ([`write_out`]).
+macro_rules! outln {
+    () => {
+        $crate::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` as [`outln!`] is `println!`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!($($arg)*))
+    };
+}
+
 mod api;
 mod bench;
 mod build;
@@ -23,6 +42,21 @@ mod template;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// Writes a command's answer to standard output. A reader that went away
+/// (a closed pipe) ends the process with success: whoever read what they
+/// wanted is no failure of the command's. Any other failure to write ends
+/// it with one.
+pub(crate) fn write_out(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(text) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// mimalloc instead of the system allocator: a request allocates and frees
 /// many small values across threads, and glibc's free lists took a tenth of

@@ -192,22 +192,22 @@ fn quota_text(q: &Value) -> String {
 }
 
 fn print_plan(p: &Value) {
-    println!("usage plan {}", p["name"].as_str().unwrap_or(""));
+    outln!("usage plan {}", p["name"].as_str().unwrap_or(""));
     let description = p["description"].as_str().unwrap_or("");
     if !description.is_empty() {
-        println!("  description: {description}");
+        outln!("  description: {description}");
     }
-    println!("  stages:      {}", names(&p["stages"]));
-    println!("  throttle:    {}", throttle_text(&p["throttle"]));
-    println!("  quota:       {}", quota_text(&p["quota"]));
+    outln!("  stages:      {}", names(&p["stages"]));
+    outln!("  throttle:    {}", throttle_text(&p["throttle"]));
+    outln!("  quota:       {}", quota_text(&p["quota"]));
     for (stage, methods) in p["method_throttle"].as_object().into_iter().flatten() {
         for (method, t) in methods.as_object().into_iter().flatten() {
-            println!("  throttle of {stage} {method}: {}", throttle_text(t));
+            outln!("  throttle of {stage} {method}: {}", throttle_text(t));
         }
     }
-    println!("  keys:        {}", names(&p["keys"]));
-    println!("  source:      {}", p["source"].as_str().unwrap_or(""));
-    println!("  created:     {}", p["created"].as_str().unwrap_or(""));
+    outln!("  keys:        {}", names(&p["keys"]));
+    outln!("  source:      {}", p["source"].as_str().unwrap_or(""));
+    outln!("  created:     {}", p["created"].as_str().unwrap_or(""));
 }
 
 fn check_day(flag: &str, day: &Option<String>) -> anyhow::Result<()> {
@@ -247,7 +247,7 @@ pub async fn run(cmd: PlanCommand) -> anyhow::Result<ExitCode> {
             }
             let plans = v["usage_plans"].as_array().cloned().unwrap_or_default();
             if plans.is_empty() {
-                println!("no usage plans");
+                outln!("no usage plans");
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = Table::new(&["NAME", "STAGES", "THROTTLE", "QUOTA", "KEYS", "SOURCE"]);
@@ -309,7 +309,7 @@ pub async fn run(cmd: PlanCommand) -> anyhow::Result<ExitCode> {
             let path = format!("/v1/usageplans/{}", enc(&a.name));
             a.out.client.client()?.call(Method::DELETE, &path, &[], Bytes::new()).await?;
             if !a.out.json() {
-                println!("deleted usage plan {}", a.name);
+                outln!("deleted usage plan {}", a.name);
             }
         }
         PlanCommand::Usage(a) => usage(a).await?,
@@ -343,15 +343,15 @@ async fn usage(a: UsageArgs) -> anyhow::Result<()> {
     let start = report["startDate"].as_str().unwrap_or("");
     let end = report["endDate"].as_str().unwrap_or("");
     let first = clock::parse_day(start).with_context(|| format!("the server's startDate {start:?}"))?;
-    println!("usage plan {}, {start} to {end} (UTC)", report["usagePlanId"].as_str().unwrap_or(&a.name));
+    outln!("usage plan {}, {start} to {end} (UTC)", report["usagePlanId"].as_str().unwrap_or(&a.name));
     let items = report["items"].as_object().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("no API keys in this plan");
+        outln!("no API keys in this plan");
         return Ok(());
     }
     for (id, rows) in items {
         let name = report["keyNames"][&id].as_str().unwrap_or("?");
-        println!("\nAPI key {name} ({id})");
+        outln!("\nAPI key {name} ({id})");
         let mut table = Table::new(&["DATE", "USED", "REMAINING"]);
         for (i, row) in rows.as_array().into_iter().flatten().enumerate() {
             let remaining = match &row[1] {

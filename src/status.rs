@@ -23,8 +23,8 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let r = &s["runtime"];
-    println!("wasmgate {} at {}", text(&s["version"]), a.client.client()?.base());
-    println!(
+    outln!("wasmgate {} at {}", text(&s["version"]), a.client.client()?.base());
+    outln!(
         "functions {}, versions loaded {}, instances {} of {}, compiles {}, artifact loads {}",
         s["functions"],
         r["loaded_versions"],
@@ -33,8 +33,8 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
         r["compiles"],
         r["artifact_loads"]
     );
-    println!("policy store: {}", text(&s["policies"]["store"]));
-    println!();
+    outln!("policy store: {}", text(&s["policies"]["store"]));
+    outln!();
     let mut pools = Table::new(&["FUNCTION", "VERSION", "BUSY", "IDLE"]);
     for p in s["pools"].as_array().into_iter().flatten() {
         pools.row(vec![text(&p["function"]), text(&p["version"]), p["busy"].to_string(), p["idle"].to_string()]);
@@ -42,7 +42,7 @@ pub async fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     pools.print();
     let caches: Vec<_> = s["policies"]["cache"].as_array().into_iter().flatten().collect();
     if !caches.is_empty() {
-        println!();
+        outln!();
         let mut table = Table::new(&["CACHED STAGE", "HITS", "MISSES"]);
         for c in caches {
             table.row(vec![text(&c["stage"]), c["hits"].to_string(), c["misses"].to_string()]);

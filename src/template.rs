@@ -93,7 +93,7 @@ pub fn run(cmd: TemplateCommand) -> anyhow::Result<ExitCode> {
     let mut ctx = TemplateContext::new(context(&a.context)?);
     match template.render_explained(&input, &mut ctx) {
         Ok((out, notes)) => {
-            print!("{out}");
+            out!("{out}");
             // What Velocity swallowed, once per place (a loop repeats them).
             let mut told: Vec<(String, usize)> = Vec::new();
             for note in notes {

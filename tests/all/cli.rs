@@ -68,6 +68,33 @@ fn the_function_commands_and_their_errors() {
     assert!(err.contains("not a WebAssembly binary"), "{err}");
 }
 
+/// A reader that stops early (`wasmgate logs F | head -1`) ends the
+/// command quietly and successfully, as the end of a pipe ends `cat`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_whose_reader_stops_early_ends_quietly() {
+    use std::io::BufRead;
+    let server = TestServer::start("[functions.Echo]\nguest = \"echo\"\n");
+    // More than a pipe holds (64 KB): the command is still writing when
+    // its reader goes.
+    let event = json!({"log": "y".repeat(200_000)}).to_string();
+    assert_eq!(server.invoke("Echo", &event).await.status, 200);
+    let mut child = std::process::Command::new(crate::common::BIN)
+        .args(["logs", "Echo", "--admin", &server.admin_url, "--data-dir"])
+        .arg(server.data_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains(" START RequestId: "), "{first}");
+    // The reader is gone (dropped with its pipe's end).
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(err, "", "nothing said, no panic");
+}
+
 #[test]
 fn bench_prints_cold_warm_and_hot_latencies() {
     let server = TestServer::start(ITEMS);
