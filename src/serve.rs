@@ -63,9 +63,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.server.admin_allow_remote = true;
     }
     let server = wasmgate_host::server::start(&config).await?;
-    // Printed (not only logged) so scripts and tests can read the bound ports.
-    println!("wasmgate: gateway listening on http://{}", server.gateway_addr);
-    println!("wasmgate: admin API listening on http://{}", server.admin_addr);
+    // Printed (not only logged) so scripts and tests can read the bound
+    // ports. A standard output nobody reads any more is no reason to stop
+    // serving: a failure to write is let be.
+    let listening = format!(
+        "wasmgate: gateway listening on http://{}\nwasmgate: admin API listening on http://{}\n",
+        server.gateway_addr, server.admin_addr
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), listening.as_bytes());
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     server.shutdown().await;
@@ -195,7 +200,7 @@ pub async fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         };
         summary.push_str(&format!("; API {}: {}{cors}, {stages}", api.name, count(methods, "method")));
     }
-    println!("{summary}");
+    outln!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
 
