@@ -450,6 +450,13 @@ impl prometheus_client::collector::Collector for StateCollector {
         )?;
         encode_gauges(
             &mut encoder,
+            "wasmgate_recent_logs_bytes",
+            "Memory the recent logs (wasmgate logs) hold, all functions and stages together \
+             (at most [server] recent_logs_mb)",
+            &[(vec![], runtime.recent_logs().held() as i64)],
+        )?;
+        encode_gauges(
+            &mut encoder,
             "wasmgate_process_start_time_seconds",
             "When this process started, in Unix seconds",
             &[(vec![], process_start_seconds())],

@@ -570,4 +570,9 @@ async fn the_recent_logs_hold_no_more_than_the_servers_budget() {
     assert_eq!(kept, newest, "the newest are kept, in order");
     let newest = out.lines().rev().find(|l| l.contains(" before ")).unwrap();
     assert!(newest.contains(&format!("before 11 {text}")), "its output whole");
+    // What they hold, as the metrics show it: within the budget, and more
+    // than what was kept.
+    let metrics = get(&format!("{}/metrics", server.admin_url)).await.text();
+    let held = sample(&metrics, "wasmgate_recent_logs_bytes{}").expect("the recent logs' gauge");
+    assert!(held <= (1 << 20) as f64 && held >= (kept.len() * 200_000) as f64, "{held}");
 }
