@@ -71,10 +71,33 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         server.gateway_addr, server.admin_addr
     );
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), listening.as_bytes());
+    reopen_logs_on_sigusr1(&server.gateway);
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGUSR1 has the access-log files opened again by their names, as nginx
+/// does: logrotate renames a file, then signals.
+fn reopen_logs_on_sigusr1(gateway: &std::sync::Arc<wasmgate_host::gateway::Gateway>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::user_defined1()) {
+            Ok(mut usr1) => {
+                let gateway = gateway.clone();
+                tokio::spawn(async move {
+                    while usr1.recv().await.is_some() {
+                        gateway.reopen_access_logs();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("SIGUSR1 cannot be listened for: access-log files will not be reopened: {e}"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
 }
 
 async fn shutdown_signal() {

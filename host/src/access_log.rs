@@ -18,6 +18,9 @@
 //! a request hands its line over and goes on; the thread writes what has
 //! come in batches, so a line is in its file within about 200 ms (at once
 //! when the server stops). Stages that name the same file share its writer.
+//! [`AccessLogs::reopen`] (the server's SIGUSR1, as nginx's) has each file
+//! opened again by its name, for log rotation: what was written before it
+//! stays in the file renamed.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -465,6 +468,8 @@ struct PendingState {
     /// Flushes asked for, and the last one the writer has done.
     flushes_asked: u64,
     flushes_done: u64,
+    /// The file is to be opened again by its name.
+    reopen: bool,
     closed: bool,
 }
 
@@ -478,12 +483,12 @@ impl FileSink {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = open_for_appending(path)?;
         let shared = Arc::new(Pending::default());
-        let (writer, shown) = (shared.clone(), path.display().to_string());
+        let (writer, path) = (shared.clone(), path.to_path_buf());
         std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_lines(file, &writer, &shown, gather))?;
+            .spawn(move || write_lines(file, &writer, &path, gather))?;
         Ok(FileSink { shared })
     }
 
@@ -503,6 +508,13 @@ impl FileSink {
         if before == 0 || filled {
             self.shared.work.notify_one();
         }
+    }
+
+    /// Has the writer open the file again by its name, once the lines it
+    /// has are written to the one open now.
+    fn reopen(&self) {
+        self.shared.state.lock().reopen = true;
+        self.shared.work.notify_one();
     }
 
     /// Waits (up to `within`) until every line sent so far is in the file.
@@ -528,17 +540,24 @@ impl Drop for FileSink {
     }
 }
 
+fn open_for_appending(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
 /// The writer thread: waits for a line, lets more gather (up to `gather`
 /// or [`BATCH_BYTES`]), writes them and flushes; a failure to
-/// write is logged once, until writing works again. It ends when its sink
+/// write is logged once, until writing works again. Asked to, it opens the
+/// file again by its name after writing what it has. It ends when its sink
 /// is dropped, after writing what was left.
-fn write_lines(mut out: std::fs::File, shared: &Pending, path: &str, gather: std::time::Duration) {
+fn write_lines(mut out: std::fs::File, shared: &Pending, file: &Path, gather: std::time::Duration) {
+    let path = &*file.display().to_string();
     let mut failing = false;
     let mut batch = Vec::new();
     loop {
-        let (dropped, flushes, closed) = {
+        let (dropped, flushes, reopen, closed) = {
             let mut state = shared.state.lock();
-            let asked = |state: &PendingState| state.flushes_asked != state.flushes_done || state.closed;
+            let asked =
+                |state: &PendingState| state.flushes_asked != state.flushes_done || state.reopen || state.closed;
             while state.buf.is_empty() && !asked(&state) {
                 shared.work.wait(&mut state);
             }
@@ -551,7 +570,7 @@ fn write_lines(mut out: std::fs::File, shared: &Pending, path: &str, gather: std
             }
             // The two buffers trade places: each keeps its capacity.
             std::mem::swap(&mut batch, &mut state.buf);
-            (std::mem::take(&mut state.dropped), state.flushes_asked, state.closed)
+            (std::mem::take(&mut state.dropped), state.flushes_asked, std::mem::take(&mut state.reopen), state.closed)
         };
         let result = out.write_all(&batch).and_then(|()| out.flush());
         batch.clear();
@@ -568,6 +587,17 @@ fn write_lines(mut out: std::fs::File, shared: &Pending, path: &str, gather: std
         }
         if dropped > 0 {
             tracing::warn!(path, lines = dropped, "access log lines dropped: its writer fell 16 MB behind");
+        }
+        if reopen {
+            match open_for_appending(file) {
+                Ok(reopened) => {
+                    out = reopened;
+                    tracing::info!(path, "the access log file is reopened");
+                }
+                Err(e) => {
+                    tracing::error!(path, error = %e, "the access log cannot be reopened: it is written where it was")
+                }
+            }
         }
         {
             let mut state = shared.state.lock();
@@ -603,6 +633,16 @@ impl AccessLogs {
                 tracing::error!(path = %path.display(), "the access log's last lines could not be written in time");
             }
         }
+    }
+
+    /// Has every file opened again by its name (for log rotation: a file
+    /// renamed keeps what was written before).
+    pub fn reopen(&self) {
+        let files = self.files.lock();
+        for sink in files.values() {
+            sink.reopen();
+        }
+        tracing::info!(files = files.len(), "reopening the access log files");
     }
 
     /// A stage's access log (`label`: `api/stage`). A file that cannot be

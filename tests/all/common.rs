@@ -193,6 +193,12 @@ impl TestServer {
         }
     }
 
+    /// Sends the server a signal (`kill -s NAME`).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("server running").id().to_string();
+        assert!(Command::new("kill").args(["-s", name, &pid]).status().expect("kill").success());
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server running");

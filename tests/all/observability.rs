@@ -273,6 +273,45 @@ fn access_lines(path: &std::path::Path, n: usize) -> Vec<String> {
     }
 }
 
+/// An access-log file is opened again by its name on SIGUSR1, as nginx's
+/// are: logrotate renames it and signals; the lines before stay in the
+/// renamed file, those after go to a new one, and none is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn access_log_files_are_reopened_on_sigusr1() {
+    let server = TestServer::start(&logged_api(
+        "[apis.Logged.stages.s]\naccess_log = { format = '$context.requestId $context.status', file = 's.log' }\n\
+         [apis.Logged.stages.t]\naccess_log = { format = '$context.requestId $context.status', file = 's.log' }\n",
+    ));
+    let request = |stage: &'static str| {
+        let url = server.url(&format!("/{stage}/items/2"));
+        async move {
+            let resp = http("GET", &url, &[], bytes::Bytes::new()).await;
+            assert_eq!(resp.status, 200);
+            format!("{} 200", resp.header("x-amzn-requestid").unwrap())
+        }
+    };
+    let path = server.data_dir().join("logs").join("s.log");
+    let before = vec![request("s").await, request("t").await];
+    assert_eq!(access_lines(&path, 2), before);
+    let rotated = path.with_extension("log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    // Written after the rename, before the signal: the renamed file's.
+    let late = request("s").await;
+    let from = server.log().len();
+    server.signal("USR1");
+    server.log_with(from, "the access log file is reopened");
+    let after = vec![request("t").await, request("s").await];
+    assert_eq!(access_lines(&path, 2), after, "the new file: the lines after the signal");
+    let mut old = before;
+    old.push(late);
+    assert_eq!(access_lines(&rotated, 3), old, "the renamed file: the lines before");
+    assert_eq!(
+        server.log().matches("the access log file is reopened").count(),
+        1,
+        "a file shared by two stages is one file"
+    );
+}
+
 /// `requestTime` as API Gateway writes it: `07/Dec/2026:18:49:38 +0000`.
 fn is_clf_time(text: &str) -> bool {
     let b = text.as_bytes();

@@ -131,6 +131,11 @@ impl Gateway {
         &self.policies
     }
 
+    /// Has every access-log file opened again by its name (log rotation).
+    pub fn reopen_access_logs(&self) {
+        self.access_logs.reopen();
+    }
+
     /// Writes every access line made so far to its file (as the server
     /// stops: blocks the thread, up to 5 s a file).
     pub fn flush_access_logs(&self) {
