@@ -31,7 +31,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -311,8 +311,9 @@ impl Ring {
 /// function does not lose its recent entries to an idle one's old ones).
 /// Counted when a chunk is made or let go, never per entry.
 struct Budget {
-    limit: usize,
-    held: AtomicUsize,
+    limit: isize,
+    /// Signed: a stream's growth may be counted just after what was shed of it.
+    held: AtomicIsize,
     streams: Mutex<Vec<std::sync::Weak<Stream>>>,
     /// Taken by the one call that sheds; the others go on meanwhile.
     shedding: Mutex<()>,
@@ -321,13 +322,9 @@ struct Budget {
 impl Budget {
     /// A stream's chunks came to hold `grown` bytes more (or fewer).
     fn grew(&self, grown: isize) {
-        if grown > 0 {
-            let held = self.held.fetch_add(grown.unsigned_abs(), Ordering::AcqRel) + grown.unsigned_abs();
-            if held > self.limit {
-                self.shed();
-            }
-        } else {
-            self.held.fetch_sub(grown.unsigned_abs(), Ordering::AcqRel);
+        let held = self.held.fetch_add(grown, Ordering::AcqRel) + grown;
+        if grown > 0 && held > self.limit {
+            self.shed();
         }
     }
 
@@ -345,7 +342,7 @@ impl Budget {
             let oldest = streams.iter().filter_map(|s| Some((s.ring.lock().oldest()?, s))).min_by_key(|(t, _)| *t);
             let Some((_, stream)) = oldest else { return };
             let freed = stream.ring.lock().shed_oldest();
-            self.held.fetch_sub(freed, Ordering::AcqRel);
+            self.held.fetch_sub(freed as isize, Ordering::AcqRel);
         }
     }
 }
@@ -541,8 +538,8 @@ impl RecentLogs {
             functions: Mutex::default(),
             stages: Mutex::default(),
             budget: Arc::new(Budget {
-                limit: budget,
-                held: AtomicUsize::new(0),
+                limit: budget.try_into().unwrap_or(isize::MAX),
+                held: AtomicIsize::new(0),
                 streams: Mutex::default(),
                 shedding: Mutex::new(()),
             }),
@@ -567,7 +564,7 @@ impl RecentLogs {
 
     /// The memory the streams hold together.
     pub fn held(&self) -> usize {
-        self.budget.held.load(Ordering::Acquire)
+        self.budget.held.load(Ordering::Acquire).max(0) as usize
     }
 }
 
