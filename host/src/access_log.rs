@@ -611,7 +611,8 @@ fn write_lines(mut out: std::fs::File, shared: &Pending, file: &Path, gather: st
 }
 
 /// The server's access-log files, each opened once and shared by the
-/// stages that name it, across deploys.
+/// stages that name it, across deploys; closed at a deploy after no stage
+/// served names it any more.
 pub struct AccessLogs {
     dir: PathBuf,
     files: Mutex<HashMap<PathBuf, Arc<FileSink>>>,
@@ -647,33 +648,41 @@ impl AccessLogs {
 
     /// A stage's access log (`label`: `api/stage`). A file that cannot be
     /// opened is logged, and its lines go to the server's log instead.
+    ///
+    /// A file no stage served names any more is closed then (its writer
+    /// writing what it has first): a deploy that moves stages to other
+    /// files closes the old ones at the deploy after it, once no request
+    /// can still write to them.
     pub fn for_stage(&self, label: &str, spec: &AccessLogSpec) -> StageAccessLog {
-        let sink = match &spec.destination {
-            Destination::Server => Sink::Server,
-            Destination::File(path) => {
-                let path = self.dir.join(path);
-                let mut files = self.files.lock();
-                match files.get(&path) {
-                    Some(sink) => Sink::File(sink.clone()),
-                    None => match FileSink::open(&path) {
-                        Ok(sink) => {
-                            let sink = Arc::new(sink);
-                            files.insert(path, sink.clone());
-                            Sink::File(sink)
-                        }
-                        Err(e) => {
-                            tracing::error!(
-                                stage = label,
-                                path = %path.display(),
-                                error = %e,
-                                "the stage's access log file cannot be opened: its lines go to the server's log"
-                            );
-                            Sink::Server
-                        }
-                    },
-                }
-            }
+        let wanted = match &spec.destination {
+            Destination::Server => None,
+            Destination::File(path) => Some(self.dir.join(path)),
         };
+        let mut files = self.files.lock();
+        files.retain(|path, sink| Some(path) == wanted.as_ref() || Arc::strong_count(sink) > 1);
+        let sink = match wanted {
+            None => Sink::Server,
+            Some(path) => match files.get(&path) {
+                Some(sink) => Sink::File(sink.clone()),
+                None => match FileSink::open(&path) {
+                    Ok(sink) => {
+                        let sink = Arc::new(sink);
+                        files.insert(path, sink.clone());
+                        Sink::File(sink)
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            stage = label,
+                            path = %path.display(),
+                            error = %e,
+                            "the stage's access log file cannot be opened: its lines go to the server's log"
+                        );
+                        Sink::Server
+                    }
+                },
+            },
+        };
+        drop(files);
         StageAccessLog { format: spec.format.clone(), sink, label: label.to_string(), recent: self.recent.stage(label) }
     }
 }
@@ -769,6 +778,37 @@ mod tests {
         };
         assert_eq!(written.len(), lines * 100, "every line sent, and nothing else");
         assert!(written.split(|b| *b == b'\n').take(lines).all(|l| l == line.as_bytes()));
+    }
+
+    #[test]
+    fn a_file_no_stage_names_any_more_is_closed_with_its_lines_written() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let logs = AccessLogs::new(dir.path().to_path_buf(), Arc::new(RecentLogs::default()));
+        let spec = |file: &str| AccessLogSpec {
+            format: Format::parse("$context.requestId").expect("parses"),
+            destination: Destination::File(file.into()),
+        };
+        let open = |logs: &AccessLogs| {
+            let mut files: Vec<PathBuf> = logs.files.lock().keys().cloned().collect();
+            files.sort();
+            files
+        };
+        let (s, t) = (logs.for_stage("A/s", &spec("a.log")), logs.for_stage("A/t", &spec("a.log")));
+        s.write(&Quoted, std::time::Instant::now());
+        assert_eq!(open(&logs), [dir.path().join("a.log")], "one file for both stages");
+        // A deploy names other files; the one before it is still served.
+        let (s2, t2) = (logs.for_stage("A/s", &spec("b.log")), logs.for_stage("A/t", &spec("b.log")));
+        assert_eq!(open(&logs), [dir.path().join("a.log"), dir.path().join("b.log")]);
+        // Once it is not, the next deploy closes a.log, its line written.
+        drop((s, t));
+        let _s3 = logs.for_stage("A/s", &spec("b.log"));
+        assert_eq!(open(&logs), [dir.path().join("b.log")]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default() != "r-1\n" {
+            assert!(std::time::Instant::now() < deadline, "a.log's line was not written");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        drop((s2, t2));
     }
 
     #[test]
