@@ -448,6 +448,8 @@ const BATCH_BYTES: usize = 256 << 10;
 /// buffer (a line is copied in under a lock; nothing is allocated per line).
 pub struct FileSink {
     shared: Arc<Pending>,
+    /// The writer thread, until the file is closed for good.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -486,10 +488,10 @@ impl FileSink {
         let file = open_for_appending(path)?;
         let shared = Arc::new(Pending::default());
         let (writer, path) = (shared.clone(), path.to_path_buf());
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || write_lines(file, &writer, &path, gather))?;
-        Ok(FileSink { shared })
+        Ok(FileSink { shared, writer: Mutex::new(Some(writer)) })
     }
 
     fn send(&self, line: &str) {
@@ -533,10 +535,30 @@ impl FileSink {
     }
 }
 
-impl Drop for FileSink {
-    fn drop(&mut self) {
+impl FileSink {
+    /// Has the writer write what it has and end, without waiting for it.
+    fn end(&self) {
         self.shared.state.lock().closed = true;
         self.shared.work.notify_one();
+    }
+
+    /// Whether the writer has ended.
+    fn ended(&self) -> bool {
+        self.writer.lock().as_ref().is_none_or(std::thread::JoinHandle::is_finished)
+    }
+
+    /// Has the writer write what it has and end, and waits until it has.
+    fn close(&self) {
+        self.end();
+        if let Some(writer) = self.writer.lock().take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
@@ -616,6 +638,8 @@ fn write_lines(mut out: std::fs::File, shared: &Pending, file: &Path, gather: st
 pub struct AccessLogs {
     dir: PathBuf,
     files: Mutex<HashMap<PathBuf, Arc<FileSink>>>,
+    /// Files no stage names any more, whose writers are ending.
+    ended: Mutex<Vec<Arc<FileSink>>>,
     recent: Arc<RecentLogs>,
 }
 
@@ -623,16 +647,20 @@ impl AccessLogs {
     /// `dir`: where relative file names are (the data directory's `logs/`);
     /// `recent`: where each stage's recent lines are kept.
     pub fn new(dir: PathBuf, recent: Arc<RecentLogs>) -> AccessLogs {
-        AccessLogs { dir, files: Mutex::new(HashMap::new()), recent }
+        AccessLogs { dir, files: Mutex::new(HashMap::new()), ended: Mutex::new(Vec::new()), recent }
     }
 
     /// Writes every line handed over so far to its file (as the server
-    /// stops), waiting at most `within` for each file.
+    /// stops), waiting at most `within` for each file (and for the writers
+    /// of the files no stage names any more to end).
     pub fn flush(&self, within: std::time::Duration) {
         for (path, sink) in self.files.lock().iter() {
             if !sink.flush(within) {
                 tracing::error!(path = %path.display(), "the access log's last lines could not be written in time");
             }
+        }
+        for sink in self.ended.lock().drain(..) {
+            sink.close();
         }
     }
 
@@ -650,16 +678,27 @@ impl AccessLogs {
     /// opened is logged, and its lines go to the server's log instead.
     ///
     /// A file no stage served names any more is closed then (its writer
-    /// writing what it has first): a deploy that moves stages to other
-    /// files closes the old ones at the deploy after it, once no request
-    /// can still write to them.
+    /// writing what it has first, and waited for when the server stops): a
+    /// deploy that moves stages to other files closes the old ones at the
+    /// deploy after it, once no request can still write to them.
     pub fn for_stage(&self, label: &str, spec: &AccessLogSpec) -> StageAccessLog {
         let wanted = match &spec.destination {
             Destination::Server => None,
             Destination::File(path) => Some(self.dir.join(path)),
         };
         let mut files = self.files.lock();
-        files.retain(|path, sink| Some(path) == wanted.as_ref() || Arc::strong_count(sink) > 1);
+        let unnamed: Vec<Arc<FileSink>> = files
+            .extract_if(|path, sink| Some(path) != wanted.as_ref() && Arc::strong_count(sink) == 1)
+            .map(|(_, sink)| sink)
+            .collect();
+        if !unnamed.is_empty() {
+            let mut ended = self.ended.lock();
+            ended.retain(|sink| !sink.ended());
+            for sink in unnamed {
+                sink.end();
+                ended.push(sink);
+            }
+        }
         let sink = match wanted {
             None => Sink::Server,
             Some(path) => match files.get(&path) {
@@ -799,15 +838,14 @@ mod tests {
         // A deploy names other files; the one before it is still served.
         let (s2, t2) = (logs.for_stage("A/s", &spec("b.log")), logs.for_stage("A/t", &spec("b.log")));
         assert_eq!(open(&logs), [dir.path().join("a.log"), dir.path().join("b.log")]);
-        // Once it is not, the next deploy closes a.log, its line written.
+        // Once it is not, the next deploy closes a.log; a server that stops
+        // then waits for its writer, which writes its line first.
         drop((s, t));
         let _s3 = logs.for_stage("A/s", &spec("b.log"));
         assert_eq!(open(&logs), [dir.path().join("b.log")]);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default() != "r-1\n" {
-            assert!(std::time::Instant::now() < deadline, "a.log's line was not written");
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+        logs.flush(std::time::Duration::from_secs(5));
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.log")).expect("a.log"), "r-1\n");
+        assert!(logs.ended.lock().is_empty());
         drop((s2, t2));
     }
 
