@@ -146,6 +146,13 @@ fn a_bad_configuration_is_rejected_naming_the_key_and_line() {
         ("[server]\nbody_read_timeout_ms = 0\n", "server.body_read_timeout_ms: must be at least 1", ":2:"),
         ("[server]\nmax_outbound_requests = 0\n", "server.max_outbound_requests: must be between 1 and 10000", ":2:"),
         ("[server]\nrecent_logs_mb = 0\n", "server.recent_logs_mb: must be between 1 and 65536", ":2:"),
+        ("[server]\nmax_memory_mb = 70000\n", "server.max_memory_mb: must be between 1 and 65536", ":2:"),
+        ("[server]\nmax_code_mb = 2048\n", "server.max_code_mb: must be between 1 and 1024", ":2:"),
+        (
+            "[server]\nmax_outbound_response_mb = 0\n",
+            "server.max_outbound_response_mb: must be between 1 and 1024",
+            ":2:",
+        ),
         // Outbound hosts, and sources to build.
         (
             "[functions.F]\nguest = \"items\"\nallowed_outbound_hosts = [\"https://api.example.com/v1\"]\n",

@@ -161,6 +161,21 @@ impl Ctx<'_> {
         }
     }
 
+    /// A number that must lie within `range`, if it is set.
+    fn within<T: Copy + PartialOrd + std::fmt::Display>(
+        &self,
+        value: &Option<Spanned<T>>,
+        key: &str,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        match value {
+            Some(v) if !range.contains(v.get_ref()) => {
+                self.err(v.span(), key, format!("must be between {} and {}", range.start(), range.end()))
+            }
+            v => Ok(v.as_ref().map(|v| *v.get_ref())),
+        }
+    }
+
     fn addr(&self, value: &Option<Spanned<String>>, key: &str, default: &str) -> Result<SocketAddr, ConfigError> {
         match value {
             None => Ok(default.parse().expect("default address parses")),
@@ -189,39 +204,21 @@ pub(super) fn resolve(
         }
         engine.max_instances = *n.get_ref();
     }
-    if let Some(n) = &s.max_memory_mb {
-        if *n.get_ref() == 0 || *n.get_ref() > 65536 {
-            return cx.err(n.span(), "server.max_memory_mb", "must be between 1 and 65536");
-        }
-        engine.max_memory_mb = *n.get_ref();
+    if let Some(mb) = cx.within(&s.max_memory_mb, "server.max_memory_mb", 1..=65536)? {
+        engine.max_memory_mb = mb;
     }
-    let max_code_bytes = match &s.max_code_mb {
-        None => 64 << 20,
-        Some(n) if *n.get_ref() == 0 || *n.get_ref() > 1024 => {
-            return cx.err(n.span(), "server.max_code_mb", "must be between 1 and 1024");
-        }
-        Some(n) => (*n.get_ref() as usize) << 20,
-    };
+    let max_code_bytes = cx.within(&s.max_code_mb, "server.max_code_mb", 1..=1024)?.map_or(64, |mb| mb as usize) << 20;
     let mut outbound = OutboundOptions::default();
-    if let Some(n) = &s.max_outbound_response_mb {
-        if *n.get_ref() == 0 || *n.get_ref() > 1024 {
-            return cx.err(n.span(), "server.max_outbound_response_mb", "must be between 1 and 1024");
-        }
-        outbound.max_response_bytes = *n.get_ref() << 20;
+    if let Some(mb) = cx.within(&s.max_outbound_response_mb, "server.max_outbound_response_mb", 1..=1024)? {
+        outbound.max_response_bytes = mb << 20;
     }
-    if let Some(n) = &s.max_outbound_requests {
-        if *n.get_ref() == 0 || *n.get_ref() > 10_000 {
-            return cx.err(n.span(), "server.max_outbound_requests", "must be between 1 and 10000");
-        }
-        outbound.max_concurrency = *n.get_ref() as u32;
+    if let Some(n) = cx.within(&s.max_outbound_requests, "server.max_outbound_requests", 1..=10_000)? {
+        outbound.max_concurrency = n as u32;
     }
-    let recent_logs_bytes = match &s.recent_logs_mb {
-        None => crate::recent_logs::DEFAULT_BUDGET_MB << 20,
-        Some(n) if *n.get_ref() == 0 || *n.get_ref() > 65536 => {
-            return cx.err(n.span(), "server.recent_logs_mb", "must be between 1 and 65536");
-        }
-        Some(n) => (*n.get_ref() as usize) << 20,
-    };
+    let recent_logs_bytes = cx
+        .within(&s.recent_logs_mb, "server.recent_logs_mb", 1..=65536)?
+        .map_or(crate::recent_logs::DEFAULT_BUDGET_MB, |mb| mb as usize)
+        << 20;
     let server = ServerConfig {
         recent_logs_bytes,
         listen: cx.addr(&s.listen, "server.listen", "127.0.0.1:8080")?,
