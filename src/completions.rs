@@ -14,12 +14,11 @@ pub struct CompletionsArgs {
 /// Prints the completion script for `shell` (e.g. `wasmgate completions
 /// bash > ~/.local/share/bash-completion/completions/wasmgate`).
 pub fn completions(a: CompletionsArgs, command: &mut clap::Command) -> anyhow::Result<ExitCode> {
-    // Written whole, once: a reader that stops early (`| head`) ends the
-    // command quietly rather than in a panic of the generator's.
+    // Made whole, then written as every answer is: a reader that stops
+    // early (`| head`) ends the command quietly rather than in a panic of
+    // the generator's.
     let mut script = Vec::new();
     clap_complete::generate(a.shell, command, "wasmgate", &mut script);
-    match std::io::Write::write_all(&mut std::io::stdout().lock(), &script) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(ExitCode::SUCCESS),
-    }
+    out!("{}", String::from_utf8_lossy(&script));
+    Ok(ExitCode::SUCCESS)
 }
