@@ -201,10 +201,8 @@ impl TestServer {
 
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("server running");
-        let pid = child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
-        child.wait().expect("wait for the server")
+        self.signal("TERM");
+        self.child.take().expect("server running").wait().expect("wait for the server")
     }
 
     /// Stops the server as an operator does (SIGTERM, a clean exit) and
