@@ -219,9 +219,9 @@ pub struct Stream {
     /// Wakes the readers waiting for the next entry (told only while one waits).
     arrived: Notify,
     waiting: AtomicUsize,
-    /// What it shares its server's memory for recent logs with (none: a
-    /// stream of its own, bounded by its own limits alone).
-    budget: Option<Arc<Budget>>,
+    /// The server's streams it shares their budget with (none: a stream
+    /// of its own, bounded by its own limits alone).
+    budget: std::sync::Weak<Streams>,
 }
 
 #[derive(Default)]
@@ -306,20 +306,21 @@ impl Ring {
     }
 }
 
-/// The memory a server's streams hold together, and its bound: past it,
-/// the oldest chunk of all goes, whichever stream it is in (a busy
+/// A server's streams, the memory they hold together, and its bound: past
+/// it, the oldest chunk of all goes, whichever stream it is in (a busy
 /// function does not lose its recent entries to an idle one's old ones).
 /// Counted when a chunk is made or let go, never per entry.
-struct Budget {
+struct Streams {
+    functions: Mutex<HashMap<String, Arc<Stream>>>,
+    stages: Mutex<HashMap<String, Arc<Stream>>>,
     limit: isize,
     /// Signed: a stream's growth may be counted just after what was shed of it.
     held: AtomicIsize,
-    streams: Mutex<Vec<std::sync::Weak<Stream>>>,
     /// Taken by the one call that sheds; the others go on meanwhile.
     shedding: Mutex<()>,
 }
 
-impl Budget {
+impl Streams {
     /// A stream's chunks came to hold `grown` bytes more (or fewer).
     fn grew(&self, grown: isize) {
         let held = self.held.fetch_add(grown, Ordering::AcqRel) + grown;
@@ -330,16 +331,15 @@ impl Budget {
 
     /// Lets the oldest chunks of all go until the streams hold no more
     /// than the limit. A stream's lock is taken alone, never inside
-    /// another's.
+    /// another's (and no one takes the maps' locks inside a stream's).
     fn shed(&self) {
         let Some(_one) = self.shedding.try_lock() else { return };
         while self.held.load(Ordering::Acquire) > self.limit {
-            let streams: Vec<Arc<Stream>> = {
-                let mut streams = self.streams.lock();
-                streams.retain(|s| s.strong_count() > 0);
-                streams.iter().filter_map(std::sync::Weak::upgrade).collect()
+            let oldest = {
+                let (functions, stages) = (self.functions.lock(), self.stages.lock());
+                let streams = functions.values().chain(stages.values());
+                streams.filter_map(|s| Some((s.ring.lock().oldest()?, s.clone()))).min_by_key(|(t, _)| *t)
             };
-            let oldest = streams.iter().filter_map(|s| Some((s.ring.lock().oldest()?, s))).min_by_key(|(t, _)| *t);
             let Some((_, stream)) = oldest else { return };
             let freed = stream.ring.lock().shed_oldest();
             self.held.fetch_sub(freed as isize, Ordering::AcqRel);
@@ -409,9 +409,9 @@ impl Stream {
             self.arrived.notify_waiters();
         }
         if grown != 0
-            && let Some(budget) = &self.budget
+            && let Some(streams) = self.budget.upgrade()
         {
-            budget.grew(grown);
+            streams.grew(grown);
         }
     }
 
@@ -512,11 +512,7 @@ impl Drop for Waiting<'_> {
 }
 
 /// Every stream of a server, holding no more than its budget together.
-pub struct RecentLogs {
-    functions: Mutex<HashMap<String, Arc<Stream>>>,
-    stages: Mutex<HashMap<String, Arc<Stream>>>,
-    budget: Arc<Budget>,
-}
+pub struct RecentLogs(Arc<Streams>);
 
 impl Default for RecentLogs {
     fn default() -> Self {
@@ -534,37 +530,32 @@ impl RecentLogs {
     /// Streams that hold at most `budget` bytes together (each also at most
     /// [`MAX_ENTRIES`] entries and [`MAX_BYTES`] of text).
     pub fn new(budget: usize) -> RecentLogs {
-        RecentLogs {
+        RecentLogs(Arc::new(Streams {
             functions: Mutex::default(),
             stages: Mutex::default(),
-            budget: Arc::new(Budget {
-                limit: budget.try_into().unwrap_or(isize::MAX),
-                held: AtomicIsize::new(0),
-                streams: Mutex::default(),
-                shedding: Mutex::new(()),
-            }),
-        }
+            limit: budget.try_into().unwrap_or(isize::MAX),
+            held: AtomicIsize::new(0),
+            shedding: Mutex::new(()),
+        }))
     }
 
     /// A function's stream (made on first use, kept across its versions).
     pub fn function(&self, name: &str) -> Arc<Stream> {
-        self.functions.lock().entry(name.to_string()).or_insert_with(|| self.new_stream()).clone()
+        self.0.functions.lock().entry(name.to_string()).or_insert_with(|| self.new_stream()).clone()
     }
 
     /// A stage's access-log stream (`api/stage`).
     pub fn stage(&self, stage: &str) -> Arc<Stream> {
-        self.stages.lock().entry(stage.to_string()).or_insert_with(|| self.new_stream()).clone()
+        self.0.stages.lock().entry(stage.to_string()).or_insert_with(|| self.new_stream()).clone()
     }
 
     fn new_stream(&self) -> Arc<Stream> {
-        let stream = Arc::new(Stream { budget: Some(self.budget.clone()), ..Stream::default() });
-        self.budget.streams.lock().push(Arc::downgrade(&stream));
-        stream
+        Arc::new(Stream { budget: Arc::downgrade(&self.0), ..Stream::default() })
     }
 
     /// The memory the streams hold together.
     pub fn held(&self) -> usize {
-        self.budget.held.load(Ordering::Acquire).max(0) as usize
+        self.0.held.load(Ordering::Acquire).max(0) as usize
     }
 }
 
