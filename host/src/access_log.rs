@@ -533,9 +533,7 @@ impl FileSink {
         }
         true
     }
-}
 
-impl FileSink {
     /// Has the writer write what it has and end, without waiting for it.
     fn end(&self) {
         self.shared.state.lock().closed = true;
@@ -639,7 +637,7 @@ pub struct AccessLogs {
     dir: PathBuf,
     files: Mutex<HashMap<PathBuf, Arc<FileSink>>>,
     /// Files no stage names any more, whose writers are ending.
-    ended: Mutex<Vec<Arc<FileSink>>>,
+    ending: Mutex<Vec<Arc<FileSink>>>,
     recent: Arc<RecentLogs>,
 }
 
@@ -647,7 +645,7 @@ impl AccessLogs {
     /// `dir`: where relative file names are (the data directory's `logs/`);
     /// `recent`: where each stage's recent lines are kept.
     pub fn new(dir: PathBuf, recent: Arc<RecentLogs>) -> AccessLogs {
-        AccessLogs { dir, files: Mutex::new(HashMap::new()), ended: Mutex::new(Vec::new()), recent }
+        AccessLogs { dir, files: Mutex::new(HashMap::new()), ending: Mutex::new(Vec::new()), recent }
     }
 
     /// Writes every line handed over so far to its file (as the server
@@ -659,7 +657,7 @@ impl AccessLogs {
                 tracing::error!(path = %path.display(), "the access log's last lines could not be written in time");
             }
         }
-        for sink in self.ended.lock().drain(..) {
+        for sink in self.ending.lock().drain(..) {
             sink.close();
         }
     }
@@ -692,11 +690,11 @@ impl AccessLogs {
             .map(|(_, sink)| sink)
             .collect();
         if !unnamed.is_empty() {
-            let mut ended = self.ended.lock();
-            ended.retain(|sink| !sink.ended());
+            let mut ending = self.ending.lock();
+            ending.retain(|sink| !sink.ended());
             for sink in unnamed {
                 sink.end();
-                ended.push(sink);
+                ending.push(sink);
             }
         }
         let sink = match wanted {
@@ -845,7 +843,7 @@ mod tests {
         assert_eq!(open(&logs), [dir.path().join("b.log")]);
         logs.flush(std::time::Duration::from_secs(5));
         assert_eq!(std::fs::read_to_string(dir.path().join("a.log")).expect("a.log"), "r-1\n");
-        assert!(logs.ended.lock().is_empty());
+        assert!(logs.ending.lock().is_empty());
         drop((s2, t2));
     }
 
