@@ -62,6 +62,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.admin_allow_remote {
         config.server.admin_allow_remote = true;
     }
+    // Listened for from before the start (SIGUSR1's default is to end the
+    // process), answered once the server runs.
+    #[cfg(unix)]
+    let usr1 = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1());
     let server = wasmgate_host::server::start(&config).await?;
     // Printed (not only logged) so scripts and tests can read the bound
     // ports. A standard output nobody reads any more is no reason to stop
@@ -71,33 +75,32 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         server.gateway_addr, server.admin_addr
     );
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), listening.as_bytes());
-    reopen_logs_on_sigusr1(&server.gateway);
+    #[cfg(unix)]
+    reopen_logs_on(usr1, &server.gateway);
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGUSR1 has the access-log files opened again by their names, as nginx
-/// does: logrotate renames a file, then signals.
-fn reopen_logs_on_sigusr1(gateway: &std::sync::Arc<wasmgate_host::gateway::Gateway>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::user_defined1()) {
-            Ok(mut usr1) => {
-                let gateway = gateway.clone();
-                tokio::spawn(async move {
-                    while usr1.recv().await.is_some() {
-                        gateway.reopen_access_logs();
-                    }
-                });
-            }
-            Err(e) => tracing::warn!("SIGUSR1 cannot be listened for: access-log files will not be reopened: {e}"),
+/// Each SIGUSR1 has the access-log files opened again by their names, as
+/// nginx does: logrotate renames a file, then signals.
+#[cfg(unix)]
+fn reopen_logs_on(
+    usr1: std::io::Result<tokio::signal::unix::Signal>,
+    gateway: &std::sync::Arc<wasmgate_host::gateway::Gateway>,
+) {
+    match usr1 {
+        Ok(mut usr1) => {
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    gateway.reopen_access_logs();
+                }
+            });
         }
+        Err(e) => tracing::warn!("SIGUSR1 cannot be listened for: access-log files will not be reopened: {e}"),
     }
-    #[cfg(not(unix))]
-    let _ = gateway;
 }
 
 async fn shutdown_signal() {
